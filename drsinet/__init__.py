@@ -1,0 +1,3 @@
+"""drsinet (models land with their issue)."""
+
+__all__: list[str] = []

@@ -1,0 +1,64 @@
+"""Typed exceptions raised by posezoo.
+
+Every error a user can provoke with bad input derives from :class:`PosezooError`, so callers can catch the
+library's errors in one place while still telling them apart. Each subclass also derives from the closest
+built-in exception (``KeyError``, ``ValueError``, ``FileNotFoundError``, ...) so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadImageError",
+    "ChecksumError",
+    "DatasetError",
+    "HubUnavailableError",
+    "IncompatibleWeightsError",
+    "InvalidInputError",
+    "PosezooError",
+    "UnknownModelError",
+    "UnsafeWeightsError",
+    "WeightsNotFoundError",
+]
+
+
+class PosezooError(Exception):
+    """Base class of every error raised on purpose by posezoo."""
+
+
+class UnknownModelError(PosezooError, KeyError):
+    """A model name is not in the registry. The message lists the registered names."""
+
+    def __str__(self) -> str:  # KeyError would otherwise print the repr of the message
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsNotFoundError(PosezooError, FileNotFoundError):
+    """No weights are published for the requested model/tag, or a local weight file does not exist."""
+
+
+class HubUnavailableError(PosezooError, ConnectionError):
+    """The Hugging Face Hub could not be reached (or offline mode is on) and the file is not cached."""
+
+
+class ChecksumError(PosezooError, ValueError):
+    """A downloaded or local weight file does not match the sha256 recorded in the registry."""
+
+
+class IncompatibleWeightsError(PosezooError, ValueError):
+    """A weight file is corrupted, or its keys/shapes do not match the model it is loaded into."""
+
+
+class UnsafeWeightsError(PosezooError, ValueError):
+    """A weight file is not safetensors (for example a pickle); posezoo refuses to unpickle it."""
+
+
+class BadImageError(PosezooError, ValueError):
+    """An image could not be read or has an unsupported mode, dtype or shape."""
+
+
+class InvalidInputError(PosezooError, ValueError):
+    """An argument other than an image is malformed (boxes with NaN, wrong tensor shape, ...)."""
+
+
+class DatasetError(PosezooError, ValueError):
+    """A COCO-format dataset is malformed or references a missing image; the message names file and record."""

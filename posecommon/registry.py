@@ -1,0 +1,189 @@
+"""Model registry: entrypoints declare their paper figures and published weights next to their definition.
+
+Usage inside a model package::
+
+    @register_model(family="vttranspose", summary="...", paper=PaperFigures(...))
+    def vttranspose_h_s(pretrained: bool | str = False, **kwargs) -> VTTransPose:
+        return _create("vttranspose_h_s", pretrained, **kwargs)
+
+``list_models()`` and ``create_model()`` import the built-in model packages on first use, so
+``posecommon.create_model("drsi_net_s")`` works without importing :mod:`drsinet` first.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from torch import nn
+
+from .errors import UnknownModelError
+
+__all__ = [
+    "ModelInfo",
+    "PaperFigures",
+    "WeightSpec",
+    "create_model",
+    "get_model_info",
+    "list_models",
+    "register_model",
+]
+
+MODEL_PACKAGES = ("vttranspose", "drsinet")
+"""Packages imported on first registry access so their ``@register_model`` decorators run."""
+
+
+@dataclass(frozen=True)
+class PaperFigures:
+    """Figures a paper reports for one model at one input size.
+
+    Args:
+        params_m: Parameters in millions.
+        macs_g: Multiply-accumulates in billions (what the papers call "GFLOPs").
+        input_size: ``(H, W)`` the MACs refer to.
+        ap: COCO keypoint AP the paper reports (0-100), if any.
+        source: Where the figures come from, e.g. ``"VTTransPose paper, Table 3"``.
+    """
+
+    params_m: float | None
+    macs_g: float | None
+    input_size: tuple[int, int]
+    ap: float | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One published weight file.
+
+    Args:
+        tag: Weight tag; ``"<model>.<tag>"`` names the weights.
+        repo_id: Hugging Face Hub repository, ``"org/name"``.
+        revision: Commit hash the file is pinned to.
+        filename: Path of the safetensors file inside the repository.
+        sha256: Hex digest the downloaded file must match.
+        config: Config overrides the weights were trained with (kwargs of the entrypoint).
+        metrics: Measured metrics of these weights, e.g. ``{"coco_val_ap": 71.2}``.
+        license: Licence of the weights.
+    """
+
+    tag: str
+    repo_id: str
+    revision: str
+    filename: str
+    sha256: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    license: str = ""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Everything the registry knows about one model entrypoint.
+
+    Args:
+        name: Registry name (= entrypoint function name).
+        family: Package/family, ``"vttranspose"`` or ``"drsinet"``.
+        summary: One line describing the model.
+        paper: Paper figures at the reference input size, or ``None`` for models the paper gives none for.
+        extra_figures: Further paper figures (e.g. another input size).
+        weights: Published weights; the first one is the default for ``pretrained=True``.
+    """
+
+    name: str
+    family: str
+    summary: str
+    paper: PaperFigures | None = None
+    extra_figures: tuple[PaperFigures, ...] = ()
+    weights: tuple[WeightSpec, ...] = ()
+
+    def weight(self, tag: str | None = None) -> WeightSpec | None:
+        """The weight spec with ``tag`` (the default one when ``tag`` is None), or None."""
+        if not self.weights:
+            return None
+        if tag is None:
+            return self.weights[0]
+        return next((w for w in self.weights if w.tag == tag), None)
+
+
+EntrypointT = TypeVar("EntrypointT", bound=Callable[..., nn.Module])
+
+_ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
+_INFOS: dict[str, ModelInfo] = {}
+_packages_loaded = False
+
+
+def register_model(
+    *,
+    family: str,
+    summary: str,
+    paper: PaperFigures | None = None,
+    extra_figures: tuple[PaperFigures, ...] = (),
+    weights: tuple[WeightSpec, ...] = (),
+) -> Callable[[EntrypointT], EntrypointT]:
+    """Decorator registering a model entrypoint under its function name together with its :class:`ModelInfo`.
+
+    Raises:
+        ValueError: the name is registered already by another function.
+    """
+
+    def decorator(fn: EntrypointT) -> EntrypointT:
+        name = fn.__name__
+        existing = _ENTRYPOINTS.get(name)
+        if existing is not None and existing.__qualname__ != fn.__qualname__:
+            raise ValueError(f"model {name!r} is registered twice ({existing.__module__} and {fn.__module__})")
+        _ENTRYPOINTS[name] = fn
+        _INFOS[name] = ModelInfo(name, family, summary, paper, tuple(extra_figures), tuple(weights))
+        return fn
+
+    return decorator
+
+
+def _load_model_packages() -> None:
+    global _packages_loaded
+    if not _packages_loaded:
+        for package in MODEL_PACKAGES:
+            importlib.import_module(package)
+        _packages_loaded = True
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Sorted names of the registered models, optionally filtered with a shell-style ``pattern`` (``"drsi_*"``)."""
+    _load_model_packages()
+    names = sorted(_ENTRYPOINTS)
+    return [n for n in names if fnmatch.fnmatchcase(n, pattern)] if pattern else names
+
+
+def _lookup(name: str) -> str:
+    _load_model_packages()
+    if name not in _ENTRYPOINTS:
+        known = ", ".join(sorted(_ENTRYPOINTS)) or "(none)"
+        raise UnknownModelError(f"unknown model {name!r}; registered models are: {known}")
+    return name
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """The :class:`ModelInfo` of a registered model.
+
+    Raises:
+        UnknownModelError: ``name`` is not registered (the message lists the registered names).
+    """
+    return _INFOS[_lookup(name)]
+
+
+def create_model(name: str, pretrained: bool | str = False, **kwargs: Any) -> nn.Module:
+    """Build a registered model by name.
+
+    Args:
+        name: Registry name, e.g. ``"vttranspose_h_s"`` or ``"drsi_net_s"``.
+        pretrained: ``False`` for random weights, ``True`` for the default published weights, a weight tag,
+            a local ``.safetensors`` path or ``"hf-hub:org/repo[@revision]"``.
+        **kwargs: Config overrides passed to the entrypoint (e.g. ``num_joints=5``).
+
+    Raises:
+        UnknownModelError: ``name`` is not registered (the message lists the registered names).
+    """
+    return _ENTRYPOINTS[_lookup(name)](pretrained=pretrained, **kwargs)

@@ -1,0 +1,3 @@
+"""vttranspose (models land with their issue)."""
+
+__all__: list[str] = []
