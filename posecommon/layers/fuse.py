@@ -42,9 +42,9 @@ def fold_bn_into_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 
 
 def fuse_model(model: nn.Module) -> nn.Module:
-    """Fuse every submodule that defines ``fuse_()`` (deepest first), switch to eval mode, and return ``model``."""
+    """Fuse ``model`` and each submodule defining ``fuse_()`` (deepest first); switch to eval mode; return ``model``."""
     model.eval()
-    fusable = [m for m in model.modules() if m is not model and callable(getattr(m, "fuse_", None))]
+    fusable = [m for m in model.modules() if callable(getattr(m, "fuse_", None))]
     for module in reversed(fusable):
         module.fuse_()
     return model
