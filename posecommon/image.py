@@ -80,7 +80,7 @@ def load_image(image: ImageInput) -> torch.Tensor:
                 with Image.open(path) as opened:
                     opened.load()
                     array = _from_pil(opened)
-            except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
                 raise BadImageError(f"cannot read image {path}: {err}") from err
         elif isinstance(image, Image.Image):
             array = _from_pil(image)
@@ -90,7 +90,7 @@ def load_image(image: ImageInput) -> torch.Tensor:
             raise BadImageError(
                 f"unsupported image type {type(image).__name__}; pass a path, PIL image, numpy array or tensor"
             )
-        tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous()
+        tensor = torch.from_numpy(np.require(array, requirements=("C", "W"))).permute(2, 0, 1).contiguous()
     if tensor.shape[1] == 0 or tensor.shape[2] == 0:
         raise BadImageError(f"image is empty: shape {tuple(tensor.shape)}")
     return tensor

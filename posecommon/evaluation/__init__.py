@@ -1,0 +1,16 @@
+"""Pose evaluation: OKS, OKS-NMS, COCO results and COCOeval-based AP/AR."""
+
+from .coco import COCO_STAT_NAMES, evaluate_coco, instance_scores, results_to_coco, write_coco_results
+from .oks import oks, resolve_sigmas
+from .oks_nms import oks_nms
+
+__all__ = [
+    "COCO_STAT_NAMES",
+    "evaluate_coco",
+    "instance_scores",
+    "oks",
+    "oks_nms",
+    "resolve_sigmas",
+    "results_to_coco",
+    "write_coco_results",
+]
