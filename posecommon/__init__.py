@@ -1,10 +1,11 @@
 """posecommon: what both posezoo model families share.
 
-Keypoint metadata, preprocessing configs, generic layers, the model registry, MAC counting, weight loading and
-typed errors.
+Keypoint metadata, preprocessing configs, generic layers, the model registry, MAC counting, weight loading, the
+heatmap codec, top-down geometry, OKS and COCO evaluation, drawing, training and typed errors.
 """
 
-from . import errors, layers
+from . import codecs, errors, evaluation, geometry, layers, train
+from .codecs import HeatmapCodec
 from .config_utils import config_from_dict, config_to_dict, replace_config
 from .errors import (
     BadImageError,
@@ -18,11 +19,17 @@ from .errors import (
     UnsafeWeightsError,
     WeightsNotFoundError,
 )
+from .evaluation import evaluate_coco, oks, oks_nms, results_to_coco, write_coco_results
 from .flops import MacReport, count_macs, count_params
+from .image import load_image
 from .keypoints import COCO17, KeypointSpec, generic_keypoint_spec
+from .losses import KeypointMSELoss
 from .model import PoseModel
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, PreprocessConfig
 from .registry import ModelInfo, PaperFigures, WeightSpec, create_model, get_model_info, list_models, register_model
+from .structures import PoseResult
+from .train import TrainConfig, Trainer
+from .visualize import draw_pose
 from .weights import load_pretrained, load_state_dict_strict, read_safetensors
 
 __version__ = "0.1.0"
@@ -34,33 +41,49 @@ __all__ = [
     "BadImageError",
     "ChecksumError",
     "DatasetError",
+    "HeatmapCodec",
     "HubUnavailableError",
     "IncompatibleWeightsError",
     "InvalidInputError",
+    "KeypointMSELoss",
     "KeypointSpec",
     "MacReport",
     "ModelInfo",
     "PaperFigures",
     "PoseModel",
+    "PoseResult",
     "PosezooError",
     "PreprocessConfig",
+    "TrainConfig",
+    "Trainer",
     "UnknownModelError",
     "UnsafeWeightsError",
     "WeightSpec",
     "WeightsNotFoundError",
+    "codecs",
     "config_from_dict",
     "config_to_dict",
     "count_macs",
     "count_params",
     "create_model",
+    "draw_pose",
     "errors",
+    "evaluate_coco",
+    "evaluation",
     "generic_keypoint_spec",
+    "geometry",
     "get_model_info",
     "layers",
     "list_models",
+    "load_image",
     "load_pretrained",
     "load_state_dict_strict",
+    "oks",
+    "oks_nms",
     "read_safetensors",
     "register_model",
     "replace_config",
+    "results_to_coco",
+    "train",
+    "write_coco_results",
 ]
