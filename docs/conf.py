@@ -10,7 +10,7 @@ sys.path.insert(0, str(DOCS))
 
 project = "posezoo"
 author = "posezoo developers"
-copyright = "2026, posezoo developers"  # noqa: A001
+copyright = "2026, posezoo developers"
 release = "0.1.0"
 
 extensions = [
