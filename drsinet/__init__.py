@@ -1,3 +1,64 @@
-"""drsinet (models land with their issue)."""
+"""DRSI-Net: dual-residual spatial interaction network for single-stage multi-person pose estimation.
 
-__all__: list[str] = []
+Entrypoints ``drsi_net_s/m/l`` and the same-width YOLO-Pose baseline ``yolo_pose_s6`` are registered with
+:func:`posecommon.registry.register_model`; every block, the neck, the head and the decoding functions are exported.
+"""
+
+from .backbone import CSDRNet
+from .blocks import (
+    C3,
+    C3DR,
+    CBAM,
+    SPP,
+    SPPF,
+    Bottleneck,
+    ChannelAttention,
+    DRSIBlock,
+    Focus,
+    HorBlock,
+    SpatialAttention,
+    fold_bn_before_conv,
+)
+from .config import BACKBONE_BLOCKS, BLOCKS, NECKS, SPP_KINDS, VARIANTS, DRSINetConfig
+from .decode import decode_outputs, make_grid, postprocess
+from .gnconv import GnConv, ResGnConv, interaction_widths
+from .head import DRSIHead
+from .model import DRSINet, drsi_net_l, drsi_net_m, drsi_net_s, yolo_pose_s6
+from .neck import PAN
+from .predict import predict
+
+__all__ = [
+    "BACKBONE_BLOCKS",
+    "BLOCKS",
+    "C3",
+    "C3DR",
+    "CBAM",
+    "NECKS",
+    "PAN",
+    "SPP",
+    "SPPF",
+    "SPP_KINDS",
+    "VARIANTS",
+    "Bottleneck",
+    "CSDRNet",
+    "ChannelAttention",
+    "DRSIBlock",
+    "DRSIHead",
+    "DRSINet",
+    "DRSINetConfig",
+    "Focus",
+    "GnConv",
+    "HorBlock",
+    "ResGnConv",
+    "SpatialAttention",
+    "decode_outputs",
+    "drsi_net_l",
+    "drsi_net_m",
+    "drsi_net_s",
+    "fold_bn_before_conv",
+    "interaction_widths",
+    "make_grid",
+    "postprocess",
+    "predict",
+    "yolo_pose_s6",
+]

@@ -1,0 +1,78 @@
+"""YOLO-Pose detection head: per level, a 1x1 box branch and a depthwise-separable keypoint branch. No decoding."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from posecommon.layers import ConvNormAct
+
+__all__ = ["DRSIHead"]
+
+
+class DRSIHead(nn.Module):
+    """Raw per-level predictions of boxes, objectness, person class and keypoints (YOLO-Pose s6 head).
+
+    Per level with C channels: ``box[l]`` is a 1x1 conv to ``A_l * 6`` (x, y, w, h, objectness, class);
+    ``kpt[l]`` is 6 depthwise 3x3 Conv-BN-SiLU interleaved with 5 pointwise 1x1 Conv-BN-SiLU (all C -> C), and
+    ``kpt_out[l]`` a 1x1 conv to ``A_l * 3K`` (x, y, visibility per joint). The two branches are reshaped per anchor
+    separately and concatenated on the last axis, so anchor ``a`` owns box channels ``6a..6a+5`` and keypoint
+    channels ``3Ka..3Ka+3K-1`` (YOLO-Pose's reference code concatenates first and reshapes after, which interleaves
+    anchors; checkpoints of that code would need their output convolutions permuted).
+
+    Biases follow YOLOv5's prior: objectness ``log(8 / (640 / s)^2)``, class ``log(0.6 / 0.99)``.
+
+    Args:
+        in_channels: Width of each level.
+        num_anchors: Anchors per level A_l.
+        num_joints: K.
+        strides: Stride of each level (for the bias prior).
+        act: Activation of the keypoint branch.
+
+    Shape:
+        - Input: list of L maps ``(B, in_channels[l], H_l, W_l)``
+        - Output: list of L tensors ``(B, A_l, H_l, W_l, 6 + 3K)`` of raw (pre-sigmoid) values
+    """
+
+    def __init__(
+        self,
+        in_channels: tuple[int, ...],
+        num_anchors: int = 3,
+        num_joints: int = 17,
+        strides: tuple[int, ...] = (8, 16, 32, 64),
+        act: str = "silu",
+    ) -> None:
+        super().__init__()
+        self.num_anchors = num_anchors
+        self.num_joints = num_joints
+        self.box = nn.ModuleList(nn.Conv2d(c, num_anchors * 6, 1) for c in in_channels)
+        self.kpt = nn.ModuleList(self._keypoint_branch(c, act) for c in in_channels)
+        self.kpt_out = nn.ModuleList(nn.Conv2d(c, num_anchors * 3 * num_joints, 1) for c in in_channels)
+        self._init_biases(strides)
+
+    @staticmethod
+    def _keypoint_branch(channels: int, act: str) -> nn.Sequential:
+        layers: list[nn.Module] = []
+        for index in range(6):
+            layers.append(ConvNormAct(channels, channels, 3, groups=channels, act=act))
+            if index < 5:
+                layers.append(ConvNormAct(channels, channels, 1, act=act))
+        return nn.Sequential(*layers)
+
+    @torch.no_grad()
+    def _init_biases(self, strides: tuple[int, ...]) -> None:
+        for conv, stride in zip(self.box, strides, strict=True):
+            bias = conv.bias.view(self.num_anchors, 6)
+            bias[:, 4] += math.log(8.0 / (640.0 / stride) ** 2)
+            bias[:, 5] += math.log(0.6 / 0.99)
+
+    def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        outputs = []
+        for x, box, kpt, kpt_out in zip(features, self.box, self.kpt, self.kpt_out, strict=True):
+            b, _, h, w = x.shape
+            det = box(x).view(b, self.num_anchors, 6, h, w)
+            joints = kpt_out(kpt(x)).view(b, self.num_anchors, 3 * self.num_joints, h, w)
+            outputs.append(torch.cat((det, joints), dim=2).permute(0, 1, 3, 4, 2).contiguous())
+        return outputs

@@ -1,0 +1,182 @@
+"""DRSI-Net model (CSDR-Net + PAN family + YOLO-Pose head) and its registered entrypoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from posecommon.config_utils import replace_config
+from posecommon.keypoints import KeypointSpec
+from posecommon.model import PoseModel
+from posecommon.preprocess import PreprocessConfig
+from posecommon.registry import PaperFigures, register_model
+from posecommon.structures import PoseResult
+from posecommon.weights import load_pretrained
+
+from .backbone import CSDRNet
+from .config import VARIANTS, DRSINetConfig
+from .head import DRSIHead
+from .neck import PAN
+
+__all__ = ["DRSINet", "drsi_net_l", "drsi_net_m", "drsi_net_s", "yolo_pose_s6"]
+
+
+class DRSINet(PoseModel):
+    """Dual-residual spatial interaction network for single-stage multi-person pose estimation.
+
+    ``backbone`` (:class:`~drsinet.backbone.CSDRNet`, or CSPDarknet53 with ``backbone_block="c3"``) produces P3-P6,
+    ``neck`` (:class:`~drsinet.neck.PAN`: PAN, CBAM-PAN or ASI-PAN) fuses them, and ``head``
+    (:class:`~drsinet.head.DRSIHead`) predicts raw per-anchor values. ``forward`` returns the same list of raw
+    tensors in train and eval mode; :mod:`drsinet.decode` turns them into boxes and keypoints and :meth:`predict`
+    runs the whole pipeline on images.
+
+    Readings of the paper, with the evidence:
+
+    - Default neck: CBAM-PAN. Table 3 row 4 ("i.e. proposed DRSI-Net-s": 10.9 GMACs, 59.5 AP at 640) and Table 6
+      (DRSI-Net-s at 640: 10.9, 59.5) equal Table 4 row 5 / Table 5 row 5 (CSDR-Net + CBAM-PAN), not the ASI-PAN
+      row (11.8 GMACs, 59.6 AP). ``neck="asi_pan"`` builds the ASI-PAN variant of Fig. 2.
+    - Inverted-bottleneck expansion 4 (eq. 7 gives none); Res-gnConv order 2 for every size (Sec. 4.2).
+    - Backbone widths/blocks (128, 256, 512, 768, 1024) / (3, 9, 9, 3) and the rest of the P6 layout (Focus, SPP
+      with kernels 3, 5, 7, stage-5 C3, PAN with C3 blocks, neck C3 depth 3) are YOLOv5-P6 / YOLO-Pose s6's.
+
+    Args:
+        config: Architecture.
+        keypoint_spec: Keypoint set (defaults from ``config.num_joints``).
+
+    Shape:
+        - Input: ``(B, 3, H, W)``, pixels / 255 (mean 0, std 1), H and W multiples of 64
+        - Output: list of 4 tensors ``(B, A_l, H / s_l, W / s_l, 6 + 3K)`` for strides ``s_l = 8, 16, 32, 64``;
+          last axis ``(tx, ty, tw, th, objectness, class, then (x, y, visibility) per joint)``, all raw
+    """
+
+    head_prefixes: tuple[str, ...] = ("head.kpt_out",)
+    """Parameter-name prefixes whose shapes depend on ``num_joints`` (dropped when fine-tuning to another K)."""
+
+    def __init__(self, config: DRSINetConfig, keypoint_spec: KeypointSpec | None = None) -> None:
+        super().__init__(config, keypoint_spec)
+        cfg = config
+        stage_channels = tuple(cfg.width(c) for c in cfg.stage_channels)
+        stage_blocks = tuple(cfg.depth(n) for n in cfg.stage_blocks)
+        self.backbone = CSDRNet(
+            stem_channels=cfg.width(cfg.stem_channels),
+            stage_channels=stage_channels,
+            stage_blocks=stage_blocks,
+            stage_block=cfg.backbone_block,
+            block=cfg.block,
+            expansion_ratio=cfg.expansion_ratio,
+            order=cfg.gnconv_order,
+            kernel_size=cfg.gnconv_kernel,
+            lam=cfg.gnconv_lambda,
+            spp=cfg.spp,
+            spp_kernels=cfg.spp_kernels,
+            act=cfg.act,
+        )
+        self.neck = PAN(
+            self.backbone.out_channels,
+            num_blocks=cfg.depth(cfg.neck_blocks),
+            kind=cfg.neck,
+            cbam_reduction=cfg.cbam_reduction,
+            order=cfg.gnconv_order,
+            kernel_size=cfg.gnconv_kernel,
+            lam=cfg.gnconv_lambda,
+            act=cfg.act,
+        )
+        self.head = DRSIHead(self.neck.out_channels, cfg.num_anchors, cfg.num_joints, cfg.strides, cfg.act)
+
+    @property
+    def preprocess(self) -> PreprocessConfig:
+        """Letterbox to ``config.input_size`` (pad bottom/right with 114), pixels / 255."""
+        return PreprocessConfig(
+            input_size=self.config.input_size,
+            mean=(0.0, 0.0, 0.0),
+            std=(1.0, 1.0, 1.0),
+            resize="letterbox",
+            pad_value=114.0,
+        )
+
+    def anchor_tensor(self, device: torch.device | str | None = None) -> torch.Tensor:
+        """Anchors ``(L, A_l, 2)`` as ``(w, h)`` in input pixels, built from the config (never cached)."""
+        return torch.tensor(self.config.anchors, dtype=torch.float32, device=device).view(
+            len(self.config.anchors), -1, 2
+        )
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.head(self.neck(self.backbone(x)))
+
+    def predict(
+        self,
+        images: Any,
+        score_threshold: float = 0.25,
+        iou_threshold: float = 0.45,
+        input_size: tuple[int, int] | None = None,
+        max_detections: int = 300,
+    ) -> list[PoseResult]:
+        """Detect people and their keypoints; see :func:`drsinet.predict.predict`.
+
+        Returns:
+            One :class:`~posecommon.structures.PoseResult` per image, in original image pixel coordinates.
+        """
+        from .predict import predict
+
+        return predict(
+            self,
+            images,
+            score_threshold=score_threshold,
+            iou_threshold=iou_threshold,
+            input_size=input_size,
+            max_detections=max_detections,
+        )
+
+
+def _create(name: str, pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
+    keypoint_spec = kwargs.pop("keypoint_spec", None)
+    model = DRSINet(replace_config(VARIANTS[name], **kwargs), keypoint_spec=keypoint_spec)
+    model.model_name = name
+    return load_pretrained(model, name, pretrained)
+
+
+_SRC_T1 = "DRSI-Net paper, Table 1 (COCO val2017)"
+_SRC_640 = "DRSI-Net paper, Tables 3-6 (640 x 640, COCO val2017)"
+
+
+@register_model(
+    family="drsinet",
+    summary="DRSI-Net-s: CSDR-Net-s + CBAM-PAN + YOLO-Pose head (depth 0.33, width 0.50)",
+    paper=PaperFigures(15.4, 24.6, (960, 960), ap=65.3, source=_SRC_T1),
+    extra_figures=(PaperFigures(None, 10.9, (640, 640), ap=59.5, source=_SRC_640),),
+)
+def drsi_net_s(pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
+    """DRSI-Net-s (keyword arguments override :class:`~drsinet.config.DRSINetConfig` fields)."""
+    return _create("drsi_net_s", pretrained, **kwargs)
+
+
+@register_model(
+    family="drsinet",
+    summary="DRSI-Net-m: CSDR-Net-m + CBAM-PAN + YOLO-Pose head (depth 0.67, width 0.75)",
+    paper=PaperFigures(36.8, 64.4, (960, 960), ap=68.8, source=_SRC_T1),
+)
+def drsi_net_m(pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
+    """DRSI-Net-m (keyword arguments override :class:`~drsinet.config.DRSINetConfig` fields)."""
+    return _create("drsi_net_m", pretrained, **kwargs)
+
+
+@register_model(
+    family="drsinet",
+    summary="DRSI-Net-l: CSDR-Net-l + CBAM-PAN + YOLO-Pose head (depth 1.0, width 1.0)",
+    paper=PaperFigures(79.7, 145.6, (960, 960), ap=71.5, source=_SRC_T1),
+)
+def drsi_net_l(pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
+    """DRSI-Net-l (keyword arguments override :class:`~drsinet.config.DRSINetConfig` fields)."""
+    return _create("drsi_net_l", pretrained, **kwargs)
+
+
+@register_model(
+    family="drsinet",
+    summary="YOLO-Pose s6 layout (CSPDarknet53-s + PAN): the same-width baseline of Tables 4-6",
+    paper=PaperFigures(15.1, 22.8, (960, 960), ap=63.8, source="DRSI-Net paper, Table 1 (YOLOPose-s6)"),
+    extra_figures=(PaperFigures(None, 10.1, (640, 640), ap=57.5, source="DRSI-Net paper, Table 6 (YOLOPose-s)"),),
+)
+def yolo_pose_s6(pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
+    """YOLO-Pose s6 layout built from :class:`~drsinet.config.DRSINetConfig` (C3 backbone + plain PAN)."""
+    return _create("yolo_pose_s6", pretrained, **kwargs)
