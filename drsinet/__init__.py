@@ -4,6 +4,7 @@ Entrypoints ``drsi_net_s/m/l`` and the same-width YOLO-Pose baseline ``yolo_pose
 :func:`posecommon.registry.register_model`; every block, the neck, the head and the decoding functions are exported.
 """
 
+from .assign import LevelAssignment, assign_targets
 from .backbone import CSDRNet
 from .blocks import (
     C3,
@@ -23,9 +24,11 @@ from .config import BACKBONE_BLOCKS, BLOCKS, NECKS, SPP_KINDS, VARIANTS, DRSINet
 from .decode import decode_outputs, make_grid, postprocess
 from .gnconv import GnConv, ResGnConv, interaction_widths
 from .head import DRSIHead
+from .loss import LOSS_TERMS, DRSILoss, DRSILossWeights
 from .model import DRSINet, drsi_net_l, drsi_net_m, drsi_net_s, yolo_pose_s6
 from .neck import PAN
 from .predict import predict
+from .train_task import DRSITask
 
 __all__ = [
     "BACKBONE_BLOCKS",
@@ -33,6 +36,7 @@ __all__ = [
     "C3",
     "C3DR",
     "CBAM",
+    "LOSS_TERMS",
     "NECKS",
     "PAN",
     "SPP",
@@ -44,13 +48,18 @@ __all__ = [
     "ChannelAttention",
     "DRSIBlock",
     "DRSIHead",
+    "DRSILoss",
+    "DRSILossWeights",
     "DRSINet",
     "DRSINetConfig",
+    "DRSITask",
     "Focus",
     "GnConv",
     "HorBlock",
+    "LevelAssignment",
     "ResGnConv",
     "SpatialAttention",
+    "assign_targets",
     "decode_outputs",
     "drsi_net_l",
     "drsi_net_m",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
+from torch.utils.data import Dataset
 
 from posecommon.config_utils import replace_config
+from posecommon.data.multiperson import MultiPersonCocoDataset
 from posecommon.keypoints import KeypointSpec
 from posecommon.model import PoseModel
 from posecommon.preprocess import PreprocessConfig
@@ -17,7 +20,9 @@ from posecommon.weights import load_pretrained
 from .backbone import CSDRNet
 from .config import VARIANTS, DRSINetConfig
 from .head import DRSIHead
+from .loss import DRSILoss
 from .neck import PAN
+from .train_task import DRSITask
 
 __all__ = ["DRSINet", "drsi_net_l", "drsi_net_m", "drsi_net_s", "yolo_pose_s6"]
 
@@ -52,6 +57,17 @@ class DRSINet(PoseModel):
 
     head_prefixes: tuple[str, ...] = ("head.kpt_out",)
     """Parameter-name prefixes whose shapes depend on ``num_joints`` (dropped when fine-tuning to another K)."""
+    train_recipe: ClassVar[dict[str, Any]] = {
+        "optimizer": "sgd",
+        "lr": 3e-3,
+        "lr_final": 3e-5,
+        "momentum": 0.937,
+        "weight_decay": 5e-4,
+        "ema_decay": 0.9999,
+        "grad_clip": 10.0,
+    }
+    """Paper Sec. 4.2: SGD lr 3e-3, momentum 0.937, weight decay 5e-4, cosine decay (to lr x 0.01 as YOLOv5), with
+    YOLOv5's weight EMA; the gradient clipping at norm 10 guards the first steps of training from scratch."""
 
     def __init__(self, config: DRSINetConfig, keypoint_spec: KeypointSpec | None = None) -> None:
         super().__init__(config, keypoint_spec)
@@ -93,6 +109,20 @@ class DRSINet(PoseModel):
             std=(1.0, 1.0, 1.0),
             resize="letterbox",
             pad_value=114.0,
+        )
+
+    def training_task(self, global_batch_size: int) -> DRSITask:
+        """YOLO-Pose losses with this model's anchors, strides and keypoint sigmas (see :class:`DRSITask`)."""
+        criterion = DRSILoss(self.config, sigmas=self.keypoint_spec, scale_by_batch=False)
+        return DRSITask(criterion, self.preprocess, global_batch_size)
+
+    def training_dataset(self, ann_file: str | Path, image_dir: str | Path, train: bool = True) -> Dataset:
+        """A :class:`~posecommon.data.MultiPersonCocoDataset` at this model's (square) input size."""
+        height, width = self.config.input_size
+        if height != width:
+            raise ValueError(f"training needs a square input_size, got {self.config.input_size}")
+        return MultiPersonCocoDataset(
+            ann_file, image_dir, height, self.keypoint_spec, train=train, pad_value=self.preprocess.pad_value
         )
 
     def anchor_tensor(self, device: torch.device | str | None = None) -> torch.Tensor:

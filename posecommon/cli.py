@@ -1,14 +1,21 @@
-"""The ``posezoo`` command line."""
+"""The ``posezoo`` command line: ``models``, ``train``, ``evaluate`` and ``predict``."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .errors import PosezooError
+from .errors import PosezooError, WeightsNotFoundError
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from .model import PoseModel
+
+__all__ = ["build_parser", "main"]
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -24,19 +31,193 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_model(name: str | None, weights: str | None) -> PoseModel:
+    """Build a model for the CLI.
+
+    ``weights`` may be a ``save_pretrained`` directory (or a training run directory, whose ``final/`` is used) or
+    ``hf-hub:`` repo, which also gives the model and its config, or a ``.safetensors`` file for model ``name``.
+    Without weights the model has random weights (a warning is logged).
+    """
+    from .model import PoseModel
+    from .registry import create_model
+
+    if weights is not None:
+        path = Path(weights)
+        if path.is_dir() and not (path / "config.json").is_file() and (path / "final" / "config.json").is_file():
+            path = path / "final"
+        if weights.startswith("hf-hub:") or (path / "config.json").is_file():
+            model = PoseModel.from_pretrained(str(path) if path.exists() else weights)
+            if name is not None and model.model_name != name:
+                raise WeightsNotFoundError(f"{weights} holds a {model.model_name} model, not {name}")
+            return model
+        if name is None:
+            raise WeightsNotFoundError(f"{weights} is a weight file; pass --model to say which model it is for")
+        if not path.exists():
+            raise WeightsNotFoundError(f"weight file not found: {weights}")
+        return create_model(name, pretrained=str(path))
+    if name is None:
+        raise WeightsNotFoundError("pass --model NAME (and --weights FILE or DIR for trained weights)")
+    logging.getLogger("posezoo").warning("no --weights given: %s has random weights", name)
+    return create_model(name)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train.run import RunOptions, run_training
+
+    options = RunOptions(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        input_size=tuple(args.input_size) if args.input_size else None,
+        lr=args.lr,
+        lr_final=args.lr_final,
+        warmup_steps=args.warmup_steps,
+        num_workers=args.workers,
+        eval_every=args.eval_every,
+        eval_before=args.eval_before,
+        max_eval_images=args.max_eval_images,
+        device=args.device,
+        seed=args.seed,
+        synthetic_train=args.synthetic_train,
+        synthetic_val=args.synthetic_val,
+        synthetic_image_size=tuple(args.synthetic_image_size),
+    )
+    summary = run_training(args.model, args.data, args.out, options, args.train_split, args.val_split)
+    if summary.get("before"):
+        print("before training:")
+        print(_format_stats(summary["before"]))
+    if summary.get("after"):
+        print(f"after {summary['steps']} steps:")
+        print(_format_stats(summary["after"]))
+    print(f"run directory: {args.out} (final weights in {summary['final']}, predictions in {args.out}/predictions)")
+    return 0
+
+
+def _format_stats(stats: dict[str, float]) -> str:
+    names = [k for k in stats if k != "step"]
+    header = " | ".join(f"{k:>6}" for k in names)
+    values = " | ".join(f"{stats[k]:6.3f}" for k in names)
+    return f"{header}\n{values}"
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation.runner import evaluate_model
+
+    ann, images = args.ann, args.images
+    if args.run is not None:
+        summary_path = Path(args.run) / "summary.json"
+        if not summary_path.is_file():
+            raise WeightsNotFoundError(f"{args.run} is not a training run directory (no summary.json)")
+        data_root = Path(args.run) / "data"
+        ann = ann or str(data_root / "annotations" / "person_keypoints_val.json")
+        images = images or str(data_root / "val")
+    if ann is None or images is None:
+        raise WeightsNotFoundError("pass --ann COCO_JSON and --images DIR (or a run directory)")
+    model = load_model(args.model, args.weights or args.run)
+    detector = load_model(args.detector, args.detector_weights) if args.detector else None
+    stats, results = evaluate_model(model, ann, images, detector=detector, max_images=args.max_images)
+    print(_format_stats(stats))
+    if args.results:
+        Path(args.results).write_text(json.dumps(results))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import torch
+    from huggingface_hub.utils import tqdm
+    from PIL import Image
+
+    from .evaluation.coco import results_to_coco
+    from .image import load_image
+    from .pipeline import PosePipeline
+    from .visualize import draw_pose
+
+    model = load_model(args.model, args.weights)
+    top_down = model.preprocess.resize == "affine_crop"
+    detector = load_model(args.detector, args.detector_weights) if args.detector else None
+    pipeline = PosePipeline(detector, model) if detector is not None and top_down else None
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for index, source in enumerate(tqdm(args.images, desc="predict", unit="img")):
+        pixels = load_image(source)
+        if pipeline is not None:
+            result = pipeline(pixels)[0]
+        elif top_down:
+            height, width = pixels.shape[1:]
+            result = model.predict(pixels, torch.tensor([[0.0, 0.0, width - 1.0, height - 1.0]]))
+        else:
+            result = model.predict(pixels, score_threshold=args.score_threshold)[0]
+        result = result.to("cpu")
+        stem = f"{index:04d}_{Path(source).stem}"
+        image = Image.fromarray(pixels.permute(1, 2, 0).numpy())
+        draw_pose(image, result, model.keypoint_spec, keypoint_threshold=args.keypoint_threshold).save(
+            out / f"{stem}.png"
+        )
+        (out / f"{stem}.json").write_text(json.dumps(results_to_coco(result, image_id=index), indent=1))
+    print(f"wrote {len(args.images)} annotated image(s) and JSON file(s) to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``posezoo`` (one sub-command per job)."""
     parser = argparse.ArgumentParser(prog="posezoo", description="VTTransPose and DRSI-Net human pose models.")
     sub = parser.add_subparsers(dest="command", required=True)
+
     models = sub.add_parser("models", help="list registered models with params and MACs beside the paper's figures")
     models.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'drsi_*'")
     models.set_defaults(func=_cmd_models)
+
+    train = sub.add_parser("train", help="train a model on synthetic or COCO-format data, evaluate, predict")
+    train.add_argument("model", help="registry name, e.g. vttranspose_h_s or drsi_net_s")
+    train.add_argument("--data", default="synthetic", help="'synthetic' (generated) or a COCO-format root")
+    train.add_argument("--out", required=True, help="run directory (re-running resumes)")
+    train.add_argument("--steps", type=int, default=1000)
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None)
+    train.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the paper's)")
+    train.add_argument("--lr-final", type=float, default=None)
+    train.add_argument("--warmup-steps", type=int, default=0)
+    train.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    train.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: at the end)")
+    train.add_argument("--eval-before", action="store_true", help="also evaluate the untrained model")
+    train.add_argument("--max-eval-images", type=int, default=None)
+    train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--train-split", default="train2017")
+    train.add_argument("--val-split", default="val2017")
+    train.add_argument("--synthetic-train", type=int, default=400, help="synthetic training images")
+    train.add_argument("--synthetic-val", type=int, default=50, help="synthetic validation images")
+    train.add_argument("--synthetic-image-size", type=int, nargs=2, metavar=("H", "W"), default=(256, 256))
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="COCO keypoint AP of a model on a COCO-format dataset")
+    evaluate.add_argument("run", nargs="?", default=None, help="a training run directory (uses its val split)")
+    evaluate.add_argument("--model", default=None, help="registry name (not needed with a run or saved directory)")
+    evaluate.add_argument("--weights", default=None, help="safetensors file, save_pretrained dir or hf-hub:org/repo")
+    evaluate.add_argument("--ann", default=None, help="COCO keypoints annotation JSON")
+    evaluate.add_argument("--images", default=None, help="image directory")
+    evaluate.add_argument("--detector", default=None, help="detector for a top-down model (default: GT boxes)")
+    evaluate.add_argument("--detector-weights", default=None)
+    evaluate.add_argument("--max-images", type=int, default=None)
+    evaluate.add_argument("--results", default=None, help="also write the COCO results JSON here")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    predict = sub.add_parser("predict", help="draw predicted poses on images and write them as JSON")
+    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("--model", default=None, help="registry name")
+    predict.add_argument("--weights", default=None, help="safetensors file, save_pretrained dir or hf-hub:org/repo")
+    predict.add_argument("--detector", default=None, help="person detector (DRSI-Net) for a top-down model")
+    predict.add_argument("--detector-weights", default=None)
+    predict.add_argument("--out", required=True, help="output directory")
+    predict.add_argument("--score-threshold", type=float, default=0.25)
+    predict.add_argument("--keypoint-threshold", type=float, default=0.3)
+    predict.set_defaults(func=_cmd_predict)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``posezoo`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
     except PosezooError as err:

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import nn
+from torch.utils.data import Dataset
 
+from . import hub
 from .config_utils import config_to_dict
+from .errors import IncompatibleWeightsError
 from .keypoints import COCO17, KeypointSpec, generic_keypoint_spec
 from .layers.fuse import fuse_model
 from .preprocess import PreprocessConfig
+from .registry import create_model
+from .weights import LoadReport, load_weights_file
+
+if TYPE_CHECKING:
+    from huggingface_hub import CommitInfo
+
+    from .train.trainer import TrainTask
 
 __all__ = ["PoseModel"]
 
@@ -34,6 +46,12 @@ class PoseModel(nn.Module):
     """
 
     model_name: str = ""
+    head_prefixes: tuple[str, ...] = ()
+    """State-dict prefixes of the keypoint head (the parameters whose shapes depend on ``num_joints``)."""
+    pretrained_report: LoadReport | None = None
+    """What the last weight load did (set by ``pretrained=`` and :meth:`from_pretrained`)."""
+    train_recipe: ClassVar[dict[str, Any]] = {}
+    """The paper's optimiser settings as :class:`~posecommon.TrainConfig` overrides (``optimizer``, ``lr``, ...)."""
 
     def __init__(self, config: Any, keypoint_spec: KeypointSpec | None = None) -> None:
         super().__init__()
@@ -55,6 +73,18 @@ class PoseModel(nn.Module):
         """How raw images become this model's input (input size, mean/std, crop or letterbox)."""
         raise NotImplementedError
 
+    def training_task(self, global_batch_size: int) -> TrainTask:
+        """The :class:`~posecommon.train.TrainTask` (collation and loss) this model trains with.
+
+        Args:
+            global_batch_size: Samples per optimiser step over all processes (some losses scale with it).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define a training task")
+
+    def training_dataset(self, ann_file: str | Path, image_dir: str | Path, train: bool = True) -> Dataset:
+        """The COCO-format dataset this model trains on, built for its input size and keypoint set."""
+        raise NotImplementedError(f"{type(self).__name__} does not define a training dataset")
+
     def config_dict(self) -> dict[str, Any]:
         """JSON-able description: registry name, config, keypoint spec and preprocessing."""
         return {
@@ -71,3 +101,81 @@ class PoseModel(nn.Module):
         """
         fuse_model(self)
         return self
+
+    def save_pretrained(
+        self,
+        save_dir: str | Path,
+        *,
+        training_data: str = "",
+        metrics: Mapping[str, float] | None = None,
+        license: str = "",
+    ) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card.
+
+        See :func:`posecommon.hub.save_pretrained`; returns ``save_dir``.
+
+        Args:
+            save_dir: Directory to write (created if needed).
+            training_data: Description of the training data for the model card.
+            metrics: Measured metrics of these weights.
+            license: Licence of the weights (SPDX id).
+        """
+        return hub.save_pretrained(self, save_dir, training_data=training_data, metrics=metrics, license=license)
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> CommitInfo:
+        """Save and upload to a Hub model repository; see :func:`posecommon.hub.push_to_hub` for the options.
+
+        Args:
+            repo_id: ``"org/name"``.
+            **kwargs: ``private``, ``token``, ``revision``, ``commit_message``, ``training_data``, ``metrics``,
+                ``license``.
+        """
+        return hub.push_to_hub(self, repo_id, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, source: str | Path, *, revision: str | None = None) -> PoseModel:
+        """Rebuild a model saved with :meth:`save_pretrained` / :meth:`push_to_hub` and load its weights.
+
+        The model is built through the registry from ``config.json`` (registry name + config), gets the saved
+        keypoint spec, and its weights are verified against the recorded sha256 and loaded strictly.
+
+        Args:
+            source: A local directory, ``"hf-hub:org/repo[@revision]"`` or ``"org/repo"``.
+            revision: Hub revision (branch, tag or commit hash); overrides ``@revision`` in ``source``.
+
+        Returns:
+            The model (in train mode, like a freshly built one), with :attr:`pretrained_report` set.
+
+        Raises:
+            WeightsNotFoundError, HubUnavailableError: the source cannot be found or fetched.
+            ChecksumError: ``model.safetensors`` does not match the sha256 in ``config.json``.
+            IncompatibleWeightsError: the config does not rebuild the same model, the saved model is not a ``cls``,
+                or the weights do not fit.
+            UnknownModelError: the saved registry name is not registered in this installation.
+        """
+        saved, weights = hub.fetch_pretrained(source, revision)
+        config = saved["config"]
+        model = create_model(saved["model_name"], **{k: _as_tuples(v) for k, v in config.items()})
+        if not isinstance(model, cls):
+            raise IncompatibleWeightsError(
+                f"{weights.source} holds a {type(model).__name__} ({saved['model_name']}), not a {cls.__name__}; "
+                "call PoseModel.from_pretrained to accept any model"
+            )
+        rebuilt = config_to_dict(model.config)
+        differing = sorted(k for k in set(config) | set(rebuilt) if config.get(k) != rebuilt.get(k))
+        if differing:
+            raise IncompatibleWeightsError(
+                f"{weights.source}: building {saved['model_name']} from the saved config gives different values for "
+                f"{differing}; was it saved with another posezoo version?"
+            )
+        if "keypoint_spec" in saved:
+            model.keypoint_spec = KeypointSpec.from_dict(saved["keypoint_spec"])
+        model.pretrained_report = load_weights_file(model, weights.path, sha256=weights.sha256, source=weights.source)
+        return model
+
+
+def _as_tuples(value: Any) -> Any:
+    """JSON lists back to the tuples config fields use (recursively); dicts and scalars unchanged."""
+    if isinstance(value, list):
+        return tuple(_as_tuples(v) for v in value)
+    return value

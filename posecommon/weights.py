@@ -1,8 +1,23 @@
-"""Resolve ``pretrained=`` arguments and load safetensors weights strictly into a model."""
+"""Apply ``pretrained=`` arguments: read safetensors files safely and load them strictly into a model.
+
+:func:`load_pretrained` is what every entrypoint calls. It resolves the argument through
+:func:`posecommon.hub.resolve_pretrained` (registry tag, ``hf-hub:`` repository, local file or directory), verifies
+the sha256 when one is recorded, reads the file with :func:`read_safetensors` (never unpickling anything) and
+loads it with :func:`load_state_dict_strict`.
+
+Fine-tuning on another keypoint set: when the model was built with a ``num_joints`` other than its config's
+default (``create_model(name, pretrained=..., num_joints=5)``), the parameters under the model's
+``head_prefixes`` whose shapes do not fit are left at their fresh initialisation and reported; everything else is
+still loaded strictly. The result is logged and kept in ``model.pretrained_report`` (a :class:`LoadReport`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -10,11 +25,34 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .errors import IncompatibleWeightsError, UnsafeWeightsError, WeightsNotFoundError
-from .registry import get_model_info
+from .hub import resolve_pretrained, verify_sha256
 
-__all__ = ["load_pretrained", "load_state_dict_strict", "read_safetensors"]
+__all__ = ["LoadReport", "load_pretrained", "load_state_dict_strict", "load_weights_file", "read_safetensors"]
+
+logger = logging.getLogger(__name__)
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # protocol-2+ pickles and torch's zip container
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What a weight load did.
+
+    Args:
+        source: Where the weights came from (registry tag and repo, ``org/repo@commit``, or a path).
+        path: The safetensors file that was read.
+        sha256: The verified digest, or ``None`` when no digest was recorded for the source.
+        loaded: Number of state-dict entries loaded.
+        skipped: Keypoint-head entries left at their fresh initialisation (fine-tuning on another keypoint set).
+    """
+
+    source: str
+    path: str
+    sha256: str | None
+    loaded: int
+    skipped: tuple[str, ...] = ()
 
 
 def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
@@ -34,30 +72,52 @@ def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
         raise UnsafeWeightsError(
             f"{path} is a pickle/torch checkpoint, not safetensors; posezoo never unpickles weight files. "
             "Convert it with safetensors.torch.save_file on a trusted machine (or, for the official TransPose "
-            "checkpoint, vttranspose.convert_official_checkpoint)."
+            "checkpoint, posecommon.hub.convert_official_transpose)."
         )
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
         raise IncompatibleWeightsError(
-            f"{path} is not a readable safetensors file (truncated or corrupted): {err}"
+            f"{path} is not a readable safetensors file (truncated or corrupted): {err}. Delete it and download or "
+            "save it again."
         ) from err
 
 
-def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "weights") -> None:
+def load_state_dict_strict(
+    model: nn.Module,
+    state_dict: dict[str, torch.Tensor],
+    source: str = "weights",
+    *,
+    skip_prefixes: tuple[str, ...] = (),
+) -> tuple[str, ...]:
     """Load ``state_dict`` into ``model`` requiring identical keys and shapes.
+
+    Args:
+        model: Target module.
+        state_dict: Tensors to load.
+        source: Name of the weights for messages.
+        skip_prefixes: Key prefixes exempt from the check: model entries under them that are missing from
+            ``state_dict`` or differ in shape keep their current values, and file entries under them that the
+            model lacks are ignored. Everything outside these prefixes must match exactly.
+
+    Returns:
+        The model keys under ``skip_prefixes`` that were not loaded (sorted).
 
     Raises:
         IncompatibleWeightsError: keys are missing or unexpected, or shapes differ; the message names the first
             offending keys and shapes.
     """
+
+    def exempt(key: str) -> bool:
+        return key.startswith(skip_prefixes) if skip_prefixes else False
+
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
+    missing = [k for k in expected if k not in state_dict and not exempt(k)]
+    unexpected = [k for k in state_dict if k not in expected and not exempt(k)]
     mismatched = [
         f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
         for k, v in expected.items()
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape) and not exempt(k)
     ]
     if missing or unexpected or mismatched:
         parts = []
@@ -72,36 +132,88 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor]
             + "; ".join(parts)
             + ". Were they saved for another architecture or num_joints?"
         )
-    model.load_state_dict(state_dict, strict=True)
+    loadable = {k: v for k, v in state_dict.items() if k in expected and tuple(v.shape) == tuple(expected[k].shape)}
+    skipped = tuple(sorted(k for k in expected if k not in loadable))
+    model.load_state_dict(loadable, strict=not skipped)
+    return skipped
 
 
-def load_pretrained(model: nn.Module, model_name: str, pretrained: bool | str) -> nn.Module:
+def _asks_other_keypoints(model: nn.Module) -> bool:
+    """Whether the model was built with a ``num_joints`` other than its config class's default."""
+    config = getattr(model, "config", None)
+    if config is None or not dataclasses.is_dataclass(config):
+        return False
+    default = next((f.default for f in dataclasses.fields(config) if f.name == "num_joints"), dataclasses.MISSING)
+    return default is not dataclasses.MISSING and getattr(config, "num_joints", default) != default
+
+
+def load_weights_file(
+    model: nn.Module, path: str | Path, *, sha256: str | None = None, source: str | None = None
+) -> LoadReport:
+    """Verify (when ``sha256`` is given), read and load one safetensors file into ``model``.
+
+    Head entries (``model.head_prefixes``) are exempt from the strict check only when the model was built with a
+    non-default ``num_joints``; see the module docstring.
+
+    Raises:
+        ChecksumError: the file does not match ``sha256``.
+        WeightsNotFoundError, UnsafeWeightsError, IncompatibleWeightsError: see :func:`read_safetensors` and
+            :func:`load_state_dict_strict`.
+    """
+    source = source or str(path)
+    if sha256 is not None:
+        verify_sha256(path, sha256, source)
+    state_dict = read_safetensors(path)
+    head = tuple(getattr(model, "head_prefixes", ())) if _asks_other_keypoints(model) else ()
+    skipped = load_state_dict_strict(model, state_dict, source, skip_prefixes=head)
+    report = LoadReport(source, str(path), sha256, len(model.state_dict()) - len(skipped), skipped)
+    if skipped:
+        logger.warning(
+            "loaded %s into %s except the keypoint head (num_joints=%s): %d entries keep their fresh "
+            "initialisation: %s",
+            source,
+            type(model).__name__,
+            getattr(model.config, "num_joints", "?"),
+            len(skipped),
+            ", ".join(skipped),
+        )
+    else:
+        logger.info("loaded %s into %s (%d entries)", source, type(model).__name__, report.loaded)
+    return report
+
+
+def load_pretrained(model: ModuleT, model_name: str, pretrained: bool | str | Path | None) -> ModuleT:
     """Apply a ``pretrained=`` argument to a freshly built model and return it.
 
     Args:
         model: The model, built with random weights.
         model_name: Its registry name.
-        pretrained: ``False`` (nothing to load), ``True`` (default published weights), a weight tag, or a path
-            to a local ``.safetensors`` file.
+        pretrained: ``False``/``None`` (nothing to load), ``True`` (default published weights), a weight tag,
+            ``"hf-hub:org/repo[@revision]"``, a local ``.safetensors`` file or a ``save_pretrained`` directory.
+
+    Returns:
+        ``model``, with the weights loaded and :class:`LoadReport` in ``model.pretrained_report``.
 
     Raises:
-        WeightsNotFoundError: no weights are published for this model/tag, or the local file does not exist.
-        UnsafeWeightsError, IncompatibleWeightsError: see :func:`read_safetensors`, :func:`load_state_dict_strict`.
+        WeightsNotFoundError: no weights are published for this model/tag, or a file/repo does not exist.
+        HubUnavailableError: the Hub is unreachable (or offline mode is on) and the file is not cached.
+        ChecksumError: the file does not match its recorded sha256.
+        UnsafeWeightsError: the file is a pickle, not safetensors.
+        IncompatibleWeightsError: the file is corrupted, or its keys/shapes do not fit the model (the message
+            names the first mismatching keys and shapes).
     """
     if pretrained is False or pretrained is None:
         return model
-    if isinstance(pretrained, (str, Path)) and (Path(pretrained).suffix == ".safetensors" or Path(pretrained).exists()):
-        load_state_dict_strict(model, read_safetensors(pretrained), source=str(pretrained))
-        return model
-    info = get_model_info(model_name)
-    tag = None if pretrained is True else str(pretrained)
-    spec = info.weight(tag)
-    if spec is None:
-        published = ", ".join(f"{model_name}.{w.tag}" for w in info.weights) or "none"
-        raise WeightsNotFoundError(
-            f"no weights are published for {model_name}"
-            + (f" with tag {tag!r}" if tag else "")
-            + f" (published: {published}). Use pretrained=False, load a local file with "
-            "pretrained='path/to/model.safetensors', or train your own with `posezoo train`."
-        )
-    raise WeightsNotFoundError(f"downloading {model_name}.{spec.tag} from the Hub is not implemented yet")
+    resolved = resolve_pretrained(model_name, pretrained)
+    try:
+        report = load_weights_file(model, resolved.path, sha256=resolved.sha256, source=resolved.source)
+    except IncompatibleWeightsError as err:
+        num_joints = getattr(getattr(model, "config", None), "num_joints", None)
+        if resolved.num_joints is not None and num_joints is not None and resolved.num_joints != num_joints:
+            raise IncompatibleWeightsError(
+                f"{err} These weights predict {resolved.num_joints} keypoints and the model {num_joints}: pass "
+                f"num_joints={resolved.num_joints}, or PoseModel.from_pretrained to rebuild the saved config."
+            ) from err
+        raise
+    model.pretrained_report = report
+    return model

@@ -1,3 +1,50 @@
-"""vttranspose (models land with their issue)."""
+"""vttranspose: VTTransPose (Sci. Rep. 14:7608, 2024) and its TransPose-H-S baselines, with their building blocks."""
 
-__all__: list[str] = []
+from .blocks import (
+    AsymmetricConv,
+    AxialPositionEmbedding,
+    ConvMLP,
+    DWSeparableFFN,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+    TwinAttention,
+    TwinEncoder,
+    TwinEncoderLayer,
+    VBlock,
+    sine_position_table,
+)
+from .config import VARIANTS, VTTransPoseConfig
+from .convert import ConversionReport, convert_official_checkpoint
+from .hrnet import BasicBlock, Bottleneck, ConvBN, HRModule, HRNetS, HRNetSLayers
+from .model import VTTransPose, feature_size, transpose_h_s, transpose_h_s_twin, vttranspose_h_s
+from .predict import predict_topdown
+
+__all__ = [
+    "VARIANTS",
+    "AsymmetricConv",
+    "AxialPositionEmbedding",
+    "BasicBlock",
+    "Bottleneck",
+    "ConvBN",
+    "ConvMLP",
+    "ConversionReport",
+    "DWSeparableFFN",
+    "HRModule",
+    "HRNetS",
+    "HRNetSLayers",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
+    "TwinAttention",
+    "TwinEncoder",
+    "TwinEncoderLayer",
+    "VBlock",
+    "VTTransPose",
+    "VTTransPoseConfig",
+    "convert_official_checkpoint",
+    "feature_size",
+    "predict_topdown",
+    "sine_position_table",
+    "transpose_h_s",
+    "transpose_h_s_twin",
+    "vttranspose_h_s",
+]

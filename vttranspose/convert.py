@@ -1,0 +1,118 @@
+"""Load the official TransPose-H-S checkpoint into ``transpose_h_s`` (all of it) or ``vttranspose_h_s`` (shared parts).
+
+The official checkpoint ``tp_h_32_256x192_enc4_d64_h128_mh1.pth`` is a plain state dict of 982 tensors (parameters,
+BatchNorm buffers and the frozen 3072x1x64 sine table). Our models keep the official attribute names, so keys map
+one to one; the converter only checks shapes, drops a DataParallel ``module.`` prefix and reports what it did.
+``.pth`` files are read with ``torch.load(weights_only=True)``, which refuses arbitrary pickled objects.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from posecommon.errors import IncompatibleWeightsError, WeightsNotFoundError
+
+__all__ = ["ConversionReport", "convert_official_checkpoint"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConversionReport:
+    """What :func:`convert_official_checkpoint` did.
+
+    Args:
+        loaded: Model keys filled from the checkpoint.
+        skipped: Checkpoint keys not used, each with the reason (absent from the model, or shape mismatch).
+        missing: Model keys the checkpoint did not fill (they keep their current values).
+    """
+
+    loaded: tuple[str, ...]
+    skipped: dict[str, str] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """True when every checkpoint key was used and every model key was filled."""
+        return not self.skipped and not self.missing
+
+    def summary(self) -> str:
+        """One line: counts of loaded, skipped and missing keys."""
+        return f"loaded {len(self.loaded)}, skipped {len(self.skipped)}, missing {len(self.missing)} keys"
+
+
+def _read_state_dict(source: str | Path | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if isinstance(source, Mapping):
+        state = dict(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise WeightsNotFoundError(f"checkpoint not found: {path}")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    for wrapper in ("state_dict", "model"):
+        if wrapper in state and isinstance(state[wrapper], Mapping):
+            state = dict(state[wrapper])
+    if state and all(k.startswith("module.") for k in state):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise IncompatibleWeightsError(f"checkpoint entries that are not tensors: {not_tensors[:5]}")
+    return state
+
+
+@torch.no_grad()
+def convert_official_checkpoint(
+    state_dict_or_path: str | Path | Mapping[str, torch.Tensor], model: nn.Module, strict: bool = False
+) -> ConversionReport:
+    """Copy the official TransPose-H-S weights into ``model`` wherever key and shape agree.
+
+    Into ``transpose_h_s`` (256x192, 17 joints) every key loads. Into ``vttranspose_h_s`` the stem, stage 1, the
+    transitions, stage 2, the stage-3 blocks that are still basic blocks, the fuse layers, ``reduce`` and
+    ``final_layer`` load, and so do the encoder layers' post-norm LayerNorms (``norm1``, ``norm2``: same role and
+    shape in the twin layers); the replaced basic blocks, the self-attention and MLP weights and the sine table are
+    skipped, and the V blocks, twin attention, FFN and axial embeddings are reported missing (they keep their
+    initialisation). A model with another ``num_joints`` skips ``final_layer``; one built for another input size
+    skips the sine table (it is the same formula, already in the model).
+
+    Args:
+        state_dict_or_path: The official state dict, or the path of the ``.pth`` file.
+        model: A :class:`~vttranspose.VTTransPose` (or any module with the official names).
+        strict: Raise unless every checkpoint key loads and no model key is missing.
+
+    Returns:
+        The :class:`ConversionReport`.
+
+    Raises:
+        WeightsNotFoundError: the path does not exist.
+        IncompatibleWeightsError: a non-tensor entry, or ``strict`` and the report is not complete (the message
+            names the first keys).
+    """
+    state = _read_state_dict(state_dict_or_path)
+    target = model.state_dict()
+    loaded: dict[str, torch.Tensor] = {}
+    skipped: dict[str, str] = {}
+    for key, value in state.items():
+        if key not in target:
+            skipped[key] = "not in model"
+        elif tuple(value.shape) != tuple(target[key].shape):
+            skipped[key] = f"shape {tuple(value.shape)} vs model {tuple(target[key].shape)}"
+        else:
+            loaded[key] = value
+    missing = tuple(k for k in target if k not in loaded)
+    report = ConversionReport(tuple(loaded), skipped, missing)
+    if strict and not report.complete:
+        first_skipped = [f"{k} ({r})" for k, r in list(skipped.items())[:3]]
+        raise IncompatibleWeightsError(
+            f"official checkpoint does not fit {type(model).__name__} strictly: {report.summary()}; "
+            f"first skipped: {first_skipped}; first missing: {list(missing[:3])}"
+        )
+    for key, value in loaded.items():
+        target[key].copy_(value.to(dtype=target[key].dtype))
+    logger.info("official TransPose-H-S checkpoint: %s", report.summary())
+    return report

@@ -1,0 +1,219 @@
+"""VTTransPose and TransPose-H-S: HRNet-S-W32, a transformer encoder over the 1/4 feature map, a 1x1 heatmap head.
+
+``vttranspose_h_s`` is the paper's model (Sci. Rep. 14:7608, 2024), ``transpose_h_s`` the official TransPose-H-S
+it improves on, ``transpose_h_s_twin`` the middle row of the paper's Table 5 (twin-attention encoder, basic
+blocks kept).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from posecommon.config_utils import replace_config
+from posecommon.data.topdown import TopDownCocoDataset
+from posecommon.image import ImageInput
+from posecommon.keypoints import KeypointSpec
+from posecommon.model import PoseModel
+from posecommon.preprocess import PreprocessConfig
+from posecommon.registry import PaperFigures, register_model
+from posecommon.structures import PoseResult
+from posecommon.train.topdown_task import TopDownTask
+from posecommon.weights import load_pretrained
+
+from .blocks import (
+    AxialPositionEmbedding,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+    TwinEncoder,
+    TwinEncoderLayer,
+    sine_position_table,
+)
+from .config import VARIANTS, VTTransPoseConfig
+from .hrnet import HRNetSLayers
+from .predict import predict_topdown
+
+__all__ = ["VTTransPose", "feature_size", "transpose_h_s", "transpose_h_s_twin", "vttranspose_h_s"]
+
+
+def feature_size(input_size: tuple[int, int]) -> tuple[int, int]:
+    """Size ``(h, w)`` of the 1/4 feature map (two 3x3 stride-2 convolutions with padding 1) for ``(H, W)``."""
+    return tuple(((n + 1) // 2 + 1) // 2 for n in input_size)  # type: ignore[return-value]
+
+
+class VTTransPose(HRNetSLayers, PoseModel):
+    """VTTransPose / TransPose-H-S top-down pose model.
+
+    HRNet-S-W32 (optionally with V blocks in the 1/16 branch of stage 3) gives a 32-channel map at 1/4 of the
+    input; ``reduce`` (1x1 conv) maps it to d channels; ``global_encoder`` refines it (twin attention or full
+    self-attention); ``final_layer`` (1x1 conv) predicts K heatmaps. Attribute names are the official
+    TransPose-H's, so the official checkpoint loads into ``transpose_h_s`` with identical keys.
+
+    Readings: see :class:`~vttranspose.VTTransPoseConfig` (V-block count and placement), :class:`~vttranspose.VBlock`,
+    :class:`~vttranspose.TwinAttention`, :class:`~vttranspose.DWSeparableFFN` and
+    :class:`~vttranspose.AxialPositionEmbedding`. Initialisation follows the official code: convolutions
+    N(0, 0.001), BatchNorm (1, 0), linear layers Xavier-uniform with zero bias.
+
+    Args:
+        config: Architecture (see :data:`~vttranspose.config.VARIANTS`).
+        keypoint_spec: Keypoint set; defaults to COCO-17 for 17 joints.
+
+    Shape:
+        - Input: ``(B, 3, H, W)`` normalised RGB crops (any size; built for ``config.input_size``)
+        - Output: ``(B, K, ceil(H / 4), ceil(W / 4))`` raw heatmaps, in train and eval mode alike
+    """
+
+    head_prefixes: tuple[str, ...] = ("final_layer.",)
+    train_recipe: ClassVar[dict[str, Any]] = {"optimizer": "adam", "lr": 1e-4, "lr_final": 1e-5}
+    """Paper, "Training details": Adam, cosine annealing from 1e-4 to 1e-5 (240 epochs of batch 16 on COCO)."""
+    """State-dict prefixes of the keypoint head (replaced when fine-tuning for another ``num_joints``)."""
+
+    def __init__(self, config: VTTransPoseConfig, keypoint_spec: KeypointSpec | None = None) -> None:
+        super().__init__(config, keypoint_spec)
+        d = config.d_model
+        grid_h, grid_w = feature_size(config.input_size)
+        if config.pos_embed == "sine":
+            # Frozen parameter (not a buffer) as in the official model, so it is in the checkpoint.
+            self.pos_embedding: nn.Module | nn.Parameter = nn.Parameter(
+                sine_position_table(grid_h, grid_w, d), requires_grad=False
+            )
+        else:
+            self.pos_embedding = AxialPositionEmbedding(d, grid_h, grid_w)
+        self.build_hrnet_s(
+            config.width,
+            config.stage3_modules,
+            config.blocks_per_branch,
+            config.vblocks_per_module(),
+            config.vblock_scales,
+        )
+        self.reduce = nn.Conv2d(config.width, d, 1, bias=False)
+        if config.attention == "full":
+            layer_args = (d, config.num_heads, config.dim_feedforward, config.dropout)
+            self.global_encoder: nn.Module = TransformerEncoder(
+                [TransformerEncoderLayer(*layer_args) for _ in range(config.num_layers)]
+            )
+        else:
+            self.global_encoder = TwinEncoder(
+                [
+                    TwinEncoderLayer(d, config.num_heads, config.ffn, config.dim_feedforward, config.dropout)
+                    for _ in range(config.num_layers)
+                ]
+            )
+        self.final_layer = nn.Conv2d(d, config.num_joints, 1)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.normal_(module.weight, std=0.001)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.MultiheadAttention):
+                nn.init.xavier_uniform_(module.in_proj_weight)
+                nn.init.zeros_(module.in_proj_bias)
+
+    @property
+    def preprocess(self) -> PreprocessConfig:
+        """ImageNet mean/std, RGB, top-down affine crop to ``config.input_size``."""
+        return PreprocessConfig(input_size=self.config.input_size, resize="affine_crop")
+
+    def _sine_table(self, h: int, w: int, ref: torch.Tensor) -> torch.Tensor:
+        """The stored table for the grid it was built for, otherwise the same formula for ``(h, w)``."""
+        table = self.pos_embedding
+        if table.shape[0] == h * w and feature_size(self.config.input_size) == (h, w):
+            return table
+        return sine_position_table(h, w, self.config.d_model, device=ref.device, dtype=ref.dtype)
+
+    def forward_encoder(self, x: torch.Tensor) -> torch.Tensor:
+        """Position embedding and encoder on the reduced feature map.
+
+        Shape:
+            - Input: ``(B, d, h, w)``
+            - Output: ``(B, d, h, w)``
+        """
+        b, d, h, w = x.shape
+        sine = self.config.pos_embed == "sine"
+        if self.config.attention == "full":
+            if not sine:
+                x = self.pos_embedding(x)
+            seq = x.flatten(2).permute(2, 0, 1)  # (h*w, B, d), row-major tokens, sequence first as official
+            seq = self.global_encoder(seq, self._sine_table(h, w, x) if sine else None)
+            return seq.permute(1, 2, 0).reshape(b, d, h, w)
+        if sine:  # a twin encoder with the sine table: added once, like the axial embeddings
+            return self.global_encoder(x + self._sine_table(h, w, x).permute(1, 2, 0).reshape(1, d, h, w))
+        return self.global_encoder(self.pos_embedding(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.reduce(self.forward_hrnet(x))
+        return self.final_layer(self.forward_encoder(x))
+
+    def predict(
+        self,
+        image: ImageInput,
+        boxes: torch.Tensor | np.ndarray | list,
+        box_scores: torch.Tensor | np.ndarray | list | None = None,
+        **kwargs: Any,
+    ) -> PoseResult:
+        """Keypoints of the people in ``boxes`` (``(N, 4)`` xyxy image pixels); see :func:`predict_topdown`."""
+        return predict_topdown(self, image, boxes, box_scores, **kwargs)
+
+    def training_task(self, global_batch_size: int) -> TopDownTask:
+        """Target-weighted heatmap MSE on normalised crops (the batch size does not enter the loss)."""
+        return TopDownTask(self.preprocess)
+
+    def training_dataset(self, ann_file: str | Path, image_dir: str | Path, train: bool = True) -> Dataset:
+        """A :class:`~posecommon.data.TopDownCocoDataset` at this model's input size and keypoint set."""
+        return TopDownCocoDataset(
+            ann_file, image_dir, self.config.input_size, self.keypoint_spec, train=train, pad_value=0.0
+        )
+
+    def fuse(self) -> VTTransPose:
+        """Fold every BatchNorm into its convolution and merge each AsymmetricConv into one 3x3 (eval mode)."""
+        super().fuse()
+        self.fuse_stem_()
+        return self
+
+
+def _create(name: str, pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
+    keypoint_spec = kwargs.pop("keypoint_spec", None)
+    model = VTTransPose(replace_config(VARIANTS[name], **kwargs), keypoint_spec=keypoint_spec)
+    model.model_name = name
+    return load_pretrained(model, name, pretrained)
+
+
+@register_model(
+    family="vttranspose",
+    summary="VTTransPose: HRNet-S-W32 with 8 V blocks + 4-layer twin-attention encoder (d=64)",
+    paper=PaperFigures(6.0, 5.4, (256, 192), ap=74.6, source="VTTransPose paper, Table 3 (COCO val2017)"),
+)
+def vttranspose_h_s(pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
+    return _create("vttranspose_h_s", pretrained, **kwargs)
+
+
+@register_model(
+    family="vttranspose",
+    summary="TransPose-H-S baseline: HRNet-S-W32 + 4-layer full self-attention encoder (official layout)",
+    paper=PaperFigures(8.0, 10.2, (256, 192), ap=74.2, source="VTTransPose paper, Table 3 (COCO val2017)"),
+)
+def transpose_h_s(pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
+    return _create("transpose_h_s", pretrained, **kwargs)
+
+
+@register_model(
+    family="vttranspose",
+    summary="TransPose-H-S + twin attention (Table 5 ablation): basic blocks kept, twin-attention encoder",
+    paper=PaperFigures(
+        8.0, None, (256, 192), ap=76.3, source="VTTransPose paper, Table 5 (COCO val2017, ground-truth boxes)"
+    ),
+)
+def transpose_h_s_twin(pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
+    return _create("transpose_h_s_twin", pretrained, **kwargs)
