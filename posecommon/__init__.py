@@ -4,7 +4,7 @@ Keypoint metadata, preprocessing configs, generic layers, the model registry, MA
 heatmap codec, top-down geometry, OKS and COCO evaluation, drawing, training and typed errors.
 """
 
-from . import codecs, errors, evaluation, geometry, layers, train
+from . import codecs, data, errors, evaluation, geometry, hub, layers, train
 from .codecs import HeatmapCodec
 from .config_utils import config_from_dict, config_to_dict, replace_config
 from .errors import (
@@ -25,6 +25,7 @@ from .image import load_image
 from .keypoints import COCO17, KeypointSpec, generic_keypoint_spec
 from .losses import KeypointMSELoss
 from .model import PoseModel
+from .pipeline import PosePipeline
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, PreprocessConfig
 from .registry import ModelInfo, PaperFigures, WeightSpec, create_model, get_model_info, list_models, register_model
 from .structures import PoseResult
@@ -51,6 +52,7 @@ __all__ = [
     "ModelInfo",
     "PaperFigures",
     "PoseModel",
+    "PosePipeline",
     "PoseResult",
     "PosezooError",
     "PreprocessConfig",
@@ -66,6 +68,7 @@ __all__ = [
     "count_macs",
     "count_params",
     "create_model",
+    "data",
     "draw_pose",
     "errors",
     "evaluate_coco",
@@ -73,6 +76,7 @@ __all__ = [
     "generic_keypoint_spec",
     "geometry",
     "get_model_info",
+    "hub",
     "layers",
     "list_models",
     "load_image",

@@ -152,7 +152,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         draw_pose(image, result, model.keypoint_spec, keypoint_threshold=args.keypoint_threshold).save(
             out / f"{stem}.png"
         )
-        (out / f"{stem}.json").write_text(json.dumps(results_to_coco(result, image_id=index), indent=1))
+        (out / f"{stem}.json").write_text(json.dumps(results_to_coco(result, index), indent=1))
     print(f"wrote {len(args.images)} annotated image(s) and JSON file(s) to {out}")
     return 0
 

@@ -1,0 +1,163 @@
+"""PosePipeline and the predict / evaluate / train commands, end to end on tiny models and synthetic data."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from drsinet import drsi_net_s
+from posecommon import PosePipeline, PoseResult
+from posecommon.cli import main
+from posecommon.data.synthetic import generate_synthetic_coco
+from vttranspose import vttranspose_h_s
+
+
+class _FixedDetector:
+    """Returns the same two boxes for every image (a stand-in for DRSI-Net)."""
+
+    boxes = torch.tensor([[2.0, 3.0, 30.0, 60.0], [20.0, 10.0, 60.0, 70.0]])
+    scores = torch.tensor([0.9, 0.5])
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def predict(self, images, score_threshold: float, iou_threshold: float) -> list[PoseResult]:
+        self.calls += 1
+        keypoints = torch.zeros(2, 17, 3)
+        return [PoseResult(self.boxes, self.scores, keypoints) for _ in images]
+
+
+@pytest.fixture(scope="module")
+def tiny_pose_model():
+    torch.manual_seed(0)
+    return vttranspose_h_s(input_size=(64, 48)).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_detector():
+    torch.manual_seed(0)
+    return drsi_net_s(input_size=(128, 128)).eval()
+
+
+@pytest.fixture(scope="module")
+def image_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("images") / "person.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (80, 64, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_two_stage_pipeline_runs_the_pose_model_on_detector_boxes(tiny_pose_model, image_file):
+    detector = _FixedDetector()
+    results = PosePipeline(detector, tiny_pose_model, flip_test=False)([image_file, image_file])
+    assert detector.calls == 1 and len(results) == 2
+    for result in results:
+        torch.testing.assert_close(result.boxes, _FixedDetector.boxes)
+        assert result.keypoints.shape == (2, 17, 3)
+        confidences = result.keypoints[..., 2]
+        above = confidences > 0.2
+        expected = _FixedDetector.scores * (confidences * above).sum(1) / above.sum(1).clamp(min=1)
+        torch.testing.assert_close(result.scores, expected)
+
+
+def test_single_stage_pipeline_returns_detector_results(tiny_detector, image_file):
+    results = PosePipeline(tiny_detector, None, score_threshold=0.0)(image_file)
+    assert len(results) == 1
+    direct = tiny_detector.predict(image_file, score_threshold=0.0)[0]
+    torch.testing.assert_close(results[0].boxes, direct.boxes)
+    torch.testing.assert_close(results[0].keypoints, direct.keypoints)
+
+
+def test_pipeline_from_real_models_end_to_end(tiny_pose_model, tiny_detector, image_file):
+    results = PosePipeline(tiny_detector, tiny_pose_model, score_threshold=0.0, flip_test=False)(image_file)
+    assert results[0].keypoints.shape[1:] == (17, 3) and len(results[0]) > 0
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory, tiny_pose_model, tiny_detector) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("saved")
+    return {
+        "pose": tiny_pose_model.save_pretrained(root / "pose"),
+        "detector": tiny_detector.save_pretrained(root / "detector"),
+    }
+
+
+def test_predict_command_writes_png_and_json(tmp_path, saved_models, image_file, capsys):
+    out = tmp_path / "out"
+    code = main(["predict", str(image_file), "--weights", str(saved_models["detector"]), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    pngs, jsons = sorted(out.glob("*.png")), sorted(out.glob("*.json"))
+    assert len(pngs) == 1 and len(jsons) == 1
+    assert Image.open(pngs[0]).size == (64, 80)
+    assert isinstance(json.loads(jsons[0].read_text()), list)
+
+
+def test_predict_command_two_stage(tmp_path, saved_models, image_file, capsys):
+    out = tmp_path / "out"
+    args = ["predict", str(image_file), "--weights", str(saved_models["pose"]), "--out", str(out)]
+    args += ["--detector", "drsi_net_s", "--detector-weights", str(saved_models["detector"])]
+    assert main(args) == 0, capsys.readouterr().err
+    assert len(list(out.glob("*.json"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("make_input", "message"),
+    [
+        (lambda d: d / "missing.png", "not found"),
+        (lambda d: (d / "garbage.png").write_bytes(b"not an image") and d / "garbage.png", "cannot read image"),
+    ],
+)
+def test_predict_command_reports_bad_images(tmp_path, saved_models, make_input, message, capsys):
+    code = main(["predict", str(make_input(tmp_path)), "--weights", str(saved_models["detector"]), "--out", "x"])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_predict_command_refuses_weights_of_another_architecture(tmp_path, saved_models, image_file, capsys):
+    args = ["predict", str(image_file), "--model", "vttranspose_h_s", "--weights", str(saved_models["detector"])]
+    assert main([*args, "--out", str(tmp_path)]) == 2
+    assert "holds a drsi_net_s model" in capsys.readouterr().err
+    weights = saved_models["detector"] / "model.safetensors"
+    args = ["predict", str(image_file), "--model", "vttranspose_h_s", "--weights", str(weights)]
+    assert main([*args, "--out", str(tmp_path)]) == 2
+    assert "do not fit" in capsys.readouterr().err
+
+
+def test_evaluate_command_prints_the_coco_table(tmp_path, saved_models, capsys):
+    split = generate_synthetic_coco(tmp_path / "data", 3, image_size=(96, 96), seed=1, split="val")
+    args = ["evaluate", "--weights", str(saved_models["pose"]), "--ann", str(split.ann_file)]
+    code = main([*args, "--images", str(split.image_dir), "--results", str(tmp_path / "results.json")])
+    out = capsys.readouterr().out
+    assert code == 0
+    header, values = out.strip().splitlines()[-2:]
+    assert header.split() == ["AP", "|", "AP50", "|", "AP75", "|", "APM", "|", "APL", "|", "AR", "|", "AR50", "|",
+                              "AR75", "|", "ARM", "|", "ARL"]  # fmt: skip
+    assert all(-1.0 <= float(v) <= 1.0 for v in values.split("|"))
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert len(results) == split.num_annotations
+
+
+def test_evaluate_command_reports_an_empty_annotation_file(tmp_path, saved_models, capsys):
+    (tmp_path / "empty.json").write_text("")
+    args = ["evaluate", "--weights", str(saved_models["pose"]), "--ann", str(tmp_path / "empty.json")]
+    assert main([*args, "--images", str(tmp_path)]) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_command_runs_end_to_end_and_resumes(tmp_path, capsys):
+    args = ["train", "vttranspose_h_s", "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "2"]
+    args += ["--input-size", "64", "48", "--synthetic-train", "4", "--synthetic-val", "2"]
+    args += ["--synthetic-image-size", "96", "96"]
+    assert main(args) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["after"]["step"] == 2 and 0.0 <= summary["after"]["AP"] <= 1.0
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
+    assert len(list((tmp_path / "run" / "predictions").glob("*.png"))) == 2
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines if "loss" in json.loads(line)] == [1, 2]
+    assert main(["evaluate", str(tmp_path / "run")]) == 0
+    assert "AP50" in capsys.readouterr().out
