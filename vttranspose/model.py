@@ -196,6 +196,14 @@ def _create(name: str, pretrained: bool | str = False, **kwargs: Any) -> VTTrans
     paper=PaperFigures(6.0, 5.4, (256, 192), ap=74.6, source="VTTransPose paper, Table 3 (COCO val2017)"),
 )
 def vttranspose_h_s(pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
+    """The paper's VTTransPose (HRNet-S-W32 with V blocks, twin-attention encoder), 6.0M params.
+
+    Args:
+        pretrained: ``False``, ``True`` (default published weights), a weight tag, a ``.safetensors`` path or
+            ``"hf-hub:org/repo[@revision]"`` (see :func:`posecommon.load_pretrained`).
+        **kwargs: :class:`~vttranspose.config.VTTransPoseConfig` overrides (``num_joints``, ``input_size``, ...) and
+            ``keypoint_spec``.
+    """
     return _create("vttranspose_h_s", pretrained, **kwargs)
 
 
@@ -205,6 +213,14 @@ def vttranspose_h_s(pretrained: bool | str = False, **kwargs: Any) -> VTTransPos
     paper=PaperFigures(8.0, 10.2, (256, 192), ap=74.2, source="VTTransPose paper, Table 3 (COCO val2017)"),
 )
 def transpose_h_s(pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
+    """The TransPose-H-S baseline in the official layout (loads the official checkpoint via the converter).
+
+    Args:
+        pretrained: ``False``, ``True`` (default published weights), a weight tag, a ``.safetensors`` path or
+            ``"hf-hub:org/repo[@revision]"`` (see :func:`posecommon.load_pretrained`).
+        **kwargs: :class:`~vttranspose.config.VTTransPoseConfig` overrides (``num_joints``, ``input_size``, ...) and
+            ``keypoint_spec``.
+    """
     return _create("transpose_h_s", pretrained, **kwargs)
 
 
@@ -216,4 +232,12 @@ def transpose_h_s(pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
     ),
 )
 def transpose_h_s_twin(pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
+    """TransPose-H-S with the twin-attention encoder and its basic blocks kept (Table 5, middle row).
+
+    Args:
+        pretrained: ``False``, ``True`` (default published weights), a weight tag, a ``.safetensors`` path or
+            ``"hf-hub:org/repo[@revision]"`` (see :func:`posecommon.load_pretrained`).
+        **kwargs: :class:`~vttranspose.config.VTTransPoseConfig` overrides (``num_joints``, ``input_size``, ...) and
+            ``keypoint_spec``.
+    """
     return _create("transpose_h_s_twin", pretrained, **kwargs)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from PIL import Image
 
 from ..data.synthetic import generate_synthetic_splits
@@ -72,6 +74,7 @@ class RunOptions:
         warmup_steps: Linear warm-up steps.
         num_workers: DataLoader workers.
         eval_every: Evaluate on the validation split every this many steps (0: at the end only).
+        checkpoint_every: Write ``checkpoints/last`` every this many steps, so an interrupted run resumes there.
         eval_before: Also evaluate before training (to show that the model learns).
         max_eval_images: Evaluate on at most this many validation images.
         num_predictions: Annotated validation images to write at the end.
@@ -91,6 +94,7 @@ class RunOptions:
     warmup_steps: int = 0
     num_workers: int = 0
     eval_every: int = 0
+    checkpoint_every: int = 100
     eval_before: bool = False
     max_eval_images: int | None = None
     num_predictions: int = 4
@@ -102,15 +106,21 @@ class RunOptions:
     amp: bool = True
 
 
-def _resolve_data(data: str | Path, out_dir: Path, options: RunOptions, **split_names: str) -> CocoSplits:
-    if str(data) != "synthetic":
-        return find_coco_splits(data, **split_names)
-    root = out_dir / "data"
-    splits = generate_synthetic_splits(
+def _init_distributed(device: str | None) -> int:
+    """Initialise the process group when launched by ``torchrun`` with several processes; return this rank."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    if not dist.is_initialized():
+        use_cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
+        if use_cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return dist.get_rank()
+
+
+def _generate_synthetic(root: Path, options: RunOptions) -> None:
+    generate_synthetic_splits(
         root, options.synthetic_train, options.synthetic_val, seed=options.seed, image_size=options.synthetic_image_size
-    )
-    return CocoSplits(
-        splits["train"].ann_file, splits["train"].image_dir, splits["val"].ann_file, splits["val"].image_dir
     )
 
 
@@ -154,13 +164,22 @@ def run_training(
     ``final/`` (``save_pretrained``), ``predictions/`` and ``summary.json``. Re-running with the same
     ``out_dir`` resumes from the last checkpoint.
 
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is initialised here (NCCL on CUDA, gloo on CPU), each
+    process trains on its share of every global batch, and rank 0 alone generates data, evaluates and writes files.
+
     Returns:
         The summary: model, steps, COCO numbers before (if asked) and after training, paths.
     """
     out_dir = Path(out_dir)
+    rank = _init_distributed(options.device)
     if str(data) == "synthetic":
         train_split, val_split = "train", "val"
-    splits = _resolve_data(data, out_dir, options, train_split=train_split, val_split=val_split)
+    if rank == 0 and str(data) == "synthetic":
+        _generate_synthetic(out_dir / "data", options)
+    if dist.is_initialized():
+        dist.barrier()
+    root = out_dir / "data" if str(data) == "synthetic" else Path(data)
+    splits = find_coco_splits(root, train_split, val_split)
     overrides = {"input_size": tuple(options.input_size)} if options.input_size else {}
     model = create_model(model_name, **overrides)
     if not isinstance(model, PoseModel):
@@ -175,6 +194,7 @@ def run_training(
         warmup_steps=options.warmup_steps,
         num_workers=options.num_workers,
         eval_every=options.eval_every,
+        checkpoint_every=options.checkpoint_every,
         seed=options.seed,
         amp=options.amp,
     )
@@ -184,12 +204,14 @@ def run_training(
         return stats
 
     summary: dict[str, Any] = {"model": model_name, "data": str(data), "steps": options.steps}
-    if options.eval_before:
+    if options.eval_before and rank == 0:
         summary["before"] = evaluate(model)
     dataset = model.training_dataset(splits.train_ann, splits.train_images, train=True)
     task = model.training_task(options.batch_size)
     trainer = Trainer(model, dataset, task, config, out_dir, evaluate=evaluate, device=options.device)
     result = trainer.fit()
+    if rank != 0:
+        return summary
     summary["after"] = result.evaluations[-1] if result.evaluations else None
     summary["evaluations"] = result.evaluations
     predictions = write_predictions(

@@ -137,6 +137,8 @@ class Trainer:
         device: str | torch.device | None = None,
     ) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())  # torchrun: set by LOCAL_RANK
         self.model = model.to(self.device)
         self.dataset = dataset
         self.task = task
