@@ -29,6 +29,7 @@ myst_heading_anchors = 3
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_custom_sections = [("Shape", "params_style")]
+napoleon_use_ivar = True  # "Attributes:" as fields, so :undoc-members: does not describe them twice
 autodoc_typehints = "description"
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "show-inheritance": True}

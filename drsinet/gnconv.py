@@ -61,6 +61,8 @@ class GnConv(nn.Module):
         self.order = order
         self.widths = widths
         self.scale = scale
+        self.scale_folded = False
+        """Set by :meth:`fuse_`: ``scale`` lives in ``dwconv``'s weight and bias."""
         q_channels = sum(widths)
         self.proj_in = nn.Conv2d(channels, widths[0] + q_channels, 1)
         self.dwconv = nn.Conv2d(q_channels, q_channels, kernel_size, padding=kernel_size // 2, groups=q_channels)
@@ -69,11 +71,24 @@ class GnConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p, q = torch.split(self.proj_in(x), [self.widths[0], sum(self.widths)], dim=1)
-        fq = torch.split(self.dwconv(q) * self.scale, self.widths, dim=1)
+        fq = self.dwconv(q)
+        if not self.scale_folded:
+            fq = fq * self.scale
+        fq = torch.split(fq, self.widths, dim=1)
         p = p * fq[0]
         for k, pw in enumerate(self.pws, start=1):
             p = pw(p) * fq[k]
         return self.proj_out(p)
+
+    @torch.no_grad()
+    def fuse_(self) -> None:
+        """Fold ``scale`` into the depthwise convolution (exact: ``f`` is linear); inference only."""
+        if self.scale_folded:
+            return
+        self.dwconv.weight.mul_(self.scale)
+        if self.dwconv.bias is not None:
+            self.dwconv.bias.mul_(self.scale)
+        self.scale_folded = True
 
 
 class ResGnConv(nn.Module):
@@ -120,6 +135,8 @@ class ResGnConv(nn.Module):
         self.order = order
         self.widths = widths
         self.lam = lam
+        self.lam_folded = False
+        """Set by :meth:`fuse_`: the 1 / lambda factors live in the weights of ``gates[1:]`` and ``proj_out``."""
         q_channels = sum(widths)
         self.proj_in = nn.Conv2d(channels, widths[0] + q_channels, 1)
         self.dwconv = nn.Conv2d(q_channels, q_channels, kernel_size, padding=kernel_size // 2, groups=q_channels)
@@ -133,7 +150,27 @@ class ResGnConv(nn.Module):
         u_prev = p0
         for k, gate in enumerate(self.gates, start=1):
             u = gate(a)
-            res = torch.cat((u_prev, fq[k - 1]), dim=1)
-            a = (res + u * fq[k]) / self.lam
+            # a_k = (concat(u_{k-1}, f(q_{k-1})) + u_k * f(q_k)) / lambda, without materialising the concat: the
+            # two halves are added in place into the product (the product's backward does not need its output).
+            a = u * fq[k]
+            half = self.widths[k - 1]
+            a[:, :half] += u_prev
+            a[:, half:] += fq[k - 1]
+            if not self.lam_folded:
+                a = a.div_(self.lam)
             u_prev = u
         return self.proj_out(a)
+
+    @torch.no_grad()
+    def fuse_(self) -> None:
+        """Fold the divisions by lambda into the 1x1 convolutions that consume ``a_k`` (inference only).
+
+        ``a_k`` (k >= 1) feeds only ``g_{k+1}``'s convolution or ``proj_out``, both linear in it, so scaling their
+        weights by ``1 / lambda`` is exact; it saves one pass over a ``C'``-channel map per order.
+        """
+        if self.lam_folded:
+            return
+        for gate in list(self.gates)[1:]:
+            gate.conv.weight.div_(self.lam)
+        self.proj_out.weight.div_(self.lam)
+        self.lam_folded = True

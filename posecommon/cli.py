@@ -1,4 +1,4 @@
-"""The ``posezoo`` command line: ``models``, ``train``, ``evaluate`` and ``predict``."""
+"""The ``posezoo`` command line: ``models``, ``train``, ``evaluate``, ``predict``, ``export`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -112,8 +112,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         images = images or str(data_root / "val")
     if ann is None or images is None:
         raise WeightsNotFoundError("pass --ann COCO_JSON and --images DIR (or a run directory)")
-    model = load_model(args.model, args.weights or args.run)
-    detector = load_model(args.detector, args.detector_weights) if args.detector else None
+    model = load_model(args.model, args.weights or args.run).fuse()
+    detector = load_model(args.detector, args.detector_weights).fuse() if args.detector else None
     stats, results = evaluate_model(model, ann, images, detector=detector, max_images=args.max_images)
     print(_format_stats(stats))
     if args.results:
@@ -131,9 +131,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .pipeline import PosePipeline
     from .visualize import draw_pose
 
-    model = load_model(args.model, args.weights)
+    # Inference only: fold BatchNorm / merge AsymmetricConvs once on load (predict itself never changes a model).
+    model = load_model(args.model, args.weights).fuse()
     top_down = model.preprocess.resize == "affine_crop"
-    detector = load_model(args.detector, args.detector_weights) if args.detector else None
+    detector = load_model(args.detector, args.detector_weights).fuse() if args.detector else None
     pipeline = PosePipeline(detector, model) if detector is not None and top_down else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -155,6 +156,39 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         (out / f"{stem}.json").write_text(json.dumps(results_to_coco(result, index), indent=1))
     print(f"wrote {len(args.images)} annotated image(s) and JSON file(s) to {out}")
     return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import check_onnx, export_onnx
+
+    model = load_model(args.model, args.weights)
+    size = tuple(args.input_size) if args.input_size else None
+    path = export_onnx(
+        model,
+        args.out,
+        input_size=size,
+        opset=args.opset,
+        dynamic_batch=not args.static_batch,
+        include_decode=args.decode,
+        top_k=args.top_k,
+        fuse=not args.no_fuse,
+    )
+    print(f"wrote {path}")
+    if args.no_check:
+        return 0
+    report = check_onnx(
+        path, model, include_decode=args.decode, top_k=args.top_k, batch_sizes=(1,) if args.static_batch else (1, 3)
+    )
+    worst = max(report.max_abs_diff.values())
+    verdict = "agrees with" if report.ok else "DIFFERS from"
+    print(f"onnxruntime {verdict} PyTorch (max abs diff {worst:.2e}, atol {report.atol}, rtol {report.rtol})")
+    return 0 if report.ok else 1
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_from_args
+
+    return run_from_args(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,6 +245,26 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--score-threshold", type=float, default=0.25)
     predict.add_argument("--keypoint-threshold", type=float, default=0.3)
     predict.set_defaults(func=_cmd_predict)
+
+    export = sub.add_parser("export", help="export a model to ONNX and check it against PyTorch with onnxruntime")
+    export.add_argument("model", help="registry name, e.g. vttranspose_h_s or drsi_net_s")
+    export.add_argument("--weights", default=None, help="safetensors file, save_pretrained dir or hf-hub:org/repo")
+    export.add_argument("--format", choices=("onnx",), default="onnx")
+    export.add_argument("--out", required=True, help="output .onnx file")
+    export.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None)
+    export.add_argument("--opset", type=int, default=18)
+    export.add_argument("--decode", action="store_true", help="DRSI-Net: decode boxes/scores/keypoints in the graph")
+    export.add_argument("--top-k", type=int, default=None, help="with --decode: keep the K best candidates per image")
+    export.add_argument("--static-batch", action="store_true", help="fix the batch axis to 1")
+    export.add_argument("--no-fuse", action="store_true", help="export without folding BatchNorm")
+    export.add_argument("--no-check", action="store_true", help="skip the onnxruntime vs PyTorch comparison")
+    export.set_defaults(func=_cmd_export)
+
+    from .bench import add_bench_arguments
+
+    bench = sub.add_parser("bench", help="benchmark suite: speed, memory and the papers' efficiency claims")
+    add_bench_arguments(bench)
+    bench.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -24,7 +24,7 @@ from drsinet import (
     fold_bn_before_conv,
     interaction_widths,
 )
-from posecommon.layers import fuse_model
+from posecommon.layers import LayerNorm2d, fuse_model
 
 B, H, W = 2, 9, 14  # non-square, odd height
 
@@ -176,6 +176,61 @@ def test_c3dr_fusion_equal(block):
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    ("make", "channels"),
+    [
+        (lambda: ResGnConv(13, order=3, lam=1.7), 13),
+        (lambda: ResGnConv(16, order=2), 16),
+        (lambda: GnConv(13, order=3, scale=0.5), 13),
+        (lambda: DRSIBlock(13), 13),
+    ],
+    ids=["resgnconv3_odd", "resgnconv2", "gnconv3_odd", "drsi_odd"],
+)
+def test_fused_and_channels_last_equal_eager(make, channels):
+    """Fusion (BN and 1/lambda or scale folding) and channels_last give the eager eval output; fusing is idempotent."""
+    torch.manual_seed(0)
+    module = make().eval()
+    _randomize_bn(module)
+    for m in module.modules():
+        if isinstance(m, nn.LayerNorm):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    x = torch.randn(B, channels, H, W)
+    with torch.no_grad():
+        before = module(x)
+        before_cl = module.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+        fuse_model(module)
+        fuse_model(module)
+        after = module(x)
+        after_cl = module(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(before_cl, before, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(after_cl, before, rtol=1e-4, atol=1e-4)
+
+
+def test_resgnconv_gradients_match_concat_formula():
+    """The in-place residual sum of the forward pass has the gradients of the concat formula (SPEC.md)."""
+    torch.manual_seed(0)
+    block = ResGnConv(13, order=3, lam=1.7)
+    x = torch.randn(B, 13, H, W, requires_grad=True)
+    block(x).square().sum().backward()
+    grads = [x.grad.clone(), *(p.grad.clone() for p in block.parameters())]
+    block.zero_grad()
+    x.grad = None
+    widths = block.widths
+    p0, q = torch.split(block.proj_in(x), [widths[0], sum(widths)], dim=1)
+    fq = torch.split(block.dwconv(q), widths, dim=1)
+    a, u_prev = p0 * fq[0], p0
+    for k, gate in enumerate(block.gates, start=1):
+        u = gate(a)
+        a = (torch.cat((u_prev, fq[k - 1]), dim=1) + u * fq[k]) / 1.7
+        u_prev = u
+    block.proj_out(a).square().sum().backward()
+    expected = [x.grad, *(p.grad for p in block.parameters())]
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("kind", ["pan", "cbam_pan", "asi_pan"])
 def test_pan_shapes(kind):
     channels = (11, 13, 17, 24)
@@ -198,3 +253,27 @@ def test_head_shapes_and_branch_layout():
     bias = head.box[0].bias.detach().view(3, 6)  # YOLOv5 prior on top of the default init (|b| <= 1/sqrt(11))
     assert (bias[:, 4] - math.log(8 / 80**2)).abs().max() <= 1 / math.sqrt(11) + 1e-6
     assert (bias[:, 5] - math.log(0.6 / 0.99)).abs().max() <= 1 / math.sqrt(11) + 1e-6
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_layer_norm_2d_both_layouts_match_layer_norm(channels_last):
+    """LayerNorm2d computes torch's LayerNorm over C in either memory format, with the same gradients.
+
+    A channels_last input must stay channels_last without copies (the whole-model channels_last mode relies on it).
+    """
+    torch.manual_seed(0)
+    norm = LayerNorm2d(13)
+    norm.weight.data.uniform_(0.5, 1.5)
+    norm.bias.data.uniform_(-1, 1)
+    x = (torch.randn(B, 13, H, W) * 3 + 1).requires_grad_(True)
+    xin = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    y = norm(xin)
+    if channels_last:
+        assert y.is_contiguous(memory_format=torch.channels_last)
+    grad_out = torch.randn_like(y)
+    got = torch.autograd.grad(y, (x, norm.weight, norm.bias), grad_out)
+    ref = F.layer_norm(x.permute(0, 2, 3, 1), (13,), norm.weight, norm.bias, norm.eps).permute(0, 3, 1, 2)
+    want = torch.autograd.grad(ref, (x, norm.weight, norm.bias), grad_out)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
