@@ -116,13 +116,21 @@ class DRSINet(PoseModel):
         criterion = DRSILoss(self.config, sigmas=self.keypoint_spec, scale_by_batch=False)
         return DRSITask(criterion, self.preprocess, global_batch_size)
 
-    def training_dataset(self, ann_file: str | Path, image_dir: str | Path, train: bool = True) -> Dataset:
+    def training_dataset(
+        self, ann_file: str | Path, image_dir: str | Path, train: bool = True, **augmentation: float
+    ) -> Dataset:
         """A :class:`~posecommon.data.MultiPersonCocoDataset` at this model's (square) input size."""
         height, width = self.config.input_size
         if height != width:
             raise ValueError(f"training needs a square input_size, got {self.config.input_size}")
         return MultiPersonCocoDataset(
-            ann_file, image_dir, height, self.keypoint_spec, train=train, pad_value=self.preprocess.pad_value
+            ann_file,
+            image_dir,
+            height,
+            self.keypoint_spec,
+            train=train,
+            pad_value=self.preprocess.pad_value,
+            **augmentation,
         )
 
     def anchor_tensor(self, device: torch.device | str | None = None) -> torch.Tensor:

@@ -80,6 +80,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         synthetic_train=args.synthetic_train,
         synthetic_val=args.synthetic_val,
         synthetic_image_size=tuple(args.synthetic_image_size),
+        augmentation=dict(args.augment),
     )
     summary = run_training(args.model, args.data, args.out, options, args.train_split, args.val_split)
     if summary.get("before"):
@@ -90,6 +91,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(_format_stats(summary["after"]))
     print(f"run directory: {args.out} (final weights in {summary['final']}, predictions in {args.out}/predictions)")
     return 0
+
+
+def _key_value(text: str) -> tuple[str, float]:
+    name, _, value = text.partition("=")
+    try:
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, got {text!r}") from None
 
 
 def _format_stats(stats: dict[str, float]) -> str:
@@ -221,6 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--synthetic-train", type=int, default=400, help="synthetic training images")
     train.add_argument("--synthetic-val", type=int, default=50, help="synthetic validation images")
     train.add_argument("--synthetic-image-size", type=int, nargs=2, metavar=("H", "W"), default=(256, 256))
+    train.add_argument(
+        "--augment",
+        type=_key_value,
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override the dataset's augmentation, e.g. rotation=15 half_body=0 (default: the paper's recipe)",
+    )
     train.set_defaults(func=_cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="COCO keypoint AP of a model on a COCO-format dataset")

@@ -81,8 +81,17 @@ class PoseModel(nn.Module):
         """
         raise NotImplementedError(f"{type(self).__name__} does not define a training task")
 
-    def training_dataset(self, ann_file: str | Path, image_dir: str | Path, train: bool = True) -> Dataset:
-        """The COCO-format dataset this model trains on, built for its input size and keypoint set."""
+    def training_dataset(
+        self, ann_file: str | Path, image_dir: str | Path, train: bool = True, **augmentation: float
+    ) -> Dataset:
+        """The COCO-format dataset this model trains on, built for its input size and keypoint set.
+
+        Args:
+            ann_file: COCO keypoints annotation file.
+            image_dir: Its image directory.
+            train: Random augmentation on (else the plain evaluation transform).
+            **augmentation: Overrides of the dataset's augmentation arguments (e.g. ``rotation=15``).
+        """
         raise NotImplementedError(f"{type(self).__name__} does not define a training dataset")
 
     def config_dict(self) -> dict[str, Any]:

@@ -16,7 +16,13 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-TESTED = {"infer_image.py", "two_stage_pipeline.py", "custom_block_model.py", "finetune_coco_folder.py"}
+TESTED = {
+    "infer_image.py",
+    "two_stage_pipeline.py",
+    "custom_block_model.py",
+    "finetune_coco_folder.py",
+    "export_onnx.py",
+}
 
 
 def run_example(name: str, *args: str | Path) -> str:
@@ -110,3 +116,27 @@ def test_finetune_coco_folder_with_joint_subset(tmp_path):
     assert [r["step"] for r in steps if "loss" in r] == [1, 2]
     assert any("eval" in r for r in steps)
     assert f"with 5 keypoints {joints}" in stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "outputs"),
+    [
+        ("--input-size 64 48", ["heatmaps"]),
+        ("--model drsi_net_s --input-size 128 128 --decode --top-k 20", ["boxes", "scores", "keypoints", "indices"]),
+    ],
+)
+def test_export_onnx_agrees_with_pytorch(tmp_path, flags, outputs):
+    import onnx
+
+    out = tmp_path / "model.onnx"
+    stdout = run_example("export_onnx.py", flags, "--synthetic-size 64 --out", out)
+    graph = onnx.load(str(out))
+    assert [o.name for o in graph.graph.output] == outputs
+    assert graph.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch axis
+    size = [int(v) for v in flags.split("--input-size ")[1].split()[:2]]
+    assert json.loads({p.key: p.value for p in graph.metadata_props}["input_size"]) == size
+    for name in outputs:
+        assert float(re.search(rf"^{name} .* max abs diff ([\d.e+-]+)$", stdout, re.M).group(1)) < 1e-2
+    assert re.search(r"^onnxruntime agrees with PyTorch on .*: max abs diff [\d.e+-]+ \(atol 0.0001", stdout, re.M)
+    if outputs == ["heatmaps"]:
+        assert re.search(r"^\d+ people, keypoints \(\d+, 17, 2\) in image pixels", stdout, re.M)

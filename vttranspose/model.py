@@ -170,10 +170,12 @@ class VTTransPose(HRNetSLayers, PoseModel):
         """Target-weighted heatmap MSE on normalised crops (the batch size does not enter the loss)."""
         return TopDownTask(self.preprocess)
 
-    def training_dataset(self, ann_file: str | Path, image_dir: str | Path, train: bool = True) -> Dataset:
+    def training_dataset(
+        self, ann_file: str | Path, image_dir: str | Path, train: bool = True, **augmentation: float
+    ) -> Dataset:
         """A :class:`~posecommon.data.TopDownCocoDataset` at this model's input size and keypoint set."""
         return TopDownCocoDataset(
-            ann_file, image_dir, self.config.input_size, self.keypoint_spec, train=train, pad_value=0.0
+            ann_file, image_dir, self.config.input_size, self.keypoint_spec, train=train, pad_value=0.0, **augmentation
         )
 
     def fuse(self) -> VTTransPose:

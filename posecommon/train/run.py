@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,8 @@ class RunOptions:
         synthetic_val: Synthetic validation images.
         synthetic_image_size: ``(H, W)`` of synthetic images.
         amp: Mixed precision on CUDA.
+        augmentation: Overrides of the training dataset's augmentation arguments (``rotation``, ``scale``,
+            ``half_body``, ``flip`` for top-down; ``mosaic``, ``translate``, ``flip`` for multi-person).
     """
 
     steps: int = 1000
@@ -104,6 +106,7 @@ class RunOptions:
     synthetic_val: int = 50
     synthetic_image_size: tuple[int, int] = (256, 256)
     amp: bool = True
+    augmentation: dict[str, float] = field(default_factory=dict)
 
 
 def _init_distributed(device: str | None) -> int:
@@ -206,7 +209,7 @@ def run_training(
     summary: dict[str, Any] = {"model": model_name, "data": str(data), "steps": options.steps}
     if options.eval_before and rank == 0:
         summary["before"] = evaluate(model)
-    dataset = model.training_dataset(splits.train_ann, splits.train_images, train=True)
+    dataset = model.training_dataset(splits.train_ann, splits.train_images, train=True, **options.augmentation)
     task = model.training_task(options.batch_size)
     trainer = Trainer(model, dataset, task, config, out_dir, evaluate=evaluate, device=options.device)
     result = trainer.fit()
