@@ -83,6 +83,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         augmentation=dict(args.augment),
     )
     summary = run_training(args.model, args.data, args.out, options, args.train_split, args.val_split)
+    if not summary:  # a torchrun process other than rank 0
+        return 0
     if summary.get("before"):
         print("before training:")
         print(_format_stats(summary["before"]))

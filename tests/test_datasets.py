@@ -264,3 +264,13 @@ def test_datasets_on_synthetic_people(tmp_path):
         _assert_valid_targets(sample, 128)
     for index in range(len(topdown)):
         _assert_heatmaps_decode_to_keypoints(topdown, topdown[index])
+
+
+def test_multiperson_collate_keeps_images_without_persons(dots):
+    dataset = MultiPersonCocoDataset(*dots, input_size=96, keypoint_spec=SPEC6, train=False)
+    sample = dataset[0]
+    empty = {**sample, "boxes": sample["boxes"][:0], "keypoints": sample["keypoints"][:0]}
+    batch = MultiPersonCocoDataset.collate([empty, sample])
+    assert batch["images"].shape[0] == 2
+    assert batch["targets"].shape == (sample["boxes"].shape[0], 1 + 4 + 3 * 6)
+    assert (batch["targets"][:, 0] == 1).all()

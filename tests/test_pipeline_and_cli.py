@@ -161,3 +161,21 @@ def test_train_command_runs_end_to_end_and_resumes(tmp_path, capsys):
     assert [json.loads(line)["step"] for line in lines if "loss" in json.loads(line)] == [1, 2]
     assert main(["evaluate", str(tmp_path / "run")]) == 0
     assert "AP50" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_train_command_under_torchrun_with_two_processes(tmp_path):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "posecommon.cli", "train", "vttranspose_h_s", "--out", str(tmp_path / "run"), "--steps", "2"]
+    command += ["--batch-size", "4", "--input-size", "64", "48", "--synthetic-train", "8", "--synthetic-val", "2"]
+    command += ["--synthetic-image-size", "96", "96"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("run directory:") == 1  # only rank 0 reports
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["after"]["step"] == 2
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps[:2] == [1, 2]

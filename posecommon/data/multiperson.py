@@ -268,7 +268,7 @@ class MultiPersonCocoDataset(Dataset):
         for b, sample in enumerate(samples):
             n = sample["boxes"].shape[0]
             batch_index = torch.full((n, 1), float(b))
-            rows.append(torch.cat((batch_index, sample["boxes"], sample["keypoints"].reshape(n, -1)), dim=1))
+            rows.append(torch.cat((batch_index, sample["boxes"], sample["keypoints"].flatten(1)), dim=1))
         return {
             "images": torch.stack([s["image"] for s in samples]),
             "targets": torch.cat(rows),

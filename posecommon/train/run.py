@@ -171,7 +171,8 @@ def run_training(
     process trains on its share of every global batch, and rank 0 alone generates data, evaluates and writes files.
 
     Returns:
-        The summary: model, steps, COCO numbers before (if asked) and after training, paths.
+        The summary: model, steps, COCO numbers before (if asked) and after training, paths (an empty dict on
+        ranks other than 0).
     """
     out_dir = Path(out_dir)
     rank = _init_distributed(options.device)
@@ -213,8 +214,10 @@ def run_training(
     task = model.training_task(options.batch_size)
     trainer = Trainer(model, dataset, task, config, out_dir, evaluate=evaluate, device=options.device)
     result = trainer.fit()
+    if dist.is_initialized():
+        dist.barrier()
     if rank != 0:
-        return summary
+        return {}
     summary["after"] = result.evaluations[-1] if result.evaluations else None
     summary["evaluations"] = result.evaluations
     predictions = write_predictions(
