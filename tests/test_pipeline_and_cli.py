@@ -179,3 +179,28 @@ def test_train_command_under_torchrun_with_two_processes(tmp_path):
     assert summary["after"]["step"] == 2
     steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert steps[:2] == [1, 2]
+
+
+def test_single_stage_evaluation_keeps_low_score_detections(tmp_path):
+    from types import SimpleNamespace
+
+    from posecommon import COCO17
+    from posecommon.evaluation import SINGLE_STAGE_SCORE_THRESHOLD, evaluate_model
+
+    class Recorder:
+        keypoint_spec = COCO17
+        preprocess = SimpleNamespace(resize="letterbox")
+
+        def __init__(self) -> None:
+            self.thresholds: list[float] = []
+
+        def predict(self, image, score_threshold: float) -> list[PoseResult]:
+            self.thresholds.append(score_threshold)
+            return [PoseResult.empty(17)]
+
+    split = generate_synthetic_coco(tmp_path, 2, image_size=(64, 64), seed=3, split="val")
+    model = Recorder()
+    stats, results = evaluate_model(model, split.ann_file, split.image_dir, progress=False)
+    assert model.thresholds == [SINGLE_STAGE_SCORE_THRESHOLD] * 2 and results == [] and stats["AP"] == 0.0
+    evaluate_model(model, split.ann_file, split.image_dir, progress=False, score_threshold=0.3)
+    assert model.thresholds[-1] == 0.3

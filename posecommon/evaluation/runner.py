@@ -12,7 +12,11 @@ from ..data.coco import CocoKeypoints, load_coco_keypoints
 from ..structures import PoseResult
 from .coco import evaluate_coco, results_to_coco
 
-__all__ = ["evaluate_model", "predict_dataset"]
+__all__ = ["SINGLE_STAGE_SCORE_THRESHOLD", "evaluate_model", "predict_dataset"]
+
+SINGLE_STAGE_SCORE_THRESHOLD = 0.001
+"""Score threshold of single-stage models during COCO evaluation (YOLOv5 / YOLO-Pose validation use 0.001: AP
+integrates over all scores, so a display threshold such as 0.25 would cut the precision-recall curve short)."""
 
 
 def _is_top_down(model: Any) -> bool:
@@ -32,7 +36,8 @@ def predict_dataset(
 
     A top-down model (``preprocess.resize == "affine_crop"``) is given the ground-truth person boxes of each image
     (the COCO "GT boxes" protocol; annotations with no labelled keypoint or crowd are not used as boxes), or the
-    boxes of ``detector`` when one is passed. A single-stage model predicts from the whole image.
+    boxes of ``detector`` when one is passed. A single-stage model predicts from the whole image, keeping detections
+    down to :data:`SINGLE_STAGE_SCORE_THRESHOLD` unless ``score_threshold`` is passed.
 
     Args:
         model: A posezoo model with ``predict``.
@@ -50,7 +55,9 @@ def predict_dataset(
     for record in tqdm(images, desc="evaluate", unit="img", disable=not progress):
         pixels = data.load_image(record.image_id)
         if not _is_top_down(model):
-            found: PoseResult = model.predict(pixels, **predict_kwargs)[0]
+            found: PoseResult = model.predict(
+                pixels, **{"score_threshold": SINGLE_STAGE_SCORE_THRESHOLD, **predict_kwargs}
+            )[0]
         elif detector is not None:
             boxes = detector.predict(pixels)[0]
             found = model.predict(pixels, boxes.boxes, boxes.scores, **predict_kwargs)
