@@ -61,7 +61,7 @@ def predict(
 
     Returns:
         One :class:`~posecommon.structures.PoseResult` per image (boxes xyxy, keypoints ``(x, y, conf)``) in
-        that image's pixel coordinates, on the model's device.
+        that image's pixel coordinates (boxes clipped to the image; keypoints are not clipped), on the model's device.
 
     Raises:
         BadImageError: an image cannot be read or has an unsupported type/mode/shape.
@@ -95,6 +95,18 @@ def predict(
     boxes, scores, keypoints = decode_outputs(outputs, model.anchor_tensor(param.device), model.config.strides)
     results = postprocess(boxes, scores, keypoints, score_threshold, iou_threshold, max_detections=max_detections)
     return [
-        PoseResult(unletterbox_boxes(r.boxes, info), r.scores, unletterbox_points(r.keypoints, info))
+        PoseResult(
+            _clip_boxes(unletterbox_boxes(r.boxes, info), info.image_size),
+            r.scores,
+            unletterbox_points(r.keypoints, info),
+        )
         for r, info in zip(results, infos, strict=True)
     ]
+
+
+def _clip_boxes(boxes: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+    """Clip ``(N, 4)`` xyxy boxes to the image, whose pixels span ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``."""
+    height, width = image_size
+    x = boxes[:, 0::2].clamp(-0.5, width - 0.5)
+    y = boxes[:, 1::2].clamp(-0.5, height - 0.5)
+    return torch.stack((x[:, 0], y[:, 0], x[:, 1], y[:, 1]), dim=1)

@@ -65,3 +65,16 @@ def test_postprocess_threshold_nms_and_empty():
     assert len(results[1]) == 0 and results[1].keypoints.shape == (0, 2, 3)
     capped = postprocess(boxes, scores, kpts, score_threshold=0.0, iou_threshold=0.5, max_detections=1)
     assert [len(r) for r in capped] == [1, 1]
+
+
+def test_predicted_boxes_are_clipped_to_the_image():
+    import numpy as np
+
+    from drsinet import drsi_net_s
+
+    torch.manual_seed(0)
+    model = drsi_net_s(input_size=(128, 128)).eval()
+    result = model.predict(np.zeros((50, 90, 3), dtype=np.uint8), score_threshold=0.0)[0]
+    assert len(result) > 0
+    assert result.boxes[:, 0::2].min() >= -0.5 and result.boxes[:, 0::2].max() <= 89.5
+    assert result.boxes[:, 1::2].min() >= -0.5 and result.boxes[:, 1::2].max() <= 49.5
