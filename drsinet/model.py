@@ -149,6 +149,8 @@ class DRSINet(PoseModel):
         iou_threshold: float = 0.45,
         input_size: tuple[int, int] | None = None,
         max_detections: int = 300,
+        fuse: bool = True,
+        channels_last: bool | None = None,
     ) -> list[PoseResult]:
         """Detect people and their keypoints; see :func:`drsinet.predict.predict`.
 
@@ -164,6 +166,8 @@ class DRSINet(PoseModel):
             iou_threshold=iou_threshold,
             input_size=input_size,
             max_detections=max_detections,
+            fuse=fuse,
+            channels_last=channels_last,
         )
 
 

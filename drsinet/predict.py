@@ -12,6 +12,7 @@ from PIL import Image
 
 from posecommon.errors import BadImageError, InvalidInputError
 from posecommon.image import load_image
+from posecommon.inference import running_for_inference
 from posecommon.letterbox import letterbox, unletterbox_boxes, unletterbox_points
 from posecommon.structures import PoseResult
 
@@ -44,12 +45,15 @@ def predict(
     iou_threshold: float = 0.45,
     input_size: tuple[int, int] | None = None,
     max_detections: int = 300,
+    fuse: bool = True,
+    channels_last: bool | None = None,
 ) -> list[PoseResult]:
     """Detect people and keypoints in one image or a list of images.
 
     Each image is loaded with :func:`~posecommon.image.load_image` (grayscale and RGBA converted), letterboxed
-    to ``input_size`` (pad bottom/right with the model's pad value), run through ``model`` in eval mode (the
-    previous train/eval mode is restored), decoded, filtered by score and NMS, and mapped back to its own pixels.
+    to ``input_size`` (pad bottom/right with the model's pad value), run through ``model`` in eval mode (by default a
+    cached fused copy, see :mod:`posecommon.inference`; the model's own train/eval mode is left as it was), decoded,
+    filtered by score and NMS, and mapped back to its own pixels.
 
     Args:
         model: A DRSI-Net.
@@ -58,6 +62,8 @@ def predict(
         iou_threshold: NMS IoU.
         input_size: Letterbox size ``(H, W)``; defaults to the model's ``config.input_size``. Multiples of 64.
         max_detections: Per-image cap.
+        fuse: Run a cached copy with BatchNorm folded (:func:`~posecommon.inference.inference_module`).
+        channels_last: Run in channels-last memory; ``None``: on CPU only.
 
     Returns:
         One :class:`~posecommon.structures.PoseResult` per image (boxes xyxy, keypoints ``(x, y, conf)``) in
@@ -86,12 +92,8 @@ def predict(
         batch.append(padded)
         infos.append(info)
     x = model.preprocess.normalize(torch.stack(batch)).to(device=param.device, dtype=param.dtype)
-    was_training = model.training
-    model.eval()
-    try:
-        outputs = model(x)
-    finally:
-        model.train(was_training)
+    with running_for_inference(model, fuse, channels_last) as net:
+        outputs = net(x)
     boxes, scores, keypoints = decode_outputs(outputs, model.anchor_tensor(param.device), model.config.strides)
     results = postprocess(boxes, scores, keypoints, score_threshold, iou_threshold, max_detections=max_detections)
     return [

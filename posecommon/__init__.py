@@ -22,6 +22,7 @@ from .errors import (
 from .evaluation import evaluate_coco, oks, oks_nms, results_to_coco, write_coco_results
 from .flops import MacReport, count_macs, count_params
 from .image import load_image
+from .inference import inference_module, running_for_inference
 from .keypoints import COCO17, KeypointSpec, generic_keypoint_spec
 from .losses import KeypointMSELoss
 from .model import PoseModel
@@ -77,6 +78,7 @@ __all__ = [
     "geometry",
     "get_model_info",
     "hub",
+    "inference_module",
     "layers",
     "list_models",
     "load_image",
@@ -88,6 +90,7 @@ __all__ = [
     "register_model",
     "replace_config",
     "results_to_coco",
+    "running_for_inference",
     "train",
     "write_coco_results",
 ]

@@ -70,6 +70,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         input_size=tuple(args.input_size) if args.input_size else None,
         lr=args.lr,
         lr_final=args.lr_final,
+        optimizer=args.optimizer,
         warmup_steps=args.warmup_steps,
         num_workers=args.workers,
         eval_every=args.eval_every,
@@ -123,8 +124,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         images = images or str(data_root / "val")
     if ann is None or images is None:
         raise WeightsNotFoundError("pass --ann COCO_JSON and --images DIR (or a run directory)")
-    model = load_model(args.model, args.weights or args.run).fuse()
-    detector = load_model(args.detector, args.detector_weights).fuse() if args.detector else None
+    model = load_model(args.model, args.weights or args.run)
+    detector = load_model(args.detector, args.detector_weights) if args.detector else None
     stats, results = evaluate_model(model, ann, images, detector=detector, max_images=args.max_images)
     print(_format_stats(stats))
     if args.results:
@@ -142,10 +143,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .pipeline import PosePipeline
     from .visualize import draw_pose
 
-    # Inference only: fold BatchNorm / merge AsymmetricConvs once on load (predict itself never changes a model).
-    model = load_model(args.model, args.weights).fuse()
+    # predict runs a fused copy by default (posecommon.inference); the loaded models stay as they are.
+    model = load_model(args.model, args.weights)
     top_down = model.preprocess.resize == "affine_crop"
-    detector = load_model(args.detector, args.detector_weights).fuse() if args.detector else None
+    detector = load_model(args.detector, args.detector_weights) if args.detector else None
     pipeline = PosePipeline(detector, model) if detector is not None and top_down else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -220,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None)
     train.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the paper's)")
     train.add_argument("--lr-final", type=float, default=None)
+    train.add_argument(
+        "--optimizer", choices=("sgd", "adam", "adamw"), default=None, help="default: the paper's (keeps its momentum)"
+    )
     train.add_argument("--warmup-steps", type=int, default=0)
     train.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     train.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: at the end)")

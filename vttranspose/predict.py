@@ -22,6 +22,7 @@ from posecommon.errors import InvalidInputError
 from posecommon.evaluation import instance_scores
 from posecommon.geometry import box_to_center_scale, crop_images, crop_to_image
 from posecommon.image import ImageInput, load_image
+from posecommon.inference import running_for_inference
 from posecommon.structures import PoseResult
 
 if TYPE_CHECKING:
@@ -69,12 +70,15 @@ def predict_topdown(
     use_dark: bool = True,
     batch_size: int = 32,
     padding: float = 1.25,
+    fuse: bool = True,
+    channels_last: bool | None = None,
 ) -> PoseResult:
     """Keypoints of the people in ``boxes`` on one image.
 
     Boxes may lie partly or wholly outside the image (the outside is padded with ``model.preprocess.pad_value``).
     Boxes of zero width and/or height are valid: the crop is grown to the input aspect ratio and to at least
-    1 pixel. The model runs in eval mode; its previous mode is restored.
+    1 pixel. The model runs in eval mode, by default as a cached fused copy (:mod:`posecommon.inference`); the model's
+    own train/eval mode is left as it was.
 
     Args:
         model: A VTTransPose / TransPose-H-S model (anything with ``preprocess``, ``keypoint_spec`` and a forward
@@ -86,6 +90,9 @@ def predict_topdown(
         use_dark: Decode with DARK (TransPose's default); otherwise argmax + quarter-pixel shift.
         batch_size: Crops per forward pass.
         padding: Box padding factor.
+        fuse: Run a cached copy with BatchNorm folded and AsymmetricConv merged
+            (:func:`~posecommon.inference.inference_module`).
+        channels_last: Run in channels-last memory; ``None``: on CPU only.
 
     Returns:
         :class:`~posecommon.PoseResult` on the model's device: the input boxes, instance scores
@@ -110,24 +117,20 @@ def predict_topdown(
     center, size = box_to_center_scale(boxes, aspect_ratio=input_w / input_h, padding=padding)
     pixels = pixels.to(param.device)
     keypoints, confidences = [], []
-    was_training = model.training
-    model.eval()
-    try:
+    with running_for_inference(model, fuse, channels_last) as net:
         for start in range(0, boxes.shape[0], batch_size):
             part = slice(start, start + batch_size)
             part_center, part_size = center[part].to(param.device), size[part].to(param.device)
             crops = crop_images(pixels, part_center, part_size, (input_h, input_w), pad_value=preprocess.pad_value)
             inputs = preprocess.normalize(crops).to(param.dtype)
-            heatmaps = model(inputs).float()
+            heatmaps = net(inputs).float()
             if flip_test:
-                flipped = model(inputs.flip(-1)).float()
+                flipped = net(inputs.flip(-1)).float()
                 heatmaps = flip_average(heatmaps, flipped, model.keypoint_spec.flip_indices)
             codec = HeatmapCodec((input_h, input_w), tuple(heatmaps.shape[-2:]), use_dark=use_dark)
             crop_points, scores = codec.decode(heatmaps)
             keypoints.append(crop_to_image(crop_points, part_center.float(), part_size.float(), (input_h, input_w)))
             confidences.append(scores)
-    finally:
-        model.train(was_training)
     keypoints = torch.cat(keypoints)
     confidences = torch.cat(confidences)
     boxes, box_scores = boxes.to(param.device), box_scores.to(param.device)

@@ -71,6 +71,8 @@ class RunOptions:
         input_size: Model input ``(H, W)``; None keeps the model's default.
         lr: Peak learning rate; None uses the model's paper recipe.
         lr_final: Final learning rate; None uses the recipe.
+        optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"``; None uses the recipe's (the recipe's momentum stays:
+            SGD momentum or Adam's beta1).
         warmup_steps: Linear warm-up steps.
         num_workers: DataLoader workers.
         eval_every: Evaluate on the validation split every this many steps (0: at the end only).
@@ -93,6 +95,7 @@ class RunOptions:
     input_size: tuple[int, int] | None = None
     lr: float | None = None
     lr_final: float | None = None
+    optimizer: str | None = None
     warmup_steps: int = 0
     num_workers: int = 0
     eval_every: int = 0
@@ -193,6 +196,8 @@ def run_training(
         recipe["lr"] = options.lr
     if options.lr_final is not None:
         recipe["lr_final"] = options.lr_final
+    if options.optimizer is not None:
+        recipe["optimizer"] = options.optimizer
     config = replace(
         TrainConfig(total_steps=options.steps, batch_size=options.batch_size, **recipe),
         warmup_steps=options.warmup_steps,
