@@ -151,8 +151,9 @@ def test_evaluate_command_reports_an_empty_annotation_file(tmp_path, saved_model
 def test_train_command_runs_end_to_end_and_resumes(tmp_path, capsys):
     args = ["train", "vttranspose_h_s", "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "2"]
     args += ["--input-size", "64", "48", "--synthetic-train", "4", "--synthetic-val", "2"]
-    args += ["--synthetic-image-size", "96", "96"]
+    args += ["--synthetic-image-size", "96", "96", "--optimizer", "sgd"]
     assert main(args) == 0
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["optimizer"] == "sgd"  # recipe: adam
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["after"]["step"] == 2 and 0.0 <= summary["after"]["AP"] <= 1.0
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
