@@ -18,8 +18,9 @@ One run measures, on one machine, and writes ``bench.json`` plus ``bench.md`` (a
   count HW (twin: ``HW (H + W)`` elements, exponent 1.5 at a fixed aspect ratio; full: ``(HW)^2``, exponent 2);
   and the gradient norms through deep stacks of gnConv vs Res-gnConv (DRSI-Net Sec. 3.2).
 
-Timing: ``--warmup`` untimed rounds, then the median of ``--repeats`` timed rounds. Two clocks are recorded, wall
-time and process CPU time (all threads; does not grow while the process waits for a core on a shared machine);
+Timing: ``--warmup`` untimed rounds, then the median of ``--repeats`` timed rounds (``--batch-repeats`` timed rounds
+at the throughput batch, where one round of a large model can take minutes on a small CPU). Two clocks are recorded,
+wall time and process CPU time (all threads; does not grow while the process waits for a core on a shared machine);
 ``--clock`` picks the one the tables and ratios use. Memory (CPU): the PyTorch profiler's allocation events of the
 CPU allocator, running sum in time order, plus the bytes of parameters, buffers and inputs already resident (tensor
 memory only). onnxruntime allocates outside PyTorch, so its memory is not reported.
@@ -86,6 +87,7 @@ class BenchSettings:
         batch: Throughput batch size (0 skips the throughput measurement).
         warmup: Untimed rounds before timing.
         repeats: Timed rounds (the median is reported).
+        batch_repeats: Timed rounds at the throughput batch; ``None`` uses ``repeats``.
         clock: ``"wall"`` or ``"cpu"`` (process CPU time); the clock the tables and ratios use.
         train_batch: Batch of the training-step memory measurement (0 skips it).
         attention_grids: Token grids ``(H, W)`` of the twin vs full attention benchmark.
@@ -104,6 +106,7 @@ class BenchSettings:
     batch: int = 32
     warmup: int = 2
     repeats: int = 5
+    batch_repeats: int | None = None
     clock: str = "wall"
     train_batch: int = 4
     attention_grids: tuple[tuple[int, int], ...] = ((32, 24), (48, 36), (64, 48), (96, 72), (128, 96))
@@ -140,7 +143,10 @@ class BenchSettings:
 
 
 def _time_round_robin(runners: dict[str, Callable[[], Any]], warmup: int, repeats: int) -> dict[str, dict[str, float]]:
-    """Median wall and process-CPU milliseconds per runner, one call of each runner per round."""
+    """Median wall and process-CPU milliseconds per runner, one call of each runner per round.
+
+    Returns ``{name: {"wall_ms", "cpu_ms", "rounds"}}``, ``rounds`` being the number of timed calls.
+    """
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
     for round_index in range(warmup + repeats):
         for name, run in runners.items():
@@ -149,7 +155,11 @@ def _time_round_robin(runners: dict[str, Callable[[], Any]], warmup: int, repeat
             if round_index >= warmup:
                 samples[name].append(((time.perf_counter() - wall) * 1e3, (time.process_time() - cpu) * 1e3))
     return {
-        name: {"wall_ms": statistics.median(s[0] for s in ts), "cpu_ms": statistics.median(s[1] for s in ts)}
+        name: {
+            "wall_ms": statistics.median(s[0] for s in ts),
+            "cpu_ms": statistics.median(s[1] for s in ts),
+            "rounds": len(ts),
+        }
         for name, ts in samples.items()
     }
 
@@ -292,7 +302,8 @@ def _measure_group(names: Sequence[str], settings: BenchSettings, workdir: Path)
         batches = [1] + ([settings.batch] if settings.batch else [])
         for batch in batches:
             bound = {name: runner.bind(batch) for name, runner in runners.items()}
-            for name, times in _time_round_robin(bound, settings.warmup, settings.repeats).items():
+            repeats = settings.repeats if batch == 1 or settings.batch_repeats is None else settings.batch_repeats
+            for name, times in _time_round_robin(bound, settings.warmup, repeats).items():
                 entry = rows[name]["modes"].setdefault(mode, {})
                 ms = times[f"{settings.clock}_ms"]
                 flops = 2 * rows[name]["macs_g"] * 1e9 * batch
@@ -522,6 +533,7 @@ def _environment(settings: BenchSettings) -> dict[str, Any]:
         "clock": settings.clock,
         "warmup": settings.warmup,
         "repeats": settings.repeats,
+        "batch_repeats": settings.repeats if settings.batch_repeats is None else settings.batch_repeats,
         "batch": settings.batch,
     }
     try:
@@ -585,9 +597,13 @@ def format_markdown(report: dict[str, Any]) -> str:
     env = report["environment"]
     batch = env["batch"]
     throughput = f"b{batch} throughput" if batch else "throughput (not measured)"
+    batch_repeats = env.get("batch_repeats", env["repeats"])
+    rounds = f"median of {env['repeats']}"
+    if batch and batch_repeats != env["repeats"]:
+        rounds += f" (b{batch}: of {batch_repeats})"
     lines = [
         f"Measured with torch {env['torch']}, onnxruntime {env['onnxruntime']}, {env['threads']} CPU thread(s) "
-        f"({env['cpu']}), {env['clock']} clock, median of {env['repeats']} after {env['warmup']} warm-up round(s).",
+        f"({env['cpu']}), {env['clock']} clock, {rounds} after {env['warmup']} warm-up round(s).",
         "",
         f"| model | input | params (M) | GMACs | mode | b1 latency (ms) | {throughput} (img/s) "
         "| GFLOP/s (b1) | peak MB (b1) | train peak MB |",
@@ -696,6 +712,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=None, help="throughput batch (default 32, quick 4; 0 skips)")
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--batch-repeats", type=int, default=None, help="timed rounds at the throughput batch")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     parser.add_argument("--train-batch", type=int, default=None, help="training-step memory batch (0 skips)")
     parser.add_argument("--no-claims", action="store_true", help="skip the attention and gradient benchmarks")
@@ -711,7 +728,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"clock": args.clock}
     if args.models:
         overrides["models"] = sorted({n for pattern in args.models for n in list_models(pattern)})
-    for key in ("modes", "batch", "warmup", "repeats", "train_batch"):
+    for key in ("modes", "batch", "warmup", "repeats", "batch_repeats", "train_batch"):
         if getattr(args, key) is not None:
             overrides[key] = tuple(args.modes) if key == "modes" else getattr(args, key)
     if args.no_claims:

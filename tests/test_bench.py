@@ -83,9 +83,15 @@ def test_claims_show_the_expected_growth(report):
 @pytest.mark.slow
 def test_bench_command_with_onnxruntime(tmp_path, capsys):
     args = ["bench", "--quick", "--models", "vttranspose_h_s", "--modes", "eager", "onnxruntime", "--no-claims"]
-    status = main([*args, "--repeats", "1", "--batch", "2", "--train-batch", "0", "--out-dir", str(tmp_path)])
+    options = ["--repeats", "1", "--batch-repeats", "2", "--batch", "2", "--train-batch", "0"]
+    status = main([*args, *options, "--out-dir", str(tmp_path)])
     assert status == 0
     data = json.loads((tmp_path / "bench.json").read_text())
+    assert data["environment"]["batch_repeats"] == 2
+    for mode in ("eager", "onnxruntime"):
+        entry = data["models"]["vttranspose_h_s"]["modes"][mode]
+        assert entry["b1"]["rounds"] == 1 and entry["b2"]["rounds"] == 2
     ort = data["models"]["vttranspose_h_s"]["modes"]["onnxruntime"]
     assert ort["b1"]["ms"] > 0 and ort["peak_mb_b1"] is None
-    assert "onnxruntime / eager latency" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "onnxruntime / eager latency" in out and "median of 1 (b2: of 2)" in out
