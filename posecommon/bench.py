@@ -118,6 +118,11 @@ class BenchSettings:
     gradient_size: int = 16
     gradient_weight_gain: float | None = 2.0
 
+    @property
+    def throughput_repeats(self) -> int:
+        """Timed rounds at the throughput batch: ``batch_repeats``, else ``repeats``."""
+        return self.repeats if self.batch_repeats is None else self.batch_repeats
+
     @classmethod
     def quick(cls, **overrides: Any) -> BenchSettings:
         """Small settings that finish in about a minute on two CPU cores (see the module docstring)."""
@@ -302,7 +307,7 @@ def _measure_group(names: Sequence[str], settings: BenchSettings, workdir: Path)
         batches = [1] + ([settings.batch] if settings.batch else [])
         for batch in batches:
             bound = {name: runner.bind(batch) for name, runner in runners.items()}
-            repeats = settings.repeats if batch == 1 or settings.batch_repeats is None else settings.batch_repeats
+            repeats = settings.repeats if batch == 1 else settings.throughput_repeats
             for name, times in _time_round_robin(bound, settings.warmup, repeats).items():
                 entry = rows[name]["modes"].setdefault(mode, {})
                 ms = times[f"{settings.clock}_ms"]
@@ -533,7 +538,7 @@ def _environment(settings: BenchSettings) -> dict[str, Any]:
         "clock": settings.clock,
         "warmup": settings.warmup,
         "repeats": settings.repeats,
-        "batch_repeats": settings.repeats if settings.batch_repeats is None else settings.batch_repeats,
+        "batch_repeats": settings.throughput_repeats,
         "batch": settings.batch,
     }
     try:

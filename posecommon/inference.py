@@ -77,8 +77,8 @@ def _build(model: nn.Module, fuse: bool, channels_last: bool) -> nn.Module:
     for param in module.parameters():
         param.grad = None
         param.requires_grad_(False)
-    fuse_fn = getattr(module, "fuse", None)
     if fuse:
+        fuse_fn = getattr(module, "fuse", None)
         if callable(fuse_fn):
             fuse_fn()
         else:
@@ -107,13 +107,15 @@ def inference_module(model: nn.Module, fuse: bool = True, channels_last: bool | 
         channels_last = _default_channels_last(model)
     if not fuse and not channels_last:
         return model
-    key = (fuse, channels_last, weights_key(model))
+    weights = weights_key(model)
+    if weights is None:
+        return _build(model, fuse, channels_last)
+    key = (fuse, channels_last, weights)
     cached = _CACHE.get(model)
-    if key[2] is not None and cached is not None and cached[0] == key:
+    if cached is not None and cached[0] == key:
         return cached[1]
     module = _build(model, fuse, channels_last)
-    if key[2] is not None:
-        _CACHE[model] = (key, module)
+    _CACHE[model] = (key, module)
     return module
 
 
