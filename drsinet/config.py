@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from posecommon.config_utils import check_choice, check_config_fields, nearest_multiples
+from posecommon.errors import ConfigError
+
 __all__ = ["BACKBONE_BLOCKS", "BLOCKS", "NECKS", "SPP_KINDS", "VARIANTS", "DRSINetConfig"]
 
 BACKBONE_BLOCKS = ("c3", "c3dr")
@@ -86,33 +89,36 @@ class DRSINetConfig:
     strides: tuple[int, ...] = (8, 16, 32, 64)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
-        object.__setattr__(self, "spp_kernels", tuple(int(v) for v in self.spp_kernels))
-        object.__setattr__(self, "stage_channels", tuple(int(v) for v in self.stage_channels))
-        object.__setattr__(self, "stage_blocks", tuple(int(v) for v in self.stage_blocks))
-        object.__setattr__(self, "anchors", tuple(tuple(int(v) for v in level) for level in self.anchors))
-        object.__setattr__(self, "strides", tuple(int(v) for v in self.strides))
-        for name, value, choices in (
-            ("backbone_block", self.backbone_block, BACKBONE_BLOCKS),
-            ("block", self.block, BLOCKS),
-            ("neck", self.neck, NECKS),
-            ("spp", self.spp, SPP_KINDS),
+        check_config_fields(self)
+        for name, choices in (
+            ("backbone_block", BACKBONE_BLOCKS),
+            ("block", BLOCKS),
+            ("neck", NECKS),
+            ("spp", SPP_KINDS),
         ):
-            if value not in choices:
-                raise ValueError(f"DRSINetConfig.{name} must be one of {choices}, got {value!r}")
+            check_choice(self, name, choices)
         if self.num_joints < 1:
-            raise ValueError(f"num_joints must be >= 1, got {self.num_joints}")
+            raise ConfigError(f"DRSINetConfig.num_joints must be >= 1, got {self.num_joints}", "num_joints")
         if self.gnconv_order < 1:
-            raise ValueError(f"gnconv_order must be >= 1, got {self.gnconv_order}")
+            raise ConfigError(f"DRSINetConfig.gnconv_order must be >= 1, got {self.gnconv_order}", "gnconv_order")
         if len(self.stage_channels) != 5 or len(self.stage_blocks) != 5:
-            raise ValueError("stage_channels and stage_blocks need 5 entries (stages 1-4 and stage 5)")
+            field = "stage_channels" if len(self.stage_channels) != 5 else "stage_blocks"
+            raise ConfigError(f"DRSINetConfig.{field} needs 5 entries (stages 1-4 and stage 5)", field)
         if len(self.strides) != 4 or len(self.anchors) != 4:
-            raise ValueError("DRSI-Net has 4 output levels (P3-P6): give 4 strides and 4 anchor groups")
+            field = "strides" if len(self.strides) != 4 else "anchors"
+            message = f"DRSINetConfig.{field}: DRSI-Net has 4 output levels (P3-P6): give 4 strides and 4 anchor groups"
+            raise ConfigError(message, field)
         if len({len(level) for level in self.anchors}) != 1 or len(self.anchors[0]) % 2:
-            raise ValueError("every anchor level needs the same even number of values (w, h pairs)")
+            raise ConfigError(
+                "DRSINetConfig.anchors: every anchor level needs the same even number of values (w, h pairs)", "anchors"
+            )
         step = max(self.strides)
         if any(v <= 0 or v % step for v in self.input_size):
-            raise ValueError(f"input_size must be positive multiples of {step}, got {self.input_size}")
+            raise ConfigError(
+                f"DRSINetConfig.input_size must be multiples of {step} (the largest stride), got {self.input_size}; "
+                f"nearest valid: {nearest_multiples(self.input_size, step)}",
+                "input_size",
+            )
 
     @property
     def num_anchors(self) -> int:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch.utils.data import Dataset
 
-from posecommon.config_utils import replace_config
+from posecommon.config_utils import config_for_keypoints
 from posecommon.data.multiperson import MultiPersonCocoDataset
 from posecommon.keypoints import KeypointSpec
 from posecommon.model import PoseModel
@@ -173,7 +173,7 @@ class DRSINet(PoseModel):
 
 def _create(name: str, pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
     keypoint_spec = kwargs.pop("keypoint_spec", None)
-    model = DRSINet(replace_config(VARIANTS[name], **kwargs), keypoint_spec=keypoint_spec)
+    model = DRSINet(config_for_keypoints(VARIANTS[name], keypoint_spec, **kwargs), keypoint_spec=keypoint_spec)
     model.model_name = name
     return load_pretrained(model, name, pretrained)
 

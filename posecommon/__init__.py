@@ -2,37 +2,50 @@
 
 Keypoint metadata, preprocessing configs, generic layers, the model registry, MAC counting, weight loading, the
 heatmap codec, top-down geometry, OKS and COCO evaluation, drawing, training and typed errors.
+
+The package imports lazily (PEP 562): ``import posecommon`` is cheap, and each name below is imported from its
+submodule on first use (``posecommon.PoseModel`` imports torch, ``posecommon.errors`` does not). This keeps
+commands such as ``posezoo models`` and ``posezoo --help`` fast; the names and what they are do not change.
 """
 
-from . import codecs, data, errors, evaluation, geometry, hub, layers, train
-from .codecs import HeatmapCodec
-from .config_utils import config_from_dict, config_to_dict, replace_config
-from .errors import (
-    BadImageError,
-    ChecksumError,
-    DatasetError,
-    HubUnavailableError,
-    IncompatibleWeightsError,
-    InvalidInputError,
-    PosezooError,
-    UnknownModelError,
-    UnsafeWeightsError,
-    WeightsNotFoundError,
-)
-from .evaluation import evaluate_coco, oks, oks_nms, results_to_coco, write_coco_results
-from .flops import MacReport, count_macs, count_params
-from .image import load_image
-from .inference import inference_module, running_for_inference
-from .keypoints import COCO17, KeypointSpec, generic_keypoint_spec
-from .losses import KeypointMSELoss
-from .model import PoseModel
-from .pipeline import PosePipeline
-from .preprocess import IMAGENET_MEAN, IMAGENET_STD, PreprocessConfig
-from .registry import ModelInfo, PaperFigures, WeightSpec, create_model, get_model_info, list_models, register_model
-from .structures import PoseResult
-from .train import TrainConfig, Trainer
-from .visualize import draw_pose
-from .weights import load_pretrained, load_state_dict_strict, read_safetensors
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from . import codecs, data, errors, evaluation, geometry, hub, layers, train
+    from .codecs import HeatmapCodec
+    from .config_utils import config_from_dict, config_to_dict, replace_config
+    from .errors import (
+        BadImageError,
+        ChecksumError,
+        ConfigError,
+        DatasetError,
+        HubUnavailableError,
+        IncompatibleWeightsError,
+        InvalidInputError,
+        MissingDependencyError,
+        PosezooError,
+        UnknownModelError,
+        UnsafeWeightsError,
+        WeightsNotFoundError,
+    )
+    from .evaluation import evaluate_coco, oks, oks_nms, results_to_coco, write_coco_results
+    from .flops import MacReport, count_macs, count_params
+    from .image import load_image
+    from .inference import inference_module, running_for_inference
+    from .keypoints import COCO17, KeypointSpec, generic_keypoint_spec
+    from .losses import KeypointMSELoss
+    from .model import PoseModel
+    from .pipeline import PosePipeline
+    from .preprocess import IMAGENET_MEAN, IMAGENET_STD, PreprocessConfig
+    from .registry import ModelInfo, PaperFigures, WeightSpec, create_model, get_model_info, list_models, register_model
+    from .structures import PoseResult
+    from .train import TrainConfig, Trainer
+    from .visualize import draw_pose
+    from .weights import load_pretrained, load_state_dict_strict, read_safetensors
 
 __version__ = "0.1.0"
 
@@ -42,6 +55,7 @@ __all__ = [
     "IMAGENET_STD",
     "BadImageError",
     "ChecksumError",
+    "ConfigError",
     "DatasetError",
     "HeatmapCodec",
     "HubUnavailableError",
@@ -50,6 +64,7 @@ __all__ = [
     "KeypointMSELoss",
     "KeypointSpec",
     "MacReport",
+    "MissingDependencyError",
     "ModelInfo",
     "PaperFigures",
     "PoseModel",
@@ -94,3 +109,76 @@ __all__ = [
     "train",
     "write_coco_results",
 ]
+
+
+_SUBMODULES = ("codecs", "data", "errors", "evaluation", "geometry", "hub", "layers", "train")
+_EXPORTS: dict[str, str] = {
+    "HeatmapCodec": "codecs",
+    "config_from_dict": "config_utils",
+    "config_to_dict": "config_utils",
+    "replace_config": "config_utils",
+    "BadImageError": "errors",
+    "ChecksumError": "errors",
+    "ConfigError": "errors",
+    "DatasetError": "errors",
+    "HubUnavailableError": "errors",
+    "IncompatibleWeightsError": "errors",
+    "InvalidInputError": "errors",
+    "MissingDependencyError": "errors",
+    "PosezooError": "errors",
+    "UnknownModelError": "errors",
+    "UnsafeWeightsError": "errors",
+    "WeightsNotFoundError": "errors",
+    "evaluate_coco": "evaluation",
+    "oks": "evaluation",
+    "oks_nms": "evaluation",
+    "results_to_coco": "evaluation",
+    "write_coco_results": "evaluation",
+    "MacReport": "flops",
+    "count_macs": "flops",
+    "count_params": "flops",
+    "load_image": "image",
+    "inference_module": "inference",
+    "running_for_inference": "inference",
+    "COCO17": "keypoints",
+    "KeypointSpec": "keypoints",
+    "generic_keypoint_spec": "keypoints",
+    "KeypointMSELoss": "losses",
+    "PoseModel": "model",
+    "PosePipeline": "pipeline",
+    "IMAGENET_MEAN": "preprocess",
+    "IMAGENET_STD": "preprocess",
+    "PreprocessConfig": "preprocess",
+    "ModelInfo": "registry",
+    "PaperFigures": "registry",
+    "WeightSpec": "registry",
+    "create_model": "registry",
+    "get_model_info": "registry",
+    "list_models": "registry",
+    "register_model": "registry",
+    "PoseResult": "structures",
+    "TrainConfig": "train",
+    "Trainer": "train",
+    "draw_pose": "visualize",
+    "load_pretrained": "weights",
+    "load_state_dict_strict": "weights",
+    "read_safetensors": "weights",
+}
+"""Public name -> submodule it is imported from on first use."""
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name (or a submodule) on first access and keep it in the module namespace."""
+    module = _EXPORTS.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+    elif name in _SUBMODULES or (not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}")):
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

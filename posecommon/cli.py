@@ -1,16 +1,24 @@
-"""The ``posezoo`` command line: ``models``, ``train``, ``evaluate``, ``predict``, ``export`` and ``bench``."""
+"""The ``posezoo`` command line: ``models``, ``train``, ``evaluate``, ``predict``, ``export`` and ``bench``.
+
+Every error posezoo raises on purpose (:class:`~posecommon.errors.PosezooError`, a missing optional dependency
+included) ends the command with one line on stderr and exit status 2, never a traceback. Model names are checked
+before anything is built (with "did you mean" suggestions), and each command checks its own arguments before it
+imports torch or loads a model. ``posezoo models`` reads the model table from a cache (:mod:`posecommon.size_cache`)
+and then imports neither torch nor the models.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .errors import PosezooError, WeightsNotFoundError
+from .errors import InvalidInputError, PosezooError, WeightsNotFoundError
 
 if TYPE_CHECKING:
     from .model import PoseModel
@@ -19,14 +27,10 @@ __all__ = ["build_parser", "main"]
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .model_table import format_size_table, measure_sizes
-    from .registry import list_models
+    from .model_table import format_size_table
+    from .size_cache import cached_size_rows
 
-    names = list_models(args.pattern)
-    if not names:
-        print("no models registered" + (f" matching {args.pattern!r}" if args.pattern else ""))
-        return 0
-    print(format_size_table(measure_sizes(names)))
+    print(format_size_table(cached_size_rows(args.pattern)))
     print("\nMACs = FLOPs / 2 from torch.utils.flop_counter (attention matmuls included); Δ = ours vs paper.")
     return 0
 
@@ -36,11 +40,18 @@ def load_model(name: str | None, weights: str | None) -> PoseModel:
 
     ``weights`` may be a ``save_pretrained`` directory (or a training run directory, whose ``final/`` is used) or
     ``hf-hub:`` repo, which also gives the model and its config, or a ``.safetensors`` file for model ``name``.
-    Without weights the model has random weights (a warning is logged).
+    Without weights the model has random weights (a warning is logged). ``name`` is checked against the registry
+    first, so a misspelt name fails (with suggestions) before anything is built or downloaded.
+
+    Raises:
+        UnknownModelError: ``name`` is not registered.
+        WeightsNotFoundError: the weights cannot be found, or do not hold model ``name``.
     """
     from .model import PoseModel
-    from .registry import create_model
+    from .registry import create_model, get_model_info
 
+    if name is not None:
+        get_model_info(name)
     if weights is not None:
         path = Path(weights)
         if path.is_dir() and not (path / "config.json").is_file() and (path / "final" / "config.json").is_file():
@@ -52,9 +63,7 @@ def load_model(name: str | None, weights: str | None) -> PoseModel:
             return model
         if name is None:
             raise WeightsNotFoundError(f"{weights} is a weight file; pass --model to say which model it is for")
-        if not path.exists():
-            raise WeightsNotFoundError(f"weight file not found: {weights}")
-        return create_model(name, pretrained=str(path))
+        return create_model(name, pretrained=str(path) if path.exists() else weights)
     if name is None:
         raise WeightsNotFoundError("pass --model NAME (and --weights FILE or DIR for trained weights)")
     logging.getLogger("posezoo").warning("no --weights given: %s has random weights", name)
@@ -170,7 +179,29 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_export_args(args: argparse.Namespace) -> None:
+    """The export options that can be checked without torch, before the model name and the onnx extra."""
+    if args.input_size is not None and min(args.input_size) <= 0:
+        raise InvalidInputError(f"--input-size H W must be positive, got {args.input_size[0]} {args.input_size[1]}")
+    if args.top_k is not None and not args.decode:
+        raise InvalidInputError("--top-k keeps the best decoded candidates: it needs --decode")
+    if args.top_k is not None and args.top_k < 1:
+        raise InvalidInputError(f"--top-k must be at least 1, got {args.top_k}")
+    out = Path(args.out)
+    if out.suffix != ".onnx":
+        raise InvalidInputError(f"--out must name an .onnx file, got {args.out}")
+    if out.is_dir():
+        raise InvalidInputError(f"--out {args.out} is a directory; name the .onnx file to write")
+    existing = next((p for p in (out.parent, *out.parent.parents) if p.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise InvalidInputError(f"cannot write {args.out}: {existing} is not a writable directory")
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
+    from .extras import require_extra
+
+    modules = ("onnx", "onnxscript") if args.no_check else ("onnx", "onnxscript", "onnxruntime")
+    require_extra("onnx", modules, "ONNX export")
     from .export import check_onnx, export_onnx
 
     model = load_model(args.model, args.weights)
@@ -203,10 +234,37 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+class _LazyArgumentParser(argparse.ArgumentParser):
+    """A sub-command parser whose arguments are added on first use (so their module is imported only then)."""
+
+    def __init__(self, *args: Any, populate: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._populate = populate
+
+    def _ensure_populated(self) -> None:
+        if self._populate is not None:
+            populate, self._populate = self._populate, None
+            populate(self)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._ensure_populated()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._ensure_populated()
+        return super().format_help()
+
+
+def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    from .bench import add_bench_arguments  # imports torch: only when `posezoo bench` runs
+
+    add_bench_arguments(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``posezoo`` (one sub-command per job)."""
     parser = argparse.ArgumentParser(prog="posezoo", description="VTTransPose and DRSI-Net human pose models.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_LazyArgumentParser)
 
     models = sub.add_parser("models", help="list registered models with params and MACs beside the paper's figures")
     models.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'drsi_*'")
@@ -281,21 +339,40 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--static-batch", action="store_true", help="fix the batch axis to 1")
     export.add_argument("--no-fuse", action="store_true", help="export without folding BatchNorm")
     export.add_argument("--no-check", action="store_true", help="skip the onnxruntime vs PyTorch comparison")
-    export.set_defaults(func=_cmd_export)
+    export.set_defaults(func=_cmd_export, check=_check_export_args)
 
-    from .bench import add_bench_arguments
-
-    bench = sub.add_parser("bench", help="benchmark suite: speed, memory and the papers' efficiency claims")
-    add_bench_arguments(bench)
+    bench = sub.add_parser(
+        "bench", help="benchmark suite: speed, memory and the papers' efficiency claims", populate=_add_bench_arguments
+    )
     bench.set_defaults(func=_cmd_bench)
     return parser
 
 
+def _check_model_names(args: argparse.Namespace) -> None:
+    """Look up every model name the command was given before it starts (unknown names suggest close ones)."""
+    names = [getattr(args, attr, None) for attr in ("model", "detector")]
+    if any(names):
+        from .registry import get_model_info
+
+        for name in filter(None, names):
+            get_model_info(name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``posezoo`` console script; returns the exit status."""
+    """Entry point of the ``posezoo`` console script; returns the exit status.
+
+    Order: a command's argument checks (its ``check`` default, which imports nothing heavy), then the model
+    names (``--model``, ``--detector``), then the command. Errors raised on purpose by posezoo
+    (:class:`~posecommon.errors.PosezooError`) print one line, ``posezoo COMMAND: error: MESSAGE``, and return 2.
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        check = getattr(args, "check", None)
+        if check is not None:  # a command's own argument checks, which import nothing heavy
+            check(args)
+        if args.command != "models":
+            _check_model_names(args)
         return args.func(args)
     except PosezooError as err:
         print(f"posezoo {args.command}: error: {err}", file=sys.stderr)

@@ -10,10 +10,12 @@ from __future__ import annotations
 __all__ = [
     "BadImageError",
     "ChecksumError",
+    "ConfigError",
     "DatasetError",
     "HubUnavailableError",
     "IncompatibleWeightsError",
     "InvalidInputError",
+    "MissingDependencyError",
     "PosezooError",
     "UnknownModelError",
     "UnsafeWeightsError",
@@ -62,3 +64,39 @@ class InvalidInputError(PosezooError, ValueError):
 
 class DatasetError(PosezooError, ValueError):
     """A COCO-format dataset is malformed or references a missing image; the message names file and record."""
+
+
+class ConfigError(PosezooError, ValueError, TypeError):
+    """A model config (keyword arguments, ``config.json``) has an unknown field, a wrongly typed or invalid value.
+
+    The message names the field and, where one exists, the nearest valid value or the field meant ("did you
+    mean"). It derives from both ``ValueError`` (invalid values) and ``TypeError`` (unknown fields, wrong types),
+    the built-in errors these cases raised before it existed.
+
+    Args:
+        message: What is wrong and what to do.
+        field: Name of the offending field (``None`` when the problem is not one field).
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class MissingDependencyError(PosezooError, ImportError):
+    """An optional dependency (an extra such as ``onnx``) is not installed; the message gives the pip commands."""
+
+    @classmethod
+    def for_extra(cls, extra: str, modules: list[str] | tuple[str, ...], purpose: str) -> MissingDependencyError:
+        """The error for missing ``modules`` of the ``posezoo[extra]`` extra.
+
+        Args:
+            extra: Name of the extra in ``pyproject.toml`` (e.g. ``"onnx"``).
+            modules: The modules that are not importable.
+            purpose: What needs them, e.g. ``"ONNX export"``.
+        """
+        return cls(
+            f"{purpose} needs {', '.join(modules)}, which {'is' if len(modules) == 1 else 'are'} not installed. "
+            f'Install the extra: pip install "posezoo[{extra}]" (from a wheel or PyPI), or pip install -e ".[{extra}]" '
+            "(from a source checkout)"
+        )

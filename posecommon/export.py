@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from .errors import InvalidInputError
+from .extras import require_extra
 
 if TYPE_CHECKING:
     from .model import PoseModel
@@ -140,7 +141,8 @@ def export_onnx(
 
     Raises:
         InvalidInputError: unsupported opset, input size or option combination.
-        ImportError: ``onnx`` or ``onnxscript`` is not installed (``pip install 'posezoo[onnx]'``).
+        MissingDependencyError: ``onnx`` or ``onnxscript`` is not installed (an ``ImportError``; the message
+            gives the pip commands).
     """
     if opset < MIN_OPSET:
         raise InvalidInputError(f"opset must be >= {MIN_OPSET} (the torch.export-based exporter's lowest), got {opset}")
@@ -192,11 +194,7 @@ def export_onnx(
 
 
 def _require(*modules: str) -> None:
-    import importlib.util
-
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        raise ImportError(f"ONNX export needs {', '.join(missing)}: pip install 'posezoo[onnx]'")
+    require_extra("onnx", modules, "ONNX export")
 
 
 def onnx_session(path: str | Path, threads: int | None = None) -> Any:

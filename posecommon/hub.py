@@ -8,16 +8,24 @@ What ``pretrained=`` accepts (see :func:`resolve_pretrained`):
 * ``"hf-hub:org/repo[@revision]"``: a repository in the :func:`save_pretrained` layout (``config.json``,
   ``model.safetensors``, ``README.md``). ``model.safetensors`` is fetched at the exact commit ``config.json`` was
   fetched from and checked against the sha256 that ``config.json`` records (this catches corrupted or mixed-up
-  files; it is not a signature, since both files come from the same repository).
+  files; it is not a signature, since both files come from the same repository). The id is checked with
+  ``huggingface_hub.utils.validate_repo_id`` and the revision with :func:`validate_revision` before any request;
+  without ``@revision`` the commit ``main`` resolved to is logged (WARNING) and recorded by :func:`save_pretrained`.
 * a local ``.safetensors`` file, or a directory written by :func:`save_pretrained` (sha256 checked as above).
 
 Configuration is ``huggingface_hub``'s own: ``HF_ENDPOINT``, ``HF_HOME`` / ``HF_HUB_CACHE`` and ``HF_HUB_OFFLINE``
 (which ``huggingface_hub`` reads when it is imported, so set them before starting Python). A revision pinned to a
 commit hash that is already cached is served without any network call, also in offline mode.
 
+A file that is not cached is probed with one request without retries before ``hf_hub_download`` runs, so an
+unreachable Hub fails at once with a message suggesting ``HF_HUB_OFFLINE=1`` (``hf_hub_download`` alone retries
+for about 23 s).
+
 Failures raise the typed errors of :mod:`posecommon.errors`, each saying what to do:
+:class:`~posecommon.errors.InvalidInputError` (malformed Hub id or revision),
 :class:`~posecommon.errors.WeightsNotFoundError` (nothing published, unknown repo/revision/file, missing local
-file), :class:`~posecommon.errors.HubUnavailableError` (Hub unreachable or offline mode, and not cached) and
+file), :class:`~posecommon.errors.HubUnavailableError` (Hub unreachable or offline mode, and not cached),
+:class:`~posecommon.errors.ConfigError` (a ``config.json`` field unknown or wrongly typed) and
 :class:`~posecommon.errors.ChecksumError` (the file does not match its sha256; the message names the cached files
 to delete).
 """
@@ -38,15 +46,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import (
     HfHubHTTPError,
+    HFValidationError,
     LocalEntryNotFoundError,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.utils import httpx, validate_repo_id
 from safetensors.torch import save_file
 from torch import nn
 
@@ -60,6 +70,7 @@ from .errors import (
 )
 from .model_card import render_model_card
 from .registry import create_model, get_model_info
+from .saved_config import validate_saved_config
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitInfo
@@ -82,6 +93,8 @@ __all__ = [
     "resolve_pretrained",
     "save_pretrained",
     "sha256_file",
+    "validate_hub_id",
+    "validate_revision",
     "verify_sha256",
 ]
 
@@ -95,7 +108,10 @@ FORMAT_VERSION = 1
 """Version of the ``config.json`` layout written by :func:`save_pretrained`."""
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 _WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".pkl")
+_MAX_REVISION_LENGTH = 255
+_REVISION_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 
 @dataclass(frozen=True)
@@ -107,26 +123,97 @@ class ResolvedWeights:
         sha256: Digest the file must have, or ``None`` when nothing records one (a bare local file).
         source: Human-readable origin, e.g. ``"tiny_pose.coco (org/repo@<commit>)"``; used in messages and reports.
         num_joints: Keypoints the weights were saved with, when the source records it (``config.json``).
+        repo_id: Hub repository the file was downloaded from (``None`` for local files).
+        revision: The revision that was asked for (``None`` when none was given, i.e. ``main``).
+        commit: The commit hash the revision resolved to (what ``huggingface_hub`` cached the file under).
+        model_name: Registry name the source records for the weights (``config.json``), if any.
     """
 
     path: Path
     sha256: str | None
     source: str
     num_joints: int | None = None
+    repo_id: str | None = None
+    revision: str | None = None
+    commit: str | None = None
+    model_name: str | None = None
+
+
+def validate_hub_id(repo_id: str) -> None:
+    """Check a Hub repository id with ``huggingface_hub.utils.validate_repo_id``, and that it is ``org/name``.
+
+    Raises:
+        InvalidInputError: the id is not valid (``a/..``, ``a--b/c``, more than 96 characters, ...); nothing has
+            been requested from the Hub.
+    """
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise InvalidInputError(f"{repo_id!r} is not a valid Hub repository id: {err}") from err
+    if "/" not in repo_id:
+        raise InvalidInputError(f"{repo_id!r} is not a Hub repository id of the form 'org/name'")
+
+
+def validate_revision(revision: str) -> None:
+    """Check a Hub revision (branch, tag or commit hash) before it reaches a request or the cache.
+
+    ``huggingface_hub`` 2.4 has no validator for revisions; it quotes them in URLs but uses them as paths under
+    ``refs/`` in the cache. The rules here are git's ``check-ref-format`` rules for a ref name (the Hub's branches
+    and tags are git refs): no ``..``, no component that is empty or starts with ``.``, no ``.lock`` suffix, no
+    ``@{``, no control characters, space or any of ``~^:?*[\\``, not ``@``, at most 255 characters.
+
+    Raises:
+        InvalidInputError: the revision breaks a rule (the message says which).
+    """
+    problem = None
+    if not isinstance(revision, str) or not revision:
+        problem = "it is empty"
+    elif len(revision) > _MAX_REVISION_LENGTH:
+        problem = f"it is longer than {_MAX_REVISION_LENGTH} characters"
+    elif _REVISION_FORBIDDEN.search(revision):
+        problem = "it contains a space, a control character or one of ~^:?*[\\"
+    elif ".." in revision or "@{" in revision or revision == "@":
+        problem = "it contains '..' or '@{' (or is '@')"
+    elif any(not part or part.startswith(".") or part.endswith(".lock") for part in revision.split("/")):
+        problem = "a '/'-separated component is empty, starts with '.' or ends with '.lock'"
+    elif revision.endswith("."):
+        problem = "it ends with '.'"
+    if problem:
+        raise InvalidInputError(
+            f"{revision!r} is not a valid Hub revision ({problem}); use a branch, tag or 40-hex commit hash"
+        )
+
+
+def _validate_filename(filename: str) -> None:
+    parts = filename.split("/")
+    if not filename or filename.startswith("/") or "\\" in filename or any(p in ("", ".", "..") for p in parts):
+        raise InvalidInputError(f"{filename!r} is not a file path inside a Hub repository")
+
+
+def _split_hub_spec(spec: str) -> tuple[str, str | None]:
+    body = spec[len(HUB_PREFIX) :] if spec.startswith(HUB_PREFIX) else spec
+    repo_id, at, revision = body.partition("@")
+    try:
+        validate_hub_id(repo_id)
+    except InvalidInputError as err:
+        raise InvalidInputError(
+            f"{spec!r} is not a Hub reference ({err}); expected 'hf-hub:org/repo' or 'hf-hub:org/repo@revision'"
+        ) from err
+    if at:
+        validate_revision(revision)
+    return repo_id, revision if at else None
 
 
 def parse_hub_spec(spec: str) -> tuple[str, str]:
     """Split ``"hf-hub:org/repo[@revision]"`` (the prefix is optional) into ``(repo_id, revision)``.
 
-    The revision defaults to ``"main"``.
+    The repository id is checked with ``huggingface_hub``'s own validator and the revision with
+    :func:`validate_revision`, before any request. The revision defaults to ``"main"``.
 
     Raises:
-        InvalidInputError: the repository id is not of the form ``org/name``.
+        InvalidInputError: the repository id or the revision is not valid.
     """
-    body = spec[len(HUB_PREFIX) :] if spec.startswith(HUB_PREFIX) else spec
-    repo_id, _, revision = body.partition("@")
-    if not _REPO_ID.match(repo_id):
-        raise InvalidInputError(f"{spec!r} is not a Hub reference; expected 'hf-hub:org/repo' or 'hf-hub:org/repo@rev'")
+    repo_id, revision = _split_hub_spec(spec)
     return repo_id, revision or "main"
 
 
@@ -168,8 +255,34 @@ def _cache_dir() -> str:
     return str(hf_constants.HF_HUB_CACHE)
 
 
+def _hub_unreachable(where: str, err: Exception) -> HubUnavailableError:
+    return HubUnavailableError(
+        f"could not reach the Hugging Face Hub at {hf_constants.ENDPOINT} to download {where} ({err}), and it is not "
+        f"in the cache ({_cache_dir()}). Check the network connection, proxy and HF_ENDPOINT, then retry. Without "
+        "network, set HF_HUB_OFFLINE=1 to use only cached files (fill the cache once where the Hub is reachable, or "
+        "copy that machine's cache and set HF_HUB_CACHE to it), or pass a local .safetensors path."
+    )
+
+
+def _probe(repo_id: str, filename: str, revision: str) -> None:
+    """One ``HEAD`` request for the file, without retries (``get_hf_file_metadata(retry_on_errors=False)``).
+
+    ``hf_hub_download`` retries a refused or timed-out connection five times with backoff (about 23 s in 2.4)
+    before failing when the file is not cached, and no setting turns that off. Probing first makes an unreachable
+    Hub fail at once (or after ``HF_HUB_ETAG_TIMEOUT`` seconds when packets are dropped); HTTP errors raise the
+    same ``huggingface_hub`` errors as the download would.
+    """
+    url = hf_hub_url(repo_id, filename, revision=revision)
+    get_hf_file_metadata(url, timeout=hf_constants.HF_HUB_ETAG_TIMEOUT, library_name="posezoo")
+
+
 def download_file(repo_id: str, filename: str, revision: str) -> Path:
     """Download one file of a model repository through ``hf_hub_download`` into the Hugging Face cache.
+
+    The id, revision and file name are validated first (:func:`validate_hub_id`, :func:`validate_revision`).
+    A file already cached (a pinned commit, or a branch through the cached ``refs/``) is returned as
+    ``hf_hub_download`` does; a file that is not cached is probed with one request first, so that an unreachable
+    Hub fails at once instead of after ``huggingface_hub``'s retries (see :func:`_probe`).
 
     Args:
         repo_id: ``"org/name"``.
@@ -177,14 +290,22 @@ def download_file(repo_id: str, filename: str, revision: str) -> Path:
         revision: Branch, tag or commit hash; a commit hash already cached is returned without network access.
 
     Returns:
-        The cached file (``<cache>/models--org--name/snapshots/<commit>/<filename>``).
+        The cached file (``<cache>/models--org--name/snapshots/<commit>/<filename>``; the directory name is the
+        commit the revision resolved to).
 
     Raises:
+        InvalidInputError: the id, revision or file name is not valid (nothing was requested).
         WeightsNotFoundError: the repository, revision or file does not exist (or is private/gated).
-        HubUnavailableError: the Hub cannot be reached, or offline mode is on, and the file is not cached.
+        HubUnavailableError: the Hub cannot be reached, or offline mode is on, and the file is not in the cache.
     """
+    validate_hub_id(repo_id)
+    validate_revision(revision)
+    _validate_filename(filename)
     where = f"{filename} of {repo_id}@{revision}"
     try:
+        cached = try_to_load_from_cache(repo_id, filename, revision=revision)
+        if not hf_constants.is_offline_mode() and not isinstance(cached, str):
+            _probe(repo_id, filename, revision)
         return Path(hf_hub_download(repo_id, filename, revision=revision, library_name="posezoo"))
     except RepositoryNotFoundError as err:
         raise WeightsNotFoundError(
@@ -209,11 +330,9 @@ def download_file(repo_id: str, filename: str, revision: str) -> Path:
                 "the cache directory from a machine that has it (set HF_HUB_CACHE to it), or pass a local "
                 ".safetensors path."
             ) from err
-        raise HubUnavailableError(
-            f"could not reach the Hugging Face Hub at {hf_constants.ENDPOINT} to download {where}, and it is not in "
-            f"the cache ({_cache_dir()}). Check the network connection, proxy and HF_ENDPOINT, then retry; or download "
-            "the file on another machine and pass its local path (or copy that machine's cache)."
-        ) from err
+        raise _hub_unreachable(where, err) from err
+    except httpx.TransportError as err:
+        raise _hub_unreachable(where, err) from err
     except HfHubHTTPError as err:
         raise HubUnavailableError(
             f"the Hugging Face Hub at {hf_constants.ENDPOINT} failed to serve {where}: {err}. Retry later, or pass a "
@@ -226,21 +345,35 @@ def _read_config(path: Path, origin: str) -> dict[str, Any]:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise IncompatibleWeightsError(f"{CONFIG_NAME} of {origin} is not readable JSON: {err}") from err
-    if not isinstance(config, dict) or "model_name" not in config or "config" not in config:
-        raise IncompatibleWeightsError(
-            f"{CONFIG_NAME} of {origin} is not a posezoo config (needs 'model_name' and 'config'); was the directory "
-            "written by save_pretrained?"
-        )
+    validate_saved_config(config, f"{CONFIG_NAME} of {origin}", FORMAT_VERSION)
     return config
 
 
 def _num_joints(config: Mapping[str, Any]) -> int | None:
     value = config.get("config", {}).get("num_joints")
-    return int(value) if value is not None else None
+    return value if isinstance(value, int) else None
+
+
+def _log_resolved_commit(repo_id: str, revision: str | None, commit: str) -> None:
+    if revision is None:
+        logger.warning(
+            "hf-hub:%s has no @revision: 'main' resolved to commit %s. Pin it for reproducible loads: hf-hub:%s@%s",
+            repo_id,
+            commit,
+            repo_id,
+            commit,
+        )
+    elif not _COMMIT.fullmatch(revision):
+        logger.info("hf-hub:%s@%s resolved to commit %s", repo_id, revision, commit)
 
 
 def fetch_pretrained(source: str | Path, revision: str | None = None) -> tuple[dict[str, Any], ResolvedWeights]:
     """Locate the config and weights of a :func:`save_pretrained` directory or Hub repository.
+
+    ``config.json`` is validated (:func:`~posecommon.saved_config.validate_saved_config`). A Hub reference
+    without a pinned commit logs the commit it resolved to (a WARNING when no revision was given at all), and the
+    returned :class:`ResolvedWeights` carries it, so :func:`save_pretrained` can record where the weights came
+    from. A ``config.json`` that records no sha256 loads with a WARNING (the weights cannot be verified).
 
     Args:
         source: A local directory, ``"hf-hub:org/repo[@revision]"`` or ``"org/repo"``.
@@ -251,11 +384,14 @@ def fetch_pretrained(source: str | Path, revision: str | None = None) -> tuple[d
         ``model.safetensors`` is fetched at the commit ``config.json`` came from, so both belong together.
 
     Raises:
+        InvalidInputError: the Hub id or revision is not valid (nothing was requested).
         WeightsNotFoundError: the directory or repository does not exist or lacks a file.
         HubUnavailableError: see :func:`download_file`.
-        IncompatibleWeightsError: ``config.json`` is not a posezoo config.
+        IncompatibleWeightsError: ``config.json`` is not readable JSON.
+        ConfigError: ``config.json`` has an unknown or wrongly typed field (the message names it).
     """
     local = Path(source)
+    repo_id = commit = None
     if local.is_dir():
         config_path, weights_path, origin = local / CONFIG_NAME, local / WEIGHTS_NAME, str(local)
         for path in (config_path, weights_path):
@@ -264,10 +400,13 @@ def fetch_pretrained(source: str | Path, revision: str | None = None) -> tuple[d
                     f"{path} not found; a save_pretrained directory holds {CONFIG_NAME} and {WEIGHTS_NAME}"
                 )
     elif str(source).startswith(HUB_PREFIX) or _REPO_ID.match(str(source).partition("@")[0]):
-        repo_id, parsed_revision = parse_hub_spec(str(source))
+        repo_id, parsed_revision = _split_hub_spec(str(source))
+        if revision is not None:
+            validate_revision(revision)
         revision = revision or parsed_revision
-        config_path = download_file(repo_id, CONFIG_NAME, revision)
+        config_path = download_file(repo_id, CONFIG_NAME, revision or "main")
         commit = config_path.parent.name  # <cache>/models--org--name/snapshots/<commit>/config.json
+        _log_resolved_commit(repo_id, revision, commit)
         weights_path = download_file(repo_id, WEIGHTS_NAME, commit)
         origin = f"{repo_id}@{commit}"
     else:
@@ -276,7 +415,18 @@ def fetch_pretrained(source: str | Path, revision: str | None = None) -> tuple[d
         )
     config = _read_config(config_path, origin)
     sha256 = config.get("weights", {}).get("sha256")
-    return config, ResolvedWeights(weights_path, sha256, origin, _num_joints(config))
+    if sha256 is None:
+        logger.warning(
+            "%s of %s records no sha256 for %s: loading it unverified (save it again with save_pretrained to "
+            "record one)",
+            CONFIG_NAME,
+            origin,
+            WEIGHTS_NAME,
+        )
+    resolved = ResolvedWeights(
+        weights_path, sha256, origin, _num_joints(config), repo_id, revision, commit, config["model_name"]
+    )
+    return config, resolved
 
 
 def resolve_pretrained(model_name: str, pretrained: bool | str | Path) -> ResolvedWeights:
@@ -288,7 +438,9 @@ def resolve_pretrained(model_name: str, pretrained: bool | str | Path) -> Resolv
             file or a :func:`save_pretrained` directory.
 
     Raises:
-        WeightsNotFoundError: no weights are published for this model/tag, or a local path does not exist.
+        WeightsNotFoundError: no weights are published for this model/tag, or a local path does not exist (an
+            ``"org/repo"`` string that is no local path is told to use ``"hf-hub:org/repo"``).
+        InvalidInputError: a ``hf-hub:`` id or revision is not valid.
         HubUnavailableError: see :func:`download_file`.
     """
     if isinstance(pretrained, (str, Path)) and not isinstance(pretrained, bool):
@@ -298,7 +450,10 @@ def resolve_pretrained(model_name: str, pretrained: bool | str | Path) -> Resolv
         if Path(text).is_file():
             return ResolvedWeights(Path(text), None, text)
         if text.endswith(_WEIGHT_SUFFIXES) or os.sep in text or "/" in text:
-            raise WeightsNotFoundError(f"weight file not found: {text}")
+            hint = ""
+            if _REPO_ID.match(text.partition("@")[0]) and not text.endswith(_WEIGHT_SUFFIXES):
+                hint = f" To load the Hub repository {text.partition('@')[0]}, pass pretrained='{HUB_PREFIX}{text}'."
+            raise WeightsNotFoundError(f"weight file not found: {text}.{hint}")
     info = get_model_info(model_name)
     tag = None if pretrained is True else str(pretrained)
     spec = info.weight(tag)
@@ -318,12 +473,24 @@ def resolve_pretrained(model_name: str, pretrained: bool | str | Path) -> Resolv
         spec.sha256,
         f"{model_name}.{spec.tag} ({spec.repo_id}@{spec.revision})",
         int(num_joints) if num_joints is not None else None,
+        spec.repo_id,
+        spec.revision,
+        spec.revision,
+        model_name,
     )
 
 
 def _safetensors_state(model: nn.Module) -> dict[str, Any]:
     # clone: safetensors refuses tensors that share storage, and views may be non-contiguous
     return {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+
+
+def _hub_source(model: PoseModel) -> dict[str, str | None] | None:
+    """``{"repo_id", "revision", "commit"}`` of the Hub weights the model was loaded from, if it was."""
+    report = getattr(model, "pretrained_report", None)
+    if report is None or report.repo_id is None or report.commit is None:
+        return None
+    return {"repo_id": report.repo_id, "revision": report.revision, "commit": report.commit}
 
 
 def save_pretrained(
@@ -337,8 +504,10 @@ def save_pretrained(
     """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card into ``save_dir``.
 
     ``config.json`` holds the model's ``config_dict()`` (registry name, config, keypoint spec, preprocessing) plus
-    the weight file's sha256, the training data and metrics. ``model.safetensors`` holds the state dict (buffers
-    included) with metadata ``model_name`` and ``num_joints``.
+    the weight file's sha256, the training data and metrics, and, when the model's weights were loaded from the Hub
+    (``model.pretrained_report``), ``source``: the repository, the revision asked for and the commit it resolved
+    to. ``model.safetensors`` holds the state dict (buffers included) with metadata ``model_name`` and
+    ``num_joints``. The model card shows the same, ``source`` included.
 
     Args:
         model: A registered :class:`~posecommon.model.PoseModel`.
@@ -366,6 +535,9 @@ def save_pretrained(
         "metrics": metrics,
         "license": license,
     }
+    source = _hub_source(model)
+    if source is not None:
+        config["source"] = source
     (save_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     try:
         info = get_model_info(name)
@@ -380,6 +552,7 @@ def save_pretrained(
         training_data=training_data,
         metrics=metrics,
         license=license,
+        source=source,
     )
     (save_dir / CARD_NAME).write_text(card, encoding="utf-8")
     logger.info("saved %s to %s", name, save_dir)

@@ -12,12 +12,12 @@ from torch.utils.data import Dataset
 
 from . import hub
 from .config_utils import config_to_dict
-from .errors import IncompatibleWeightsError
+from .errors import ConfigError, IncompatibleWeightsError
 from .keypoints import COCO17, KeypointSpec, generic_keypoint_spec
 from .layers.fuse import fuse_model
 from .preprocess import PreprocessConfig
 from .registry import create_model
-from .weights import LoadReport, load_weights_file
+from .weights import LoadReport, load_resolved
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitInfo
@@ -145,8 +145,12 @@ class PoseModel(nn.Module):
     def from_pretrained(cls, source: str | Path, *, revision: str | None = None) -> PoseModel:
         """Rebuild a model saved with :meth:`save_pretrained` / :meth:`push_to_hub` and load its weights.
 
-        The model is built through the registry from ``config.json`` (registry name + config), gets the saved
-        keypoint spec, and its weights are verified against the recorded sha256 and loaded strictly.
+        ``config.json`` is validated first (:mod:`posecommon.saved_config`); its ``config`` object is checked
+        against the model's config dataclass: a key that is no field (``"pretrained"``, a typo) or a value of the
+        wrong type is a :class:`~posecommon.errors.ConfigError` naming the field, and nothing else reaches the
+        model's entrypoint. The model is then built through the registry with random weights, gets the saved
+        keypoint spec, and its weights are verified against the recorded sha256 (a WARNING when none is recorded)
+        and loaded strictly.
 
         Args:
             source: A local directory, ``"hf-hub:org/repo[@revision]"`` or ``"org/repo"``.
@@ -156,35 +160,58 @@ class PoseModel(nn.Module):
             The model (in train mode, like a freshly built one), with :attr:`pretrained_report` set.
 
         Raises:
+            InvalidInputError: the Hub id or revision is not valid.
             WeightsNotFoundError, HubUnavailableError: the source cannot be found or fetched.
             ChecksumError: ``model.safetensors`` does not match the sha256 in ``config.json``.
-            IncompatibleWeightsError: the config does not rebuild the same model, the saved model is not a ``cls``,
-                or the weights do not fit.
+            ConfigError: ``config.json`` has an unknown or wrongly typed field, or its ``config`` does not fit the
+                model's config dataclass (the message names the field).
+            IncompatibleWeightsError: the saved model is not a ``cls``, the config does not rebuild the same model,
+                the keypoint spec is malformed, or the weights do not fit.
             UnknownModelError: the saved registry name is not registered in this installation.
         """
         saved, weights = hub.fetch_pretrained(source, revision)
-        config = saved["config"]
-        model = create_model(saved["model_name"], **{k: _as_tuples(v) for k, v in config.items()})
+        name, config = saved["model_name"], saved["config"]
+        where = f"{hub.CONFIG_NAME} of {weights.source}"
+        entrypoint_only = [key for key in ("pretrained", "keypoint_spec") if key in config]
+        if entrypoint_only:
+            raise ConfigError(
+                f"{where}: field 'config.{entrypoint_only[0]}' is not a field of {name}'s config (an entrypoint "
+                "argument cannot be set from a saved config); remove it",
+                entrypoint_only[0],
+            )
+        keypoint_spec = _saved_keypoint_spec(saved, where)
+        try:
+            model = create_model(name, pretrained=False, **config)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: 'config': {err}", err.field) from err
         if not isinstance(model, cls):
             raise IncompatibleWeightsError(
-                f"{weights.source} holds a {type(model).__name__} ({saved['model_name']}), not a {cls.__name__}; "
+                f"{weights.source} holds a {type(model).__name__} ({name}), not a {cls.__name__}; "
                 "call PoseModel.from_pretrained to accept any model"
             )
         rebuilt = config_to_dict(model.config)
         differing = sorted(k for k in set(config) | set(rebuilt) if config.get(k) != rebuilt.get(k))
         if differing:
             raise IncompatibleWeightsError(
-                f"{weights.source}: building {saved['model_name']} from the saved config gives different values for "
+                f"{weights.source}: building {name} from the saved config gives different values for "
                 f"{differing}; was it saved with another posezoo version?"
             )
-        if "keypoint_spec" in saved:
-            model.keypoint_spec = KeypointSpec.from_dict(saved["keypoint_spec"])
-        model.pretrained_report = load_weights_file(model, weights.path, sha256=weights.sha256, source=weights.source)
+        if keypoint_spec is not None:
+            if keypoint_spec.num_joints != model.config.num_joints:
+                raise IncompatibleWeightsError(
+                    f"{where}: field 'keypoint_spec' has {keypoint_spec.num_joints} joints but 'config.num_joints' is "
+                    f"{model.config.num_joints}"
+                )
+            model.keypoint_spec = keypoint_spec
+        model.pretrained_report = load_resolved(model, weights)
         return model
 
 
-def _as_tuples(value: Any) -> Any:
-    """JSON lists back to the tuples config fields use (recursively); dicts and scalars unchanged."""
-    if isinstance(value, list):
-        return tuple(_as_tuples(v) for v in value)
-    return value
+def _saved_keypoint_spec(saved: Mapping[str, Any], where: str) -> KeypointSpec | None:
+    """The ``keypoint_spec`` of a saved ``config.json``, or ``None`` when it records none."""
+    if "keypoint_spec" not in saved:
+        return None
+    try:
+        return KeypointSpec.from_dict(saved["keypoint_spec"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise IncompatibleWeightsError(f"{where}: field 'keypoint_spec' is malformed: {err!r}") from err

@@ -60,6 +60,14 @@ def _yaml_header(license: str, metrics: Mapping[str, float]) -> str:
     return "\n".join(lines)
 
 
+def _source_line(source: Mapping[str, str | None]) -> str:
+    line = f"Loaded from `hf-hub:{source['repo_id']}@{source['commit']}`"
+    asked = source.get("revision")
+    if asked is None:
+        return line + " (no revision was pinned; this is the commit `main` resolved to)."
+    return line + (f" (revision `{asked}`)." if asked != source["commit"] else ".")
+
+
 def render_model_card(
     config: Mapping[str, Any],
     *,
@@ -69,6 +77,7 @@ def render_model_card(
     training_data: str = "",
     metrics: Mapping[str, float] | None = None,
     license: str = "",
+    source: Mapping[str, str | None] | None = None,
 ) -> str:
     """Markdown model card for a saved model.
 
@@ -80,6 +89,8 @@ def render_model_card(
         training_data: Free text describing the data the weights were trained on; ``""`` says it is not recorded.
         metrics: Measured metrics of these weights, e.g. ``{"coco_val_ap": 71.2}``; none are invented.
         license: Licence of the weights (SPDX id); ``""`` writes ``other``.
+        source: The Hub weights the model was loaded from (``repo_id``, ``revision`` asked for, resolved
+            ``commit``), or ``None``.
 
     Returns:
         The card text (YAML header + Markdown).
@@ -109,6 +120,8 @@ def render_model_card(
             "",
         ]
     parts += ["## Training data", "", training_data or "Not recorded.", ""]
+    if source:
+        parts += ["## Source weights", "", _source_line(source), ""]
     parts += ["## Metrics", ""]
     if metrics:
         parts += ["| metric | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in metrics.items()]

@@ -1,16 +1,18 @@
 """The model table: measured parameters and MACs of every registered model beside the paper's figures.
 
-Used by ``posezoo models`` and by the docs, so the table is always generated from code.
+Used by ``posezoo models`` (through the cache of :mod:`posecommon.size_cache`) and by the docs, so the table is
+always generated from code. Importing this module does not import torch; measuring does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-
-from .flops import count_macs, count_params
 from .registry import PaperFigures, create_model, get_model_info, list_models
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["SizeRow", "format_size_table", "measure_sizes"]
 
@@ -43,6 +45,8 @@ class SizeRow:
 
 
 def _build(name: str) -> torch.nn.Module:
+    import torch
+
     with torch.device("meta"):
         return create_model(name)
 
@@ -52,6 +56,8 @@ def measure_sizes(names: list[str] | None = None) -> list[SizeRow]:
 
     Models are built on the ``meta`` device, so no memory is allocated and no arithmetic is done.
     """
+    from .flops import count_macs, count_params
+
     rows = []
     for name in names if names is not None else list_models():
         info = get_model_info(name)

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from torch import nn
+from .config_utils import did_you_mean
+from .errors import InvalidInputError, UnknownModelError
 
-from .errors import UnknownModelError
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = [
     "ModelInfo",
@@ -30,6 +33,7 @@ __all__ = [
     "get_model_info",
     "list_models",
     "register_model",
+    "unknown_model_message",
 ]
 
 MODEL_PACKAGES = ("vttranspose", "drsinet")
@@ -55,9 +59,13 @@ class PaperFigures:
     source: str = ""
 
 
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 @dataclass(frozen=True)
 class WeightSpec:
-    """One published weight file.
+    """One published weight file, pinned and hashed (checked when the spec is made).
 
     Args:
         tag: Weight tag; ``"<model>.<tag>"`` names the weights.
@@ -68,6 +76,10 @@ class WeightSpec:
         config: Config overrides the weights were trained with (kwargs of the entrypoint).
         metrics: Measured metrics of these weights, e.g. ``{"coco_val_ap": 71.2}``.
         license: Licence of the weights.
+
+    Raises:
+        InvalidInputError: the revision is not a 40-hex commit hash, the sha256 is not 64 lowercase hex digits, the
+            file is not ``.safetensors``, the repo id is not a valid Hub id, or the tag is empty or has a dot.
     """
 
     tag: str
@@ -78,6 +90,29 @@ class WeightSpec:
     config: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
     license: str = ""
+
+    def __post_init__(self) -> None:
+        from huggingface_hub.errors import HFValidationError
+        from huggingface_hub.utils import validate_repo_id
+
+        where = f"WeightSpec {self.tag!r} ({self.repo_id}/{self.filename})"
+        if not self.tag or "." in self.tag:
+            raise InvalidInputError(f"{where}: the tag must be a non-empty name without dots, got {self.tag!r}")
+        try:
+            validate_repo_id(self.repo_id)
+        except HFValidationError as err:
+            raise InvalidInputError(f"{where}: repo_id is not a valid Hub id: {err}") from err
+        if "/" not in self.repo_id:
+            raise InvalidInputError(f"{where}: repo_id must be 'org/name', got {self.repo_id!r}")
+        if not _COMMIT.fullmatch(self.revision):
+            raise InvalidInputError(
+                f"{where}: revision must be the 40-hex commit hash the file is pinned to (a branch or tag can move), "
+                f"got {self.revision!r}"
+            )
+        if not _SHA256.fullmatch(self.sha256):
+            raise InvalidInputError(f"{where}: sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
+        if not self.filename.endswith(".safetensors"):
+            raise InvalidInputError(f"{where}: published weights are safetensors only, got {self.filename!r}")
 
 
 @dataclass(frozen=True)
@@ -109,7 +144,7 @@ class ModelInfo:
         return next((w for w in self.weights if w.tag == tag), None)
 
 
-EntrypointT = TypeVar("EntrypointT", bound=Callable[..., nn.Module])
+EntrypointT = TypeVar("EntrypointT", bound="Callable[..., nn.Module]")
 
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
 _INFOS: dict[str, ModelInfo] = {}
@@ -157,11 +192,15 @@ def list_models(pattern: str | None = None) -> list[str]:
     return [n for n in names if fnmatch.fnmatchcase(n, pattern)] if pattern else names
 
 
+def unknown_model_message(name: str, known: list[str]) -> str:
+    """``"unknown model 'x'; did you mean 'y'? registered models are: ..."`` (closest names by ``difflib``)."""
+    return f"unknown model {name!r};{did_you_mean(name, known)} registered models are: {', '.join(known) or '(none)'}"
+
+
 def _lookup(name: str) -> str:
     _load_model_packages()
     if name not in _ENTRYPOINTS:
-        known = ", ".join(sorted(_ENTRYPOINTS)) or "(none)"
-        raise UnknownModelError(f"unknown model {name!r}; registered models are: {known}")
+        raise UnknownModelError(unknown_model_message(name, sorted(_ENTRYPOINTS)))
     return name
 
 
@@ -184,6 +223,8 @@ def create_model(name: str, pretrained: bool | str = False, **kwargs: Any) -> nn
         **kwargs: Config overrides passed to the entrypoint (e.g. ``num_joints=5``).
 
     Raises:
-        UnknownModelError: ``name`` is not registered (the message lists the registered names).
+        UnknownModelError: ``name`` is not registered (the message suggests the closest names and lists the
+            registered ones).
+        ConfigError: a keyword names no config field, or a value has the wrong type or is invalid.
     """
     return _ENTRYPOINTS[_lookup(name)](pretrained=pretrained, **kwargs)

@@ -20,14 +20,22 @@ from pathlib import Path
 from typing import TypeVar
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
 from .errors import IncompatibleWeightsError, UnsafeWeightsError, WeightsNotFoundError
-from .hub import resolve_pretrained, verify_sha256
+from .hub import ResolvedWeights, resolve_pretrained, verify_sha256
 
-__all__ = ["LoadReport", "load_pretrained", "load_state_dict_strict", "load_weights_file", "read_safetensors"]
+__all__ = [
+    "LoadReport",
+    "load_pretrained",
+    "load_resolved",
+    "load_state_dict_strict",
+    "load_weights_file",
+    "read_safetensors",
+    "read_safetensors_metadata",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +54,9 @@ class LoadReport:
         sha256: The verified digest, or ``None`` when no digest was recorded for the source.
         loaded: Number of state-dict entries loaded.
         skipped: Keypoint-head entries left at their fresh initialisation (fine-tuning on another keypoint set).
+        repo_id: Hub repository of the weights (``None`` for local files).
+        revision: The Hub revision asked for (``None``: none was given, i.e. ``main``).
+        commit: The commit the revision resolved to; :func:`~posecommon.hub.save_pretrained` records it.
     """
 
     source: str
@@ -53,6 +64,9 @@ class LoadReport:
     sha256: str | None
     loaded: int
     skipped: tuple[str, ...] = ()
+    repo_id: str | None = None
+    revision: str | None = None
+    commit: str | None = None
 
 
 def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
@@ -83,12 +97,42 @@ def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
         ) from err
 
 
+def read_safetensors_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata of a safetensors header (``{}`` when there is none or the file is not readable)."""
+    try:
+        with safe_open(str(path), "pt") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError):
+        return {}
+
+
+def _saved_as_hint(saved_as: str | None, num_joints: str | None, model_name: str) -> str:
+    """The end of a mismatch message: what the file says it was saved from, and what to do."""
+    if saved_as is None:
+        return (
+            f" The file records no model name (it was not written by save_pretrained); check that it was saved for "
+            f"{model_name or 'this model'} with this config."
+        )
+    joints = f", num_joints={num_joints}" if num_joints else ""
+    if saved_as != model_name:
+        return (
+            f" The file was saved from {saved_as}{joints} (its metadata says so), not {model_name or 'this model'}: "
+            f"load it into {saved_as} (create_model({saved_as!r}, pretrained=...), or --model {saved_as} on the "
+            "command line), or use PoseModel.from_pretrained on its save_pretrained directory."
+        )
+    return (
+        f" The file was saved from {saved_as}{joints} with another config; rebuild that config (pass the same "
+        "overrides, or use PoseModel.from_pretrained on its save_pretrained directory)."
+    )
+
+
 def load_state_dict_strict(
     model: nn.Module,
     state_dict: dict[str, torch.Tensor],
     source: str = "weights",
     *,
     skip_prefixes: tuple[str, ...] = (),
+    saved_as: tuple[str | None, str | None] | None = None,
 ) -> tuple[str, ...]:
     """Load ``state_dict`` into ``model`` requiring identical keys and shapes.
 
@@ -99,13 +143,15 @@ def load_state_dict_strict(
         skip_prefixes: Key prefixes exempt from the check: model entries under them that are missing from
             ``state_dict`` or differ in shape keep their current values, and file entries under them that the
             model lacks are ignored. Everything outside these prefixes must match exactly.
+        saved_as: ``(model_name, num_joints)`` the file records (safetensors metadata or ``config.json``), named
+            in the error instead of guessing; ``None`` when unknown.
 
     Returns:
         The model keys under ``skip_prefixes`` that were not loaded (sorted).
 
     Raises:
         IncompatibleWeightsError: keys are missing or unexpected, or shapes differ; the message names the first
-            offending keys and shapes.
+            offending keys and shapes and the architecture the file records.
     """
 
     def exempt(key: str) -> bool:
@@ -127,10 +173,13 @@ def load_state_dict_strict(
             parts.append(f"{len(missing)} key(s) missing from the file, first: {missing[:3]}")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected key(s) in the file, first: {unexpected[:3]}")
+        model_name = getattr(model, "model_name", "")
+        recorded_name, recorded_joints = saved_as or (None, None)
         raise IncompatibleWeightsError(
-            f"{source} do not fit {type(model).__name__} ({getattr(model, 'model_name', '')}): "
+            f"{source} do not fit {type(model).__name__} ({model_name}): "
             + "; ".join(parts)
-            + ". Were they saved for another architecture or num_joints?"
+            + "."
+            + _saved_as_hint(recorded_name, recorded_joints, model_name)
         )
     loadable = {k: v for k, v in state_dict.items() if k in expected and tuple(v.shape) == tuple(expected[k].shape)}
     skipped = tuple(sorted(k for k in expected if k not in loadable))
@@ -148,12 +197,19 @@ def _asks_other_keypoints(model: nn.Module) -> bool:
 
 
 def load_weights_file(
-    model: nn.Module, path: str | Path, *, sha256: str | None = None, source: str | None = None
+    model: nn.Module,
+    path: str | Path,
+    *,
+    sha256: str | None = None,
+    source: str | None = None,
+    recorded_model: str | None = None,
 ) -> LoadReport:
     """Verify (when ``sha256`` is given), read and load one safetensors file into ``model``.
 
     Head entries (``model.head_prefixes``) are exempt from the strict check only when the model was built with a
-    non-default ``num_joints``; see the module docstring.
+    non-default ``num_joints``; see the module docstring. When the keys or shapes do not fit, the error names the
+    model the file was saved from: its safetensors metadata (``model_name``, ``num_joints``, written by
+    ``save_pretrained``), else ``recorded_model`` (what ``config.json`` records).
 
     Raises:
         ChecksumError: the file does not match ``sha256``.
@@ -165,7 +221,9 @@ def load_weights_file(
         verify_sha256(path, sha256, source)
     state_dict = read_safetensors(path)
     head = tuple(getattr(model, "head_prefixes", ())) if _asks_other_keypoints(model) else ()
-    skipped = load_state_dict_strict(model, state_dict, source, skip_prefixes=head)
+    metadata = read_safetensors_metadata(path)
+    saved_as = (metadata.get("model_name", recorded_model), metadata.get("num_joints"))
+    skipped = load_state_dict_strict(model, state_dict, source, skip_prefixes=head, saved_as=saved_as)
     report = LoadReport(source, str(path), sha256, len(model.state_dict()) - len(skipped), skipped)
     if skipped:
         logger.warning(
@@ -180,6 +238,18 @@ def load_weights_file(
     else:
         logger.info("loaded %s into %s (%d entries)", source, type(model).__name__, report.loaded)
     return report
+
+
+def load_resolved(model: nn.Module, resolved: ResolvedWeights) -> LoadReport:
+    """:func:`load_weights_file` for a :class:`~posecommon.hub.ResolvedWeights`, keeping its Hub origin.
+
+    Returns:
+        The report, with ``repo_id``, ``revision`` and ``commit`` of the source (``None`` for local files).
+    """
+    report = load_weights_file(
+        model, resolved.path, sha256=resolved.sha256, source=resolved.source, recorded_model=resolved.model_name
+    )
+    return dataclasses.replace(report, repo_id=resolved.repo_id, revision=resolved.revision, commit=resolved.commit)
 
 
 def load_pretrained(model: ModuleT, model_name: str, pretrained: bool | str | Path | None) -> ModuleT:
@@ -206,7 +276,7 @@ def load_pretrained(model: ModuleT, model_name: str, pretrained: bool | str | Pa
         return model
     resolved = resolve_pretrained(model_name, pretrained)
     try:
-        report = load_weights_file(model, resolved.path, sha256=resolved.sha256, source=resolved.source)
+        report = load_resolved(model, resolved)
     except IncompatibleWeightsError as err:
         num_joints = getattr(getattr(model, "config", None), "num_joints", None)
         if resolved.num_joints is not None and num_joints is not None and resolved.num_joints != num_joints:

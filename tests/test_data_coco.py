@@ -43,13 +43,18 @@ def _write(tmp_path: Path, dataset: dict | str, images: bool = True) -> Path:
 
 def test_valid_file_records_and_skips(tmp_path, caplog):
     ann = _write(tmp_path, _dataset())
-    with caplog.at_level(logging.INFO, logger="posecommon.data.coco"):
+    with caplog.at_level(logging.WARNING, logger="posecommon.data.coco"):  # what the CLI shows
         data = load_coco_keypoints(ann, tmp_path, SPEC3)
     assert [r.image_id for r in data.images] == [1, 2]
     persons = data.all_persons()
     assert [p.annotation_id for p in persons] == [10, 11]
     assert data.skipped == {"too_few_keypoints": 1, "crowd": 1}
-    assert "too_few_keypoints" in caplog.text and str(ann) in caplog.text
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING and str(ann) in record.getMessage()
+    assert record.getMessage().endswith(
+        "kept 2 of 4 person annotations; skipped 1 crowd (crowd regions (iscrowd=1)), 1 too_few_keypoints (fewer "
+        "than 1 labelled keypoint(s))"
+    )
     first = persons[0]
     assert first.keypoints.shape == (3, 3) and first.keypoints.dtype == np.float32
     assert first.keypoints[1].tolist() == [8, 9, 1]
@@ -154,3 +159,67 @@ def test_split_coco_file(tmp_path):
     assert len(train_data["annotations"]) + len(val_data["annotations"]) == 4
     assert train_data["categories"] == val_data["categories"] == dataset["categories"]
     assert split_coco_file(ann, tmp_path / "again", val_fraction=0.3, seed=1)[1].read_text() == val.read_text()
+
+
+@pytest.mark.parametrize("file_name", ["../outside.png", "sub/../../outside.png", "ABSOLUTE", "", "C:/outside.png"])
+def test_file_names_must_stay_inside_the_image_directory(tmp_path, file_name):
+    images = tmp_path / "images"
+    images.mkdir()
+    outside = tmp_path / "outside.png"
+    Image.new("RGB", (32, 24)).save(outside)  # exists: only the containment check can refuse it
+    dataset = _dataset()
+    dataset["images"][0]["file_name"] = str(outside) if file_name == "ABSOLUTE" else file_name
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps(dataset))
+    Image.new("RGB", (20, 16)).save(images / "b.png")
+    with pytest.raises(DatasetError, match=r"ann\.json: image id 1: file_name .* leaves the image directory"):
+        load_coco_keypoints(ann, images, SPEC3, check_files=False)
+
+
+def test_nested_relative_file_names_are_fine(tmp_path):
+    dataset = _dataset()
+    dataset["images"][0]["file_name"] = "train/a.png"
+    (tmp_path / "train").mkdir()
+    Image.new("RGB", (32, 24)).save(tmp_path / "train" / "a.png")
+    data = load_coco_keypoints(_write(tmp_path, dataset, images=False), tmp_path, SPEC3, check_files=False)
+    assert data.image(1).path == tmp_path / "train" / "a.png"
+
+
+def test_a_dataset_with_nothing_left_is_an_error_that_says_why(tmp_path):
+    dataset = _dataset()
+    for ann in dataset["annotations"]:
+        ann["iscrowd"] = 1
+    dataset["annotations"][0]["iscrowd"] = 0
+    dataset["annotations"][0]["keypoints"] = [0] * 9
+    ann = _write(tmp_path, dataset)
+    with pytest.raises(DatasetError) as info:
+        load_coco_keypoints(ann, tmp_path, SPEC3)
+    assert str(info.value) == (
+        f"{ann}: no usable person annotation (2 image(s)): all 4 annotation(s) were skipped: 3 crowd (crowd regions "
+        "(iscrowd=1)), 1 too_few_keypoints (fewer than 1 labelled keypoint(s)). Check the file, the keypoint spec and "
+        "the category filter."
+    )
+    assert load_coco_keypoints(ann, tmp_path, SPEC3, allow_empty=True).all_persons() == []
+    dataset["annotations"] = []
+    with pytest.raises(DatasetError, match=r"no usable person annotation \(2 image\(s\)\): it has no annotations"):
+        load_coco_keypoints(_write(tmp_path, dataset), tmp_path, SPEC3)
+
+
+def test_training_datasets_get_the_typed_error(tmp_path):
+    from posecommon.data import MultiPersonCocoDataset, TopDownCocoDataset
+
+    dataset = _dataset()
+    for ann in dataset["annotations"]:
+        ann["keypoints"] = [0] * 9
+    with pytest.raises(DatasetError, match="no usable person annotation"):
+        TopDownCocoDataset(_write(tmp_path, dataset), tmp_path, (64, 48), SPEC3)
+    dataset["annotations"] = []
+    with pytest.raises(DatasetError, match="it has no annotations"):
+        MultiPersonCocoDataset(_write(tmp_path, dataset), tmp_path, 64, SPEC3)
+
+
+def test_an_empty_annotation_file_says_so(tmp_path):
+    ann = tmp_path / "ann.json"
+    ann.write_text("")
+    with pytest.raises(DatasetError, match=r"ann\.json: the annotation file is empty \(0 bytes\)"):
+        load_coco_keypoints(ann, tmp_path, SPEC3)

@@ -7,9 +7,8 @@ Nothing of ``huggingface_hub`` is mocked: ``hf_hub_download`` and ``HfApi`` make
 call time. The ``hub`` fixture therefore sets the environment variables *and* monkeypatches these constants, so the
 tests behave like a process started with those variables, whatever was imported first.
 
-The one thing patched besides configuration is ``time.sleep`` in the "Hub unreachable" test: ``hf_hub_download``
-retries a refused connection with exponential backoff (five retries, 23 s in 2.4.0); the retries still happen (the
-test asserts them), only the waiting is skipped.
+Nothing else is patched: the "Hub unreachable" test really waits, and asserts that posezoo fails fast instead of
+going through ``hf_hub_download``'s five retries with backoff (23 s in 2.4.0).
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,8 +28,10 @@ from safetensors.torch import save
 
 from posecommon import (
     ChecksumError,
+    ConfigError,
     HubUnavailableError,
     IncompatibleWeightsError,
+    InvalidInputError,
     PoseModel,
     WeightsNotFoundError,
     WeightSpec,
@@ -143,15 +145,98 @@ def test_offline_mode_with_and_without_cache(hub: LocalHub, monkeypatch: pytest.
     assert len(hub.requests) == before
 
 
-def test_hub_unreachable_and_not_cached(hub: LocalHub, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_unreachable_and_not_cached_fails_fast(hub: LocalHub, monkeypatch: pytest.MonkeyPatch) -> None:
     _publish(hub, monkeypatch)
-    hub.stop()
-    waits: list[float] = []
-    monkeypatch.setattr(time, "sleep", waits.append)
+    hub.stop()  # the endpoint is now a closed local port
+    start = time.monotonic()
     with pytest.raises(HubUnavailableError, match="could not reach the Hugging Face Hub") as info:
         create_model("tiny_pose", pretrained=True)
-    assert hub.endpoint in str(info.value) and "local path" in str(info.value)
-    assert len(waits) >= 2 and all(w > 0 for w in waits)  # huggingface_hub retried (with backoff) before failing
+    elapsed = time.monotonic() - start
+    message = str(info.value)
+    assert hub.endpoint in message and "set HF_HUB_OFFLINE=1" in message and "local .safetensors path" in message
+    assert elapsed < 5.0, f"took {elapsed:.1f} s: huggingface_hub's retries (about 23 s) were not avoided"
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "hf-hub:a/..",
+        "hf-hub:a--b/c",
+        "hf-hub:me/" + "x" * 97,
+        "hf-hub:me/tiny@../../x",
+        "hf-hub:me/tiny@refs/../../x",
+        "hf-hub:me/tiny@.hidden",
+        "hf-hub:me/tiny@with space",
+        "hf-hub:me/tiny@",
+        "hf-hub:me/tiny@" + "v" * 256,
+    ],
+)
+def test_malformed_hub_references_are_refused_before_any_request(
+    hub: LocalHub, monkeypatch: pytest.MonkeyPatch, reference: str
+) -> None:
+    register_tiny(monkeypatch)
+    tiny_pose().push_to_hub("me/tiny")
+    before = len(hub.requests)
+    with pytest.raises(InvalidInputError, match="not a valid Hub"):
+        create_model("tiny_pose", pretrained=reference)
+    with pytest.raises(InvalidInputError, match="not a valid Hub"):
+        PoseModel.from_pretrained(reference)
+    assert len(hub.requests) == before
+    assert not (Path(hf_constants.HF_HUB_CACHE) / "models--me--tiny").exists()
+
+
+def test_revision_argument_is_validated_too(hub: LocalHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    register_tiny(monkeypatch)
+    tiny_pose().push_to_hub("me/tiny")
+    before = len(hub.requests)
+    with pytest.raises(InvalidInputError, match=r"'\.\./x' is not a valid Hub revision"):
+        PoseModel.from_pretrained("me/tiny", revision="../x")
+    assert len(hub.requests) == before
+
+
+def test_unpinned_reference_logs_and_records_the_resolved_commit(
+    hub: LocalHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    register_tiny(monkeypatch)
+    torch.manual_seed(0)
+    first = tiny_pose().push_to_hub("me/tiny").oid
+    torch.manual_seed(1)
+    second = tiny_pose().push_to_hub("me/tiny").oid
+    with caplog.at_level(logging.INFO, logger="posecommon.hub"):
+        model = PoseModel.from_pretrained("hf-hub:me/tiny")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(f"resolved to commit {second}" in m and f"hf-hub:me/tiny@{second}" in m for m in warnings), warnings
+    report = model.pretrained_report
+    assert (report.repo_id, report.revision, report.commit) == ("me/tiny", None, second)
+    saved = model.save_pretrained(tmp_path / "copy")
+    assert json.loads((saved / "config.json").read_text())["source"] == {
+        "repo_id": "me/tiny",
+        "revision": None,
+        "commit": second,
+    }
+    assert f"hf-hub:me/tiny@{second}" in (saved / "README.md").read_text()
+    assert PoseModel.from_pretrained(saved).config == model.config  # the recorded source validates on reload
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="posecommon.hub"):
+        pinned = create_model("tiny_pose", pretrained=f"hf-hub:me/tiny@{first}")
+    assert pinned.pretrained_report.commit == first
+    assert not [r for r in caplog.records if "resolved to commit" in r.getMessage()]  # pinned: nothing to say
+
+
+def test_config_json_cannot_pass_pretrained_to_the_entrypoint(
+    hub: LocalHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    register_tiny(monkeypatch)
+    tiny_pose().push_to_hub("me/tiny")
+    run = tiny_pose().save_pretrained(tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    config["config"]["pretrained"] = "hf-hub:me/tiny"
+    (run / "config.json").write_text(json.dumps(config))
+    before = len(hub.requests)
+    with pytest.raises(ConfigError, match=r"'config\.pretrained' is not a field"):
+        PoseModel.from_pretrained(run)
+    assert len(hub.requests) == before  # the entry never reached the entrypoint, so nothing was downloaded
 
 
 def test_hub_unreachable_but_cached_branch(hub: LocalHub, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -110,10 +110,15 @@ def test_predict_command_two_stage(tmp_path, saved_models, image_file, capsys):
         (lambda d: (d / "garbage.png").write_bytes(b"not an image") and d / "garbage.png", "cannot read image"),
     ],
 )
-def test_predict_command_reports_bad_images(tmp_path, saved_models, make_input, message, capsys):
-    code = main(["predict", str(make_input(tmp_path)), "--weights", str(saved_models["detector"]), "--out", "x"])
+def test_predict_command_reports_bad_images(tmp_path, saved_models, make_input, message, capsys, monkeypatch):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)  # nothing may be written to the working directory
+    out = tmp_path / "out"
+    code = main(["predict", str(make_input(tmp_path)), "--weights", str(saved_models["detector"]), "--out", str(out)])
     assert code == 2
     assert message in capsys.readouterr().err
+    assert list(cwd.iterdir()) == []
 
 
 def test_predict_command_refuses_weights_of_another_architecture(tmp_path, saved_models, image_file, capsys):
@@ -123,7 +128,9 @@ def test_predict_command_refuses_weights_of_another_architecture(tmp_path, saved
     weights = saved_models["detector"] / "model.safetensors"
     args = ["predict", str(image_file), "--model", "vttranspose_h_s", "--weights", str(weights)]
     assert main([*args, "--out", str(tmp_path)]) == 2
-    assert "do not fit" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "do not fit VTTransPose" in err and "The file was saved from drsi_net_s, num_joints=17" in err
+    assert "--model drsi_net_s" in err
 
 
 def test_evaluate_command_prints_the_coco_table(tmp_path, saved_models, capsys):
@@ -141,10 +148,12 @@ def test_evaluate_command_prints_the_coco_table(tmp_path, saved_models, capsys):
 
 
 def test_evaluate_command_reports_an_empty_annotation_file(tmp_path, saved_models, capsys):
-    (tmp_path / "empty.json").write_text("")
-    args = ["evaluate", "--weights", str(saved_models["pose"]), "--ann", str(tmp_path / "empty.json")]
+    ann = tmp_path / "ann.json"
+    ann.write_text("")
+    args = ["evaluate", "--weights", str(saved_models["pose"]), "--ann", str(ann)]
     assert main([*args, "--images", str(tmp_path)]) == 2
-    assert "empty" in capsys.readouterr().err
+    expected = f"{ann}: the annotation file is empty (0 bytes); expected a COCO keypoints JSON object"
+    assert capsys.readouterr().err == f"posezoo evaluate: error: {expected}\n"
 
 
 @pytest.mark.slow

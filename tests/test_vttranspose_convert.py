@@ -7,6 +7,7 @@ lines, computed from the reference JSON; the model code is not used to produce i
 
 import hashlib
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -143,11 +144,26 @@ def test_convert_from_pth_file_with_module_prefix(tmp_path):
     assert torch.equal(model.final_layer.bias, state["final_layer.bias"])
 
 
-def test_convert_refuses_pickled_objects(tmp_path):
+class _Trap:
+    """Unpickling this calls ``open(marker, "w")``, which creates the marker file: proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_convert_refuses_pickled_objects_without_running_them(tmp_path):
+    marker = tmp_path / "unpickled"
     path = tmp_path / "evil.pth"
-    torch.save({"conv1.weight": torch.zeros(1), "extra": object()}, path)
-    with pytest.raises(Exception, match=r"(?i)weights_only|unsupported|global"):
+    torch.save({"conv1.weight": torch.zeros(1), "extra": _Trap(marker)}, path)
+    torch.load(path, weights_only=False)["extra"].close()  # positive control: a plain load runs the trap
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(pickle.UnpicklingError, match=r"^Weights only load failed"):
         convert_official_checkpoint(path, transpose_h_s())
+    assert not marker.exists()
 
 
 def test_convert_into_vttranspose_h_s_loads_shared_parts():

@@ -10,7 +10,9 @@ import json
 import logging
 import pickle
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -20,11 +22,14 @@ from torch import nn
 
 from posecommon import (
     ChecksumError,
+    ConfigError,
     IncompatibleWeightsError,
+    InvalidInputError,
     KeypointSpec,
     PoseModel,
     UnsafeWeightsError,
     WeightsNotFoundError,
+    WeightSpec,
     create_model,
     get_model_info,
     list_models,
@@ -56,12 +61,28 @@ def _assert_state_equal(model: nn.Module, state: dict[str, torch.Tensor], skip: 
 # ----------------------------------------------------------------------------------------------- no weights
 
 
-def test_every_registered_weight_spec_is_pinned_and_hashed() -> None:
-    for name in list_models():
-        for spec in get_model_info(name).weights:
-            assert re.fullmatch(r"[0-9a-f]{40}", spec.revision), (name, spec.tag)
-            assert re.fullmatch(r"[0-9a-f]{64}", spec.sha256), (name, spec.tag)
-            assert spec.filename.endswith(".safetensors"), (name, spec.tag)
+_PINNED = {"tag": "coco", "repo_id": "org/repo", "revision": "a" * 40, "filename": "m.safetensors", "sha256": "b" * 64}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("revision", "main", "40-hex commit hash"),
+        ("revision", "a" * 39, "40-hex commit hash"),
+        ("sha256", "B" * 64, "64 lowercase hex"),
+        ("sha256", "", "64 lowercase hex"),
+        ("filename", "m.pth", "safetensors only"),
+        ("repo_id", "a--b/c", "not a valid Hub id"),
+        ("repo_id", "repo", "'org/name'"),
+        ("tag", "", "tag must be"),
+    ],
+)
+def test_weight_specs_are_pinned_and_hashed_when_made(field: str, value: str, message: str) -> None:
+    # A registry entry cannot exist unpinned or unhashed: the spec refuses itself, so every registered weight
+    # (none are published yet) went through these checks.
+    assert WeightSpec(**_PINNED).revision == "a" * 40
+    with pytest.raises(InvalidInputError, match=message):
+        WeightSpec(**{**_PINNED, field: value})
 
 
 def test_pretrained_true_without_published_weights_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,13 +142,20 @@ def test_corrupted_safetensors_header(tiny: None, tmp_path: Path) -> None:
 
 
 class _Trap:
-    """Unpickling this runs ``Path.touch`` on the marker: proof that a file was unpickled."""
+    """Unpickling this calls ``open(marker, "w")``, which creates the marker file: proof that a file was unpickled."""
 
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return (Path.touch, (str(self.marker),))  # type: ignore[return-value]
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[str, str]]:
+        return (open, (str(self.marker), "w"))
+
+
+def test_the_pickle_trap_is_live(tmp_path: Path) -> None:
+    """Positive control for the trap tests: unpickling the trap does create its marker."""
+    marker = tmp_path / "unpickled"
+    pickle.loads(pickle.dumps(_Trap(marker))).close()
+    assert marker.exists()
 
 
 @pytest.mark.parametrize("writer", ["pickle", "torch.save"])
@@ -137,7 +165,7 @@ def test_pickle_passed_as_safetensors_is_refused_unopened(tiny: None, tmp_path: 
     if writer == "pickle":
         path.write_bytes(pickle.dumps(_Trap(marker)))
     else:
-        torch.save({"stem.weight": torch.zeros(1)}, path)
+        torch.save({"stem.weight": torch.zeros(1), "trap": _Trap(marker)}, path)
     with pytest.raises(UnsafeWeightsError, match="never unpickles"):
         create_model("tiny_pose", pretrained=str(path))
     assert not marker.exists()
@@ -157,6 +185,25 @@ def test_other_architecture_names_keys_and_shapes(tiny: None, tmp_path: Path) ->
     save_file(state, str(tmp_path / "missing.safetensors"))
     with pytest.raises(IncompatibleWeightsError, match=r"missing from the file, first: \['norm.running_mean'\]"):
         create_model("tiny_pose", pretrained=str(tmp_path / "missing.safetensors"))
+
+
+def test_weights_of_another_architecture_name_the_recorded_one(tiny: None, tmp_path: Path) -> None:
+    state = {"model.0.conv.weight": torch.zeros(2, 3, 1, 1)}
+    save_file(state, str(tmp_path / "drsi.safetensors"), metadata={"model_name": "drsi_net_s", "num_joints": "17"})
+    with pytest.raises(IncompatibleWeightsError, match=r"saved from drsi_net_s, num_joints=17 .*not tiny_pose") as info:
+        create_model("tiny_pose", pretrained=str(tmp_path / "drsi.safetensors"))
+    assert "create_model('drsi_net_s'" in str(info.value) and "another architecture?" not in str(info.value)
+    save_file(state, str(tmp_path / "bare.safetensors"))  # no metadata: says so instead of guessing
+    with pytest.raises(IncompatibleWeightsError, match="records no model name"):
+        create_model("tiny_pose", pretrained=str(tmp_path / "bare.safetensors"))
+
+
+def test_org_repo_string_suggests_the_hub_prefix(tiny: None) -> None:
+    with pytest.raises(WeightsNotFoundError, match=r"pass pretrained='hf-hub:me/tiny@v1'"):
+        create_model("tiny_pose", pretrained="me/tiny@v1")
+    with pytest.raises(WeightsNotFoundError) as info:
+        create_model("tiny_pose", pretrained="weights/model.safetensors")
+    assert "hf-hub:" not in str(info.value)  # a file path is not a repository
 
 
 def test_other_num_joints_without_asking_is_an_error(tiny: None, tmp_path: Path) -> None:
@@ -268,6 +315,48 @@ def test_from_pretrained_checks_the_class(tiny: None, tmp_path: Path) -> None:
     tiny_pose().save_pretrained(tmp_path / "run")
     with pytest.raises(IncompatibleWeightsError, match="not a Other"):
         Other.from_pretrained(tmp_path / "run")
+
+
+def _edit_config(run: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    config = json.loads((run / "config.json").read_text())
+    edit(config)
+    (run / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "message"),
+    [
+        (lambda c: c["config"].update(num_joint=5), "num_joint", r"field 'num_joint'; did you mean 'num_joints'"),
+        (lambda c: c["config"].update(num_joints="17"), "num_joints", r"TinyConfig\.num_joints must be int, got str"),
+        (lambda c: c["config"].update(pretrained=True), "pretrained", r"'config\.pretrained' is not a field"),
+        (lambda c: c.update(config=[17, 8]), "config", r"field 'config' must be an object, got list"),
+        (lambda c: c.update(weights="abc"), "weights", r"field 'weights' must be an object, got str"),
+        (lambda c: c.update(weigths={}), "weigths", r"field 'weigths' is not a field .* did you mean 'weights'"),
+        (lambda c: c["metrics"].update(ap="high"), "metrics.ap", r"field 'metrics\.ap' must be a number"),
+        (lambda c: c["weights"].update(sha256="xyz"), "weights.sha256", r"'weights\.sha256' must be 64 lowercase"),
+        (lambda c: c.update(format_version=99), "format_version", r"newer than this posezoo reads"),
+        (lambda c: c.pop("model_name"), "model_name", r"field 'model_name' is missing"),
+    ],
+)
+def test_saved_config_fields_are_validated(
+    tiny: None, tmp_path: Path, edit: Callable[[dict[str, Any]], None], field: str, message: str
+) -> None:
+    run = tiny_pose().save_pretrained(tmp_path / "run")
+    _edit_config(run, edit)
+    with pytest.raises(ConfigError, match=message) as info:
+        PoseModel.from_pretrained(run)
+    assert info.value.field == field and "config.json" in str(info.value)
+
+
+def test_saved_config_without_sha256_loads_with_a_warning(
+    tiny: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = tiny_pose().save_pretrained(tmp_path / "run")
+    _edit_config(run, lambda c: c["weights"].pop("sha256"))
+    with caplog.at_level(logging.WARNING, logger="posecommon.hub"):
+        model = PoseModel.from_pretrained(run)
+    assert model.pretrained_report.sha256 is None
+    assert [r.levelno for r in caplog.records if "records no sha256" in r.getMessage()] == [logging.WARNING]
 
 
 def test_read_safetensors_returns_cpu_tensors(tmp_path: Path) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from posecommon.config_utils import check_choice, check_config_fields
+from posecommon.errors import ConfigError
+
 __all__ = ["VARIANTS", "VTTransPoseConfig"]
 
 ATTENTIONS = ("twin", "full")
@@ -76,27 +79,38 @@ class VTTransPoseConfig:
     dropout: float = 0.1
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
-        if len(self.input_size) != 2 or min(self.input_size) < 16:
-            raise ValueError(f"input_size must be an (H, W) pair of at least 16 pixels, got {self.input_size}")
+        check_config_fields(self)
+        if min(self.input_size) < 16:
+            raise ConfigError(
+                f"VTTransPoseConfig.input_size must be an (H, W) pair of at least 16 pixels, got {self.input_size}; "
+                f"nearest valid: {tuple(max(16, v) for v in self.input_size)}",
+                "input_size",
+            )
         if self.num_joints < 1:
-            raise ValueError(f"num_joints must be positive, got {self.num_joints}")
-        for name, value, choices in (
-            ("attention", self.attention, ATTENTIONS),
-            ("ffn", self.ffn, FFNS),
-            ("pos_embed", self.pos_embed, POS_EMBEDS),
-            ("vblock_placement", self.vblock_placement, VBLOCK_PLACEMENTS),
+            raise ConfigError(f"VTTransPoseConfig.num_joints must be >= 1, got {self.num_joints}", "num_joints")
+        for name, choices in (
+            ("attention", ATTENTIONS),
+            ("ffn", FFNS),
+            ("pos_embed", POS_EMBEDS),
+            ("vblock_placement", VBLOCK_PLACEMENTS),
         ):
-            if value not in choices:
-                raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+            check_choice(self, name, choices)
         if self.attention == "full" and self.ffn != "mlp":
-            raise ValueError("attention='full' is the official DETR-style layer and needs ffn='mlp'")
-        if self.d_model % self.num_heads:
-            raise ValueError(f"d_model={self.d_model} is not divisible by num_heads={self.num_heads}")
-        if not 0 <= self.num_vblocks <= self.stage3_modules * self.blocks_per_branch:
-            raise ValueError(
-                f"num_vblocks must be within 0..{self.stage3_modules * self.blocks_per_branch} (stage-3 modules x "
-                f"blocks per branch), got {self.num_vblocks}"
+            raise ConfigError("attention='full' is the official DETR-style layer and needs ffn='mlp'", "ffn")
+        if self.num_heads < 1 or self.d_model % self.num_heads:
+            divisors = [h for h in range(1, self.d_model + 1) if self.d_model % h == 0]
+            nearest = sorted(divisors, key=lambda h: (abs(h - self.num_heads), h))[:2]
+            raise ConfigError(
+                f"VTTransPoseConfig.num_heads={self.num_heads} does not divide d_model={self.d_model}; nearest valid "
+                f"num_heads: {' or '.join(str(h) for h in sorted(nearest))}",
+                "num_heads",
+            )
+        most = self.stage3_modules * self.blocks_per_branch
+        if not 0 <= self.num_vblocks <= most:
+            raise ConfigError(
+                f"VTTransPoseConfig.num_vblocks must be within 0..{most} (stage-3 modules x blocks per branch), got "
+                f"{self.num_vblocks}; nearest valid: {min(max(self.num_vblocks, 0), most)}",
+                "num_vblocks",
             )
 
     def vblocks_per_module(self) -> tuple[int, ...]:

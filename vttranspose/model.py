@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from posecommon.config_utils import replace_config
+from posecommon.config_utils import config_for_keypoints
 from posecommon.data.topdown import TopDownCocoDataset
 from posecommon.image import ImageInput
 from posecommon.keypoints import KeypointSpec
@@ -187,7 +187,7 @@ class VTTransPose(HRNetSLayers, PoseModel):
 
 def _create(name: str, pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
     keypoint_spec = kwargs.pop("keypoint_spec", None)
-    model = VTTransPose(replace_config(VARIANTS[name], **kwargs), keypoint_spec=keypoint_spec)
+    model = VTTransPose(config_for_keypoints(VARIANTS[name], keypoint_spec, **kwargs), keypoint_spec=keypoint_spec)
     model.model_name = name
     return load_pretrained(model, name, pretrained)
 

@@ -12,15 +12,20 @@ What is an error and what is skipped:
 - Errors (the file cannot be trusted): unreadable or malformed JSON; a missing or mistyped key; ``keypoints``
   whose length is not ``3 * K``; a visibility flag outside ``{0, 1, 2}``; a non-finite number; a negative box side;
   an annotation whose ``image_id`` has no image record; a duplicate image or annotation id; a category whose
-  ``keypoints`` list has a length other than K; and (with ``check_files=True``, the default) an image record whose
-  file does not exist under ``image_dir``. All files are checked at construction so that a training run fails
-  before its first step, not hours into it. A file that exists but cannot be decoded, or whose size disagrees
-  with its record, raises when it is loaded (:meth:`CocoKeypoints.load_image`).
-- Skipped, counted in :attr:`CocoKeypoints.skipped` and logged at INFO level: crowd annotations (``iscrowd = 1``),
-  annotations of another category than ``category_id`` (when one is given), boxes with zero width or height after
-  clipping to the image, and annotations with fewer than ``min_keypoints`` labelled keypoints (``v > 0``). The
-  top-down dataset uses ``min_keypoints = 1`` (a crop with no labelled joint teaches nothing); the multi-person
-  dataset uses 0, since a person box without keypoints is still a box target.
+  ``keypoints`` list has a length other than K; a ``file_name`` that would leave ``image_dir`` (an absolute path, a
+  ``..`` component, a drive or an empty name: annotation files are data from elsewhere, and must not make posezoo
+  read arbitrary files); (with ``check_files=True``, the default) an image record whose file does not exist under
+  ``image_dir``; and a file in which no person annotation is left after the skips below (unless
+  ``allow_empty=True``), since it has nothing to train or evaluate on; the message gives the skip counts. All
+  files are checked at construction so that a training run fails before its first step, not hours into it. A
+  file that exists but cannot be decoded, or whose size disagrees with its record, raises when it is loaded
+  (:meth:`CocoKeypoints.load_image`).
+- Skipped, counted in :attr:`CocoKeypoints.skipped` and logged at WARNING level with the reasons (the CLI shows
+  WARNING and above): crowd annotations (``iscrowd = 1``), annotations of another category than ``category_id``
+  (when one is given), boxes with zero width or height after clipping to the image, and annotations with fewer
+  than ``min_keypoints`` labelled keypoints (``v > 0``). The top-down dataset uses ``min_keypoints = 1`` (a crop
+  with no labelled joint teaches nothing); the multi-person dataset uses 0, since a person box without keypoints
+  is still a box target.
 
 Coordinates follow posezoo's pixel-centre convention (see :mod:`posecommon.geometry`): keypoints and boxes are used
 as written in the file, in original-image pixels; boxes are clipped to the image area ``[-0.5, W - 0.5] x [-0.5,
@@ -35,9 +40,9 @@ import json
 import logging
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -51,6 +56,14 @@ from ..keypoints import COCO17, KeypointSpec
 __all__ = ["CocoKeypoints", "ImageRecord", "PersonRecord", "load_coco_keypoints", "split_coco_file"]
 
 logger = logging.getLogger(__name__)
+
+SKIP_REASONS: dict[str, str] = {
+    "crowd": "crowd regions (iscrowd=1)",
+    "category": "another category",
+    "empty_box": "box empty after clipping to the image",
+    "too_few_keypoints": "fewer labelled keypoints than min_keypoints",
+}
+"""What each key of :attr:`CocoKeypoints.skipped` means (used in the logged and raised messages)."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +180,8 @@ class CocoKeypoints:
 def _read_json(path: Path) -> Any:
     if not path.is_file():
         raise DatasetError(f"annotation file not found: {path}")
+    if path.stat().st_size == 0:
+        raise DatasetError(f"{path}: the annotation file is empty (0 bytes); expected a COCO keypoints JSON object")
     try:
         with path.open("r", encoding="utf-8") as handle:
             return json.load(handle)
@@ -196,6 +211,29 @@ def _numbers(values: Any, length: int | None, key: str, where: str) -> np.ndarra
     return array
 
 
+def _contained_path(image_dir: Path, file_name: str, where: str) -> Path:
+    """``image_dir / file_name``, refusing names that would leave ``image_dir`` (checked on the name, not on disk).
+
+    The check is lexical, so an image directory that is itself a symbolic link (or holds links), as is common for
+    shared dataset storage, keeps working.
+    """
+    posix, windows = PurePosixPath(file_name), PureWindowsPath(file_name)
+    if (
+        not file_name.strip()
+        or "\x00" in file_name
+        or posix.is_absolute()
+        or windows.is_absolute()
+        or windows.drive
+        or windows.root
+        or ".." in windows.parts
+    ):
+        raise DatasetError(
+            f"{where}: file_name {file_name!r} leaves the image directory (absolute path, drive, '..' or empty "
+            "name); file names must be relative paths inside the image directory"
+        )
+    return image_dir / file_name
+
+
 def _validate_images(dataset: dict[str, Any], path: Path, image_dir: Path, check_files: bool) -> list[ImageRecord]:
     images = _require(dataset, "images", list, f"{path}: top level")
     records: dict[int, ImageRecord] = {}
@@ -212,7 +250,7 @@ def _validate_images(dataset: dict[str, Any], path: Path, image_dir: Path, check
             raise DatasetError(f"{where}: width and height must be positive, got {width}x{height}")
         if image_id in records:
             raise DatasetError(f"{where}: duplicate image id")
-        record = ImageRecord(image_id, file_name, image_dir / file_name, width, height)
+        record = ImageRecord(image_id, file_name, _contained_path(image_dir, file_name, where), width, height)
         records[image_id] = record
         if check_files and not record.path.is_file():
             missing.append(record)
@@ -280,6 +318,7 @@ def load_coco_keypoints(
     min_keypoints: int = 1,
     category_id: int | None = None,
     check_files: bool = True,
+    allow_empty: bool = False,
 ) -> CocoKeypoints:
     """Read, validate and index a COCO keypoints annotation file (see the module docstring for the rules).
 
@@ -291,13 +330,15 @@ def load_coco_keypoints(
         category_id: Keep only annotations of this category (COCO keypoint files hold one, ``person``); ``None``
             keeps all.
         check_files: Check at construction that every image file exists.
+        allow_empty: Accept a file in which no person annotation is kept (otherwise an error that gives the skip
+            counts).
 
     Returns:
         The validated records.
 
     Raises:
-        DatasetError: the file or a record is malformed, or an image file is missing; the message names the file
-            and the record.
+        DatasetError: the file or a record is malformed, a ``file_name`` leaves ``image_dir``, an image file is
+            missing, or no person annotation is left; the message names the file and the record.
     """
     path = Path(ann_file)
     image_dir = Path(image_dir)
@@ -348,14 +389,46 @@ def load_coco_keypoints(
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress messages
         coco.createIndex()
     kept = sum(len(v) for v in persons.values())
-    logger.info(
-        "%s: %d images, %d person annotations kept, skipped %s",
-        path,
-        len(images),
-        kept,
-        dict(skipped) if skipped else "none",
-    )
+    _report(path, len(images), len(annotations), kept, skipped, min_keypoints, allow_empty)
     return CocoKeypoints(path, image_dir, keypoint_spec, coco, images, persons, dict(skipped))
+
+
+def _describe_skips(skipped: Mapping[str, int], min_keypoints: int) -> str:
+    reasons = dict(SKIP_REASONS, too_few_keypoints=f"fewer than {min_keypoints} labelled keypoint(s)")
+    return ", ".join(f"{count} {key} ({reasons.get(key, key)})" for key, count in sorted(skipped.items()))
+
+
+def _report(
+    path: Path,
+    num_images: int,
+    num_annotations: int,
+    kept: int,
+    skipped: Mapping[str, int],
+    min_keypoints: int,
+    allow_empty: bool,
+) -> None:
+    """Log the skip counts (WARNING when anything was skipped) and refuse a file with no person left."""
+    if kept == 0 and not allow_empty:
+        why = (
+            f"all {num_annotations} annotation(s) were skipped: {_describe_skips(skipped, min_keypoints)}"
+            if num_annotations
+            else "it has no annotations"
+        )
+        raise DatasetError(
+            f"{path}: no usable person annotation ({num_images} image(s)): {why}. Check the file, the keypoint "
+            "spec and the category filter."
+        )
+    if skipped:
+        logger.warning(
+            "%s: %d images, kept %d of %d person annotations; skipped %s",
+            path,
+            num_images,
+            kept,
+            num_annotations,
+            _describe_skips(skipped, min_keypoints),
+        )
+    else:
+        logger.info("%s: %d images, kept all %d person annotations", path, num_images, kept)
 
 
 def split_coco_file(
