@@ -24,7 +24,7 @@ import math
 import numbers
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from .errors import ConfigError
@@ -206,6 +206,20 @@ def _coerce(annotation: Any, value: Any, where: str) -> Any:
         else:
             items = tuple(value)
         return items
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{where} must be one of {args}, got {value!r:.80}", where.split(".")[-1])
+    if origin in (dict, Mapping):
+        if isinstance(value, Mapping):
+            return value
+        raise _wrong(where, annotation, value)
+    if origin in (list, Sequence):
+        if isinstance(value, (list, tuple)):
+            return value
+        raise _wrong(where, annotation, value)
+    if origin is not None:  # other generics (callables, ...): not checked
+        return value
     if annotation is bool:
         if isinstance(value, bool):
             return value

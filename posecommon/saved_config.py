@@ -5,23 +5,18 @@ top-level field must be one posezoo writes, with the type it writes. The model's
 against the model's config dataclass later, when the model is built (:func:`posecommon.config_utils.replace_config`
 refuses unknown fields, so no entry can reach the entrypoint as another keyword such as ``pretrained``).
 
-Fields (``format_version`` 1):
+Fields (``format_version`` 1; the first two are required):
 
-====================  ======================================================================  ========
-field                 type                                                                    required
-====================  ======================================================================  ========
-``model_name``        registry name (string)                                                  yes
-``config``            object: the config dataclass's fields                                   yes
-``keypoint_spec``     object (:meth:`posecommon.KeypointSpec.to_dict`)
-``preprocess``        object (:meth:`posecommon.PreprocessConfig.to_dict`)
-``format_version``    integer, at most the version this posezoo writes
-``weights``           object: ``filename`` (string), ``sha256`` (64 hex digits)
-``training_data``     string
-``metrics``           object of numbers
-``license``           string
-``source``            object: ``repo_id`` (string), ``revision`` (string or null), ``commit``
-                      (40 hex digits): the Hub weights the model was loaded from
-====================  ======================================================================  ========
+* ``model_name``: registry name (string).
+* ``config``: object with the fields of the model's config dataclass.
+* ``keypoint_spec``: object (:meth:`posecommon.KeypointSpec.to_dict`).
+* ``preprocess``: object (:meth:`posecommon.PreprocessConfig.to_dict`).
+* ``format_version``: integer, at most the version this posezoo writes.
+* ``weights``: object with ``filename`` (string) and ``sha256`` (64 lowercase hex digits).
+* ``training_data``, ``license``: strings.
+* ``metrics``: object of numbers.
+* ``source``: object with ``repo_id`` (string), ``revision`` (string or null) and ``commit`` (40 hex digits): the
+  Hub weights the model was loaded from.
 """
 
 from __future__ import annotations
