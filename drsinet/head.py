@@ -27,7 +27,10 @@ class DRSIHead(nn.Module):
     ``+= log(8 / (640 / s)^2)`` (8 objects per 640-pixel image) and class ``+= log(0.6 / (nc - 0.99))`` with
     ``nc = 1``, i.e. ``log(60)`` (the class logit starts at sigmoid 0.98; with one class no loss trains it, see
     :mod:`drsinet.loss`). The keypoint convolutions keep PyTorch's default initialisation, as official (the
-    official ``m_kpt`` is not touched by ``_initialize_biases``).
+    official ``m_kpt`` is not touched by ``_initialize_biases``). Because the official head interleaves anchors
+    (above), its priors reach only anchor 0's objectness and class there (the other two land on anchor 0's keypoint
+    channels); with anchors split cleanly, they reach every anchor's objectness and class here, as in YOLOv5's
+    detection head.
 
     Args:
         in_channels: Width of each level.
