@@ -2,7 +2,8 @@
 
 DRSI-Net trains with the losses of the YOLO-Pose code it builds on (TexasInstruments/edgeai-yolov5, branch
 ``yolo-pose``; file:line below refer to it). :class:`DRSILoss` takes what the official ``ComputeLoss.__call__``
-takes, raw head outputs and YOLO-Pose targets (see its docstring), and returns the same six numbers.
+takes, raw head outputs and YOLO-Pose targets (see its docstring), and returns what it returns: the total times
+the batch size and the five weighted terms.
 :func:`drsinet.targets.to_yolo_pose_targets` converts our datasets' pixel targets to that layout.
 
 Targets are matched to slots by :func:`drsinet.assign.build_targets` (``utils/loss.py:182-245``). At the ``n``
