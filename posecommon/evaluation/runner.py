@@ -57,9 +57,9 @@ def predict_dataset(
         if not _is_top_down(model):
             found: PoseResult = model.predict(
                 pixels, **{"score_threshold": SINGLE_STAGE_SCORE_THRESHOLD, **predict_kwargs}
-            )[0]
+            )
         elif detector is not None:
-            boxes = detector.predict(pixels)[0]
+            boxes = detector.predict(pixels)
             found = model.predict(pixels, boxes.boxes, boxes.scores, **predict_kwargs)
         else:
             persons = data.persons.get(record.image_id, [])
