@@ -722,7 +722,9 @@ def _parse_size(text: str) -> tuple[str, tuple[int, int]]:
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the suite's options to ``parser`` (shared by ``python -m posecommon.bench`` and ``posezoo bench``)."""
-    parser.add_argument("--models", nargs="+", default=None, help="registry names or patterns (default: all)")
+    parser.add_argument(
+        "--models", nargs="*", default=None, help="registry names or patterns (default: all; none given: no models)"
+    )
     parser.add_argument("--modes", nargs="+", choices=MODES, default=None, help="default: all (quick: no compiled)")
     parser.add_argument("--size", type=_parse_size, action="append", default=[], metavar="FAMILY=HxW")
     parser.add_argument("--batch", type=int, default=None, help="throughput batch (default 32, quick 4; 0 skips)")
@@ -745,7 +747,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides: dict[str, Any] = {"clock": args.clock}
-    if args.models:
+    if args.models is not None:
         overrides["models"] = sorted({n for pattern in args.models for n in list_models(pattern)})
     for key in ("modes", "batch", "warmup", "repeats", "batch_repeats", "train_batch"):
         if getattr(args, key) is not None:
