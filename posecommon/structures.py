@@ -167,9 +167,9 @@ class PoseResult:
         """JSON-able description: the image, the keypoint names and one entry per person.
 
         Returns:
-            ``{"image": {"path", "height", "width", "frame_index", "image_id"}, "keypoint_names": [...],
-            "people": [{"box": [x1, y1, x2, y2], "score": s, "keypoints": [[x, y, confidence] * K]}]}``
-            (unknown image fields are ``null``).
+            ``{"image": {...}, "keypoint_names": [...], "people": [...]}``: ``image`` holds ``path``, ``height``,
+            ``width``, ``frame_index`` and ``image_id`` (``null`` when unknown); each person is
+            ``{"box": [x1, y1, x2, y2], "score": s, "keypoints": [[x, y, confidence], ...]}`` with K keypoints.
         """
         arrays = self.numpy()
         height, width = self.image_size if self.image_size is not None else (None, None)
