@@ -75,11 +75,13 @@ def test_photos_a_video_and_bad_inputs(tmp_path, saved, capsys, caplog):
 
 
 def test_score_threshold_is_honoured_in_two_stage_mode(tmp_path, saved, capsys):
-    """At threshold 0 the previous test finds 2 people per photo; at 1 nobody passes (it used to be ignored)."""
+    """The untrained detector scores nobody above the default 0.25: people found at 0 prove the flag arrives."""
     out = tmp_path / "out"
-    assert cli.main(["predict", str(PHOTOS[0]), "--out", str(out), "--score-threshold", "1", *_two_stage(saved)]) == 0
-    assert json.loads((out / "predictions.json").read_text()) == []
-    assert json.loads((out / f"{PHOTOS[0].stem}.json").read_text())["people"] == []
+    args = ["predict", str(PHOTOS[0]), "--out", str(out), "--score-threshold", "0", "--max-people", "1"]
+    assert cli.main([*args, *_two_stage(saved)]) == 0
+    assert len(json.loads((out / "predictions.json").read_text())) == 1
+    assert cli.main(["predict", str(PHOTOS[0]), "--out", str(tmp_path / "default"), *_two_stage(saved)]) == 0
+    assert json.loads((tmp_path / "default" / "predictions.json").read_text()) == []
 
 
 def test_output_directory_is_checked_before_the_model_loads(tmp_path, saved, capsys):

@@ -97,7 +97,7 @@ def test_every_kind_of_image_input_gives_the_same_prediction(detector):
         "str": (str(PHOTO), {}),
         "PIL": (Image.open(PHOTO), {}),
         "uint8 array": (hwc, {}),
-        "float array": (hwc.astype(np.float64) / 255, {}),
+        "float array": (hwc.astype(np.float32) / 255, {}),
         "BGR array": (np.ascontiguousarray(hwc[..., ::-1]), {"bgr": True}),
         "CHW tensor": (rgb, {}),
         "CHW float tensor": (rgb.float() / 255, {}),
