@@ -84,7 +84,8 @@ class ConfigError(PosezooError, ValueError, TypeError):
 
 
 class MissingDependencyError(PosezooError, ImportError):
-    """An optional dependency (an extra such as ``onnx``) is not installed; the message gives the pip commands."""
+    """An optional dependency (an extra such as ``onnx`` or ``video``) is not installed; the message gives the pip
+    commands."""
 
     @classmethod
     def for_extra(cls, extra: str, modules: list[str] | tuple[str, ...], purpose: str) -> MissingDependencyError:
