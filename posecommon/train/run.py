@@ -101,7 +101,7 @@ class RunOptions:
         max_eval_images: Evaluate on at most this many validation images.
         num_predictions: Annotated validation images to write at the end.
         device: ``"cpu"``, ``"cuda"``, ... (None: CUDA when available).
-        seed: Seed of data generation, order and augmentation.
+        seed: Seed of the initial weights, data generation, order and augmentation.
         synthetic_train: Synthetic training images (``--data synthetic``).
         synthetic_val: Synthetic validation images.
         synthetic_image_size: ``(H, W)`` of synthetic images.
@@ -285,6 +285,7 @@ def run_training(
     root = out_dir / "data" if str(data) == "synthetic" else Path(data)
     splits = find_coco_splits(root, train_split, val_split)
     overrides = {"input_size": tuple(options.input_size)} if options.input_size else {}
+    torch.manual_seed(options.seed)  # the initial weights: the same run twice starts from the same model
     model = create_model(model_name, **overrides)
     if not isinstance(model, PoseModel):
         raise TypeError(f"{model_name} is not a posezoo PoseModel")
