@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from posecommon.errors import TrainingInterrupted
 from posecommon.train import CheckpointStore, TrainConfig, Trainer
 from tests.train_fixtures import NoisyRegression, RegressionTask, logged_losses, tiny_model
 
@@ -157,3 +158,40 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130_with_one_line(tmp_path):
     expected = f"posezoo train: interrupted at step {step} (checkpoint {checkpoint}); run the same command to resume"
     assert err.splitlines() == [expected]
     assert "recipe: VTTransPose" in out  # the recipe was printed at the start
+
+
+class _SlowRegression(NoisyRegression):
+    """Loading is the bottleneck: the training process spends most of its time waiting for the worker."""
+
+    def __getitem__(self, index: int):
+        time.sleep(0.05)
+        return super().__getitem__(index)
+
+
+def _train_until_interrupted(run_dir: Path) -> None:
+    os.setsid()  # its own process group, as a command started from a terminal
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+    torch.set_num_threads(1)
+    config = TrainConfig(total_steps=10_000, batch_size=4, optimizer="sgd", num_workers=1, prefetch_factor=1)
+    trainer = Trainer(tiny_model(), _SlowRegression(), RegressionTask(), config, run_dir, device="cpu")
+    try:
+        trainer.fit()
+    except TrainingInterrupted as stop:
+        os._exit(130 if stop.checkpoint else 3)
+    except BaseException:
+        os._exit(4)
+    os._exit(0)
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_waiting_for_data_workers_finish_the_batch(tmp_path, one_thread):
+    _train(tmp_path / "warm-up", {**asdict(CONFIG), "total_steps": 1})  # import everything before forking
+    child = multiprocessing.get_context("fork").Process(target=_train_until_interrupted, args=(tmp_path / "run",))
+    child.start()
+    deadline = time.monotonic() + 60
+    while _last_logged_step(tmp_path / "run") < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(child.pid, signal.SIGINT)  # the training process and its DataLoader worker, as Ctrl-C does
+    child.join(60)
+    assert child.exitcode == 130  # not a dead worker's RuntimeError
+    assert _checkpoint_step(tmp_path / "run") == _last_logged_step(tmp_path / "run") >= 2

@@ -87,7 +87,17 @@ def test_sampler_covers_each_epoch_once_and_splits_ranks():
         StepBatchSampler(3, 4, total_steps=1)
 
 
-def test_training_reduces_the_loss_and_writes_the_run(tmp_path, capfd):
+def test_training_reduces_the_loss_and_writes_the_run(tmp_path, monkeypatch):
+    from huggingface_hub.utils import tqdm
+
+    postfixes = []
+
+    class RecordingBar(tqdm):
+        def set_postfix(self, **values):
+            postfixes.append(values)
+            super().set_postfix(**values)
+
+    monkeypatch.setattr("posecommon.train.trainer.tqdm", RecordingBar)
     trainer = Trainer(tiny_model(), NoisyRegression(), RegressionTask(), _config(30), tmp_path, device="cpu")
     result = trainer.fit()
     assert result.step == 30
@@ -96,7 +106,7 @@ def test_training_reduces_the_loss_and_writes_the_run(tmp_path, capfd):
     assert [r["step"] for r in lines] == list(range(1, 31))
     assert {"loss", "mse", "lr", "images_per_s", "data_wait_s", "step_s"} <= set(lines[0])
     assert all(0 <= r["data_wait_s"] <= r["step_s"] for r in lines)
-    assert "data=" in capfd.readouterr().err  # the progress bar shows the share of time spent waiting for data
+    assert len(postfixes) == 30 and all(p["data"].endswith("%") for p in postfixes)  # share of time waiting for data
     pointer = json.loads((tmp_path / "checkpoints" / "latest.json").read_text())
     assert pointer == {"checkpoint": "step-000000030", "step": 30}
     kept = sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.is_dir())
@@ -107,8 +117,10 @@ def test_training_reduces_the_loss_and_writes_the_run(tmp_path, capfd):
 ACCUMULATING = dict(schedule="epoch_cosine", nominal_batch_size=12, warmup_steps=4, checkpoint_every=4)
 
 
-@pytest.mark.parametrize("overrides", [{}, ACCUMULATING], ids=["cosine", "epoch_cosine_accumulating"])
-def test_resume_is_exact_on_the_loss_sequence_after_a_stop_and_a_crash(tmp_path, overrides):
+@pytest.mark.parametrize(
+    ("overrides", "crash_step"), [({}, 14), (ACCUMULATING, 10)], ids=["cosine", "epoch_cosine_accumulating"]
+)
+def test_resume_is_exact_on_the_loss_sequence_after_a_stop_and_a_crash(tmp_path, overrides, crash_step):
     config = _config(20, **overrides)
     straight = _trainer(tmp_path / "straight", config)
     straight.fit()
@@ -117,14 +129,14 @@ def test_resume_is_exact_on_the_loss_sequence_after_a_stop_and_a_crash(tmp_path,
 
     run = tmp_path / "resumed"
     _trainer(run, config).fit(stop_step=7)  # a clean stop (checkpoint at 7)
-    every = config.checkpoint_every
-    crash_step = 14  # dies in step 14, after the checkpoint of step 12
-    with pytest.raises(CrashError):
+    with pytest.raises(CrashError):  # dies in step crash_step, after the checkpoint of last_checkpoint
         _trainer(run, config, task=CrashingTask(crash_at=crash_step - 7)).fit()
     assert max(logged_losses(run)) == crash_step - 1  # the log ran ahead of the last checkpoint
-    last_checkpoint = (crash_step - 1) // every * every
-    if overrides:  # the checkpoint of step 12 lies inside an accumulation: its gradients are saved
-        assert straight.schedule.plan(last_checkpoint - 1).optimizer_step is False
+    last_checkpoint = (crash_step - 1) // config.checkpoint_every * config.checkpoint_every
+    if overrides:  # the checkpoint lies inside an accumulation whose gradients are used: they are saved
+        plans = [straight.schedule.plan(s) for s in range(20)]
+        assert not plans[last_checkpoint - 1].optimizer_step and not plans[last_checkpoint].clear_gradients
+        assert any(p.optimizer_step for p in plans[last_checkpoint : last_checkpoint + 3])
         files = json.loads((run / "checkpoints" / f"step-{last_checkpoint:09d}" / "manifest.json").read_text())
         assert "grads.safetensors" in files["files"]
 
@@ -337,13 +349,13 @@ def test_epoch_cosine_warmup_and_accumulation_follow_yolo_pose():
 
 
 def test_trainer_steps_the_optimiser_as_scheduled_with_yolov5_groups(tmp_path):
-    config = _config(14, schedule="epoch_cosine", nominal_batch_size=16, warmup_steps=9, weight_decay=5e-4)
+    config = _config(14, schedule="epoch_cosine", nominal_batch_size=10, warmup_steps=9, weight_decay=5e-4)
     trainer = _trainer(tmp_path, config)
     groups = trainer.optimizer.param_groups
     bn = trainer.model[1]
     assert [len(g["params"]) for g in groups] == [1, 2, 3]
     assert groups[0]["params"][0] is bn.weight and any(p is bn.bias for p in groups[2]["params"])
-    assert groups[1]["weight_decay"] == pytest.approx(5e-4 * 4 * 4 / 16) and groups[0]["weight_decay"] == 0.0
+    assert groups[1]["weight_decay"] == pytest.approx(5e-4 * 4 * 2 / 10) and groups[0]["weight_decay"] == 0.0
     seen = []
     original = trainer.optimizer.step
 
@@ -366,6 +378,27 @@ def test_worker_processes_do_not_change_the_batches(tmp_path):
     inline = _trainer(tmp_path / "inline", config).fit()
     workers = _trainer(tmp_path / "workers", TrainConfig(**{**config.__dict__, "num_workers": 2})).fit()
     assert workers.losses == inline.losses
+
+
+class _SigintDisposition(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> bool:
+        import signal
+
+        return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def test_loader_workers_persist_prefetch_and_ignore_ctrl_c():
+    from posecommon.train.loader import build_loader
+
+    loader = build_loader(
+        _SigintDisposition(), list, batch_size=2, start_step=0, stop_step=2, seed=0, rank=0, world_size=1,
+        num_workers=1, prefetch_factor=3, pin_memory=False,
+    )  # fmt: skip
+    assert loader.persistent_workers and loader.prefetch_factor == 3
+    assert [flag for batch in loader for flag in batch] == [True] * 4  # SIGINT reaches only the training process
 
 
 def test_default_workers_follow_the_cpus_this_process_may_use(monkeypatch):
