@@ -96,6 +96,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         summary = run_training(args.model, args.data, args.out, options, args.train_split, args.val_split, report=print)
     except TrainingInterrupted as stop:
+        if stop.rank != 0:  # under torchrun, rank 0 reports
+            return 130
         where = f"checkpoint {stop.checkpoint}" if stop.checkpoint else "no checkpoint yet"
         print(
             f"posezoo train: interrupted at step {stop.step} ({where}); run the same command to resume", file=sys.stderr

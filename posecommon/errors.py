@@ -92,10 +92,12 @@ class TrainingInterrupted(KeyboardInterrupt):
     Attributes:
         step: Steps done (the checkpoint's step).
         checkpoint: The checkpoint directory, or None when nothing could be saved (before the first step).
+        rank: The process's rank under ``torch.distributed`` (0 otherwise).
     """
 
-    def __init__(self, step: int, checkpoint: str | None) -> None:
+    def __init__(self, step: int, checkpoint: str | None, rank: int = 0) -> None:
         where = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint"
         super().__init__(f"interrupted at step {step} ({where})")
         self.step = step
         self.checkpoint = checkpoint
+        self.rank = rank

@@ -295,6 +295,8 @@ class Trainer:
         if self.ema is not None and state["ema"] is not None:
             self.ema.module.load_state_dict(state["ema"])
             self.ema.updates = state["ema_updates"]
+        elif self.ema is not None:  # EMA switched on by a resume_anyway: average from the resumed weights
+            self.ema = ModelEMA(self.model, self.config.ema_decay or 0.0, self.config.ema_ramp)
         if state["scaler"] and self.precision.grad_scaling:
             self.scaler.load_state_dict(state["scaler"])
         grads = state["grads"] or {}
@@ -447,7 +449,6 @@ class Trainer:
             model = DistributedDataParallel(self.model, device_ids=device_ids)
         model.train()
         result = TrainResult(step=self.step)
-        progress = tqdm(total=cfg.total_steps, initial=self.step, desc="train", unit="step", disable=self.rank != 0)
         loader = build_loader(
             self.dataset,
             self.task.collate,
@@ -462,6 +463,7 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
         )
         batches = iter(loader)
+        progress = tqdm(total=cfg.total_steps, initial=self.step, desc="train", unit="step", disable=self.rank != 0)
         try:
             while not self._stop_everywhere(interrupt.requested):
                 started = time.perf_counter()
@@ -494,7 +496,7 @@ class Trainer:
             directory = self.save() if self._saved_step != self.step else None
             self.metrics.close()
             checkpoint = directory or (self.store.candidates() or [None])[0]
-            raise TrainingInterrupted(self.step, str(checkpoint) if checkpoint else None)
+            raise TrainingInterrupted(self.step, str(checkpoint) if checkpoint else None, self.rank)
         return result
 
     def _export(self) -> None:
