@@ -60,8 +60,8 @@ BF16_STEPS = 40
 def test_drsi_net_learns_under_bf16_autocast_in_the_trainer(tmp_path: Path) -> None:
     """``posezoo train --amp bf16``'s path: the Trainer runs the forward pass in bfloat16 on the CPU and still learns.
 
-    Shorter than the float32 test above (the AP needs ~250 steps): the loss must fall below 15 % of its start
-    (measured: 4.52 -> 0.32 in 40 steps, 0.25 after 120).
+    Shorter than the float32 test above (the AP needs ~250 steps): the loss must fall below 70 % of its start
+    (measured with YOLO-Pose's loss, one thread: 0.768 -> 0.445, x 0.58, in 40 steps; float32 0.771 -> 0.402).
     """
     from posecommon.train import TrainConfig, Trainer
 
@@ -83,4 +83,4 @@ def test_drsi_net_learns_under_bf16_autocast_in_the_trainer(tmp_path: Path) -> N
         torch.set_num_threads(threads)
     assert head_dtypes == {torch.bfloat16}
     assert all(p.dtype == torch.float32 for p in model.parameters())
-    assert max(losses[-5:]) < 0.15 * losses[0], f"loss {losses[0]:.3f} -> {losses[-5:]}"
+    assert max(losses[-5:]) < 0.7 * losses[0], f"loss {losses[0]:.3f} -> {losses[-5:]}"
