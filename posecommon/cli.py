@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,27 +23,6 @@ from .errors import InvalidInputError, PosezooError, WeightsNotFoundError
 if TYPE_CHECKING:
     from .model import PoseModel
 
-
-class _LazyChoices:
-    """``choices`` of an option, imported from ``module`` on first use (the train modules import torch)."""
-
-    def __init__(self, module: str, name: str) -> None:
-        self._module, self._name = module, name
-
-    def _values(self) -> Sequence[str]:
-        import importlib
-
-        return getattr(importlib.import_module(self._module, __package__), self._name)
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._values()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values())
-
-
-OPTIMIZERS = _LazyChoices(".train.optim", "OPTIMIZERS")
-AMP_MODES = _LazyChoices(".train.precision", "AMP_MODES")
 
 __all__ = ["build_parser", "main"]
 
@@ -303,27 +282,10 @@ class _LazyArgumentParser(argparse.ArgumentParser):
         return super().format_help()
 
 
-def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    from .bench import add_bench_arguments  # imports torch: only when `posezoo bench` runs
+def _add_train_arguments(train: argparse.ArgumentParser) -> None:
+    from .train.optim import OPTIMIZERS  # the train modules import torch: only when `posezoo train` runs
+    from .train.precision import AMP_MODES
 
-    add_bench_arguments(parser)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``posezoo`` (one sub-command per job)."""
-    parser = argparse.ArgumentParser(prog="posezoo", description="VTTransPose and DRSI-Net human pose models.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_LazyArgumentParser)
-
-    models = sub.add_parser("models", help="list registered models with params and MACs beside the paper's figures")
-    models.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'drsi_*'")
-    models.set_defaults(func=_cmd_models)
-
-    train = sub.add_parser(
-        "train",
-        help="train a model on synthetic or COCO-format data, evaluate, predict",
-        description="Train with the model's published recipe (printed at the start and saved as recipe.json); "
-        "flags override single values. Re-running with the same --out resumes from the newest checkpoint.",
-    )
     train.add_argument("model", help="registry name, e.g. vttranspose_h_s or drsi_net_s")
     train.add_argument(
         "--data",
@@ -381,6 +343,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="override the recipe's augmentation, e.g. rotation=15 half_body=0",
+    )
+
+
+def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    from .bench import add_bench_arguments  # imports torch: only when `posezoo bench` runs
+
+    add_bench_arguments(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``posezoo`` (one sub-command per job)."""
+    parser = argparse.ArgumentParser(prog="posezoo", description="VTTransPose and DRSI-Net human pose models.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_LazyArgumentParser)
+
+    models = sub.add_parser("models", help="list registered models with params and MACs beside the paper's figures")
+    models.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'drsi_*'")
+    models.set_defaults(func=_cmd_models)
+
+    train = sub.add_parser(
+        "train",
+        help="train a model on synthetic or COCO-format data, evaluate, predict",
+        description="Train with the model's published recipe (printed at the start and saved as recipe.json); "
+        "flags override single values. Re-running with the same --out resumes from the newest checkpoint.",
+        populate=_add_train_arguments,
     )
     train.set_defaults(func=_cmd_train)
 
