@@ -17,6 +17,8 @@ One run measures, on one machine, and writes ``bench.json`` plus ``bench.md`` (a
   token grid grows, time and peak memory of forward + backward, with the fitted growth exponent against the token
   count HW (twin: ``HW (H + W)`` elements, exponent 1.5 at a fixed aspect ratio; full: ``(HW)^2``, exponent 2);
   and the gradient norms through deep stacks of gnConv vs Res-gnConv (DRSI-Net Sec. 3.2).
+- **Data pipelines** (``--data``; alone unless ``--models`` is given): training samples per second of one
+  single-threaded worker for the top-down and multi-person datasets (:mod:`posecommon.bench_data`).
 
 Timing: ``--warmup`` untimed rounds, then the median of ``--repeats`` timed rounds (``--batch-repeats`` timed rounds
 at the throughput batch, where one round of a large model can take minutes on a small CPU). Two clocks are recorded,
@@ -50,6 +52,7 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
+from .bench_data import DataBenchSettings, data_pipeline_benchmark, format_data_markdown
 from .flops import count_macs, count_params
 from .registry import create_model, get_model_info, list_models
 
@@ -98,6 +101,7 @@ class BenchSettings:
         gradient_channels: Channels of the stacks.
         gradient_size: Spatial size of the stacks' input.
         gradient_weight_gain: Conv weights re-initialised ``N(0, gain^2 / fan_in)``; ``None`` keeps torch's init.
+        data: The data-pipeline benchmark (:mod:`posecommon.bench_data`); ``None`` skips it.
     """
 
     models: list[str] | None = None
@@ -117,6 +121,7 @@ class BenchSettings:
     gradient_channels: int = 32
     gradient_size: int = 16
     gradient_weight_gain: float | None = 2.0
+    data: DataBenchSettings | None = None
 
     @property
     def throughput_repeats(self) -> int:
@@ -587,6 +592,8 @@ def run_suite(settings: BenchSettings) -> dict[str, Any]:
             for order in settings.gradient_orders
             for kind in ("gnconv", "resgnconv")
         ]
+    if settings.data is not None:
+        report["data"] = data_pipeline_benchmark(settings.data, logger.info)
     return report
 
 
@@ -609,11 +616,14 @@ def format_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Measured with torch {env['torch']}, onnxruntime {env['onnxruntime']}, {env['threads']} CPU thread(s) "
         f"({env['cpu']}), {env['clock']} clock, {rounds} after {env['warmup']} warm-up round(s).",
-        "",
-        f"| model | input | params (M) | GMACs | mode | b1 latency (ms) | {throughput} (img/s) "
-        "| GFLOP/s (b1) | peak MB (b1) | train peak MB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    if report["models"]:
+        lines += [
+            "",
+            f"| model | input | params (M) | GMACs | mode | b1 latency (ms) | {throughput} (img/s) "
+            "| GFLOP/s (b1) | peak MB (b1) | train peak MB |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
     for name, row in report["models"].items():
         size = "x".join(str(v) for v in row["input_size"])
         for mode, entry in row["modes"].items():
@@ -684,6 +694,8 @@ def format_markdown(report: dict[str, Any]) -> str:
                 + " | ".join(f"{ratios[d]:.3g}" for d in marks)
                 + f" | {max(g['param_grad_norm_per_block']):.3g} |"
             )
+    if "data" in report:
+        lines += format_data_markdown(report["data"])
     return "\n".join(lines) + "\n"
 
 
@@ -724,6 +736,21 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch (and onnxruntime) CPU threads")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, few repeats: about a minute")
     parser.add_argument("--out-dir", default="bench_results", help="where bench.json and bench.md are written")
+    data = parser.add_argument_group("data pipelines (posecommon.bench_data)")
+    data.add_argument("--data", action="store_true", help="measure the training data pipelines (alone unless --models)")
+    data.add_argument("--data-ann", default=None, help="COCO keypoints file to read (default: synthetic JPEGs)")
+    data.add_argument("--data-images", default=None, help="image directory of --data-ann")
+    data.add_argument("--data-samples", type=int, default=None, help="samples per timed round (default 40)")
+    data.add_argument("--data-rounds", type=int, default=None, help="timed rounds (default 5)")
+
+
+def _data_settings(args: argparse.Namespace) -> DataBenchSettings:
+    values: dict[str, Any] = {"ann_file": args.data_ann, "image_dir": args.data_images, "clock": args.clock}
+    if args.data_samples is not None:
+        values["samples"] = args.data_samples
+    if args.data_rounds is not None:
+        values["rounds"] = args.data_rounds
+    return DataBenchSettings.quick(**values) if args.quick else DataBenchSettings(**values)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -738,6 +765,10 @@ def run_from_args(args: argparse.Namespace) -> int:
             overrides[key] = tuple(args.modes) if key == "modes" else getattr(args, key)
     if args.no_claims:
         overrides.update(attention_grids=(), gradient_orders=())
+    if args.data:
+        overrides["data"] = _data_settings(args)
+        if not args.models:  # --data alone measures the data pipelines only
+            overrides.update(models=[], attention_grids=(), gradient_orders=())
     settings = BenchSettings.quick(**overrides) if args.quick else BenchSettings(**overrides)
     if args.size:
         settings.sizes = {**settings.sizes, **dict(args.size)}
