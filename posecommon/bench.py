@@ -17,6 +17,8 @@ One run measures, on one machine, and writes ``bench.json`` plus ``bench.md`` (a
   token grid grows, time and peak memory of forward + backward, with the fitted growth exponent against the token
   count HW (twin: ``HW (H + W)`` elements, exponent 1.5 at a fixed aspect ratio; full: ``(HW)^2``, exponent 2);
   and the gradient norms through deep stacks of gnConv vs Res-gnConv (DRSI-Net Sec. 3.2).
+- **Batch scaling** (``--scaling-batch``, 8): per-image time at batch 8 against batch 1 of the module ``predict``
+  runs (fused, channels-last on CPU), with the ratio (:mod:`posecommon.bench_batch`).
 - **Data pipelines** (``--data``; alone unless ``--models`` is given): training samples per second of one
   single-threaded worker for the top-down and multi-person datasets (:mod:`posecommon.bench_data`).
 
@@ -52,6 +54,7 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
+from .bench_batch import batch_scaling, format_batch_markdown
 from .bench_data import DataBenchSettings, data_pipeline_benchmark, format_data_markdown
 from .flops import count_macs, count_params
 from .registry import create_model, get_model_info, list_models
@@ -102,6 +105,7 @@ class BenchSettings:
         gradient_size: Spatial size of the stacks' input.
         gradient_weight_gain: Conv weights re-initialised ``N(0, gain^2 / fan_in)``; ``None`` keeps torch's init.
         data: The data-pipeline benchmark (:mod:`posecommon.bench_data`); ``None`` skips it.
+        scaling_batch: Large batch of the batch-scaling section (:mod:`posecommon.bench_batch`); 0 skips it.
     """
 
     models: list[str] | None = None
@@ -122,6 +126,7 @@ class BenchSettings:
     gradient_size: int = 16
     gradient_weight_gain: float | None = 2.0
     data: DataBenchSettings | None = None
+    scaling_batch: int = 8
 
     @property
     def throughput_repeats(self) -> int:
@@ -144,6 +149,7 @@ class BenchSettings:
             "gradient_orders": (2, 4),
             "gradient_depth": 8,
             "gradient_size": 8,
+            "scaling_batch": 2,
         }
         values.update(overrides)
         return cls(**values)
@@ -592,6 +598,12 @@ def run_suite(settings: BenchSettings) -> dict[str, Any]:
             for order in settings.gradient_orders
             for kind in ("gnconv", "resgnconv")
         ]
+    if settings.scaling_batch and names:
+        logger.info("batch scaling of %s", ", ".join(names))
+        sizes = {name: models[name]["input_size"] for name in names}
+        report["batch_scaling"] = batch_scaling(
+            names, sizes, settings.scaling_batch, settings.warmup, settings.repeats, settings.clock
+        )
     if settings.data is not None:
         report["data"] = data_pipeline_benchmark(settings.data, logger.info)
     return report
@@ -694,6 +706,8 @@ def format_markdown(report: dict[str, Any]) -> str:
                 + " | ".join(f"{ratios[d]:.3g}" for d in marks)
                 + f" | {max(g['param_grad_norm_per_block']):.3g} |"
             )
+    if "batch_scaling" in report:
+        lines += format_batch_markdown(report["batch_scaling"], env["clock"])
     if "data" in report:
         lines += format_data_markdown(report["data"])
     return "\n".join(lines) + "\n"
@@ -736,6 +750,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch (and onnxruntime) CPU threads")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, few repeats: about a minute")
     parser.add_argument("--out-dir", default="bench_results", help="where bench.json and bench.md are written")
+    parser.add_argument(
+        "--scaling-batch", type=int, default=None, help="large batch of the batch-scaling section (default 8; 0 skips)"
+    )
     data = parser.add_argument_group("data pipelines (posecommon.bench_data)")
     data.add_argument("--data", action="store_true", help="measure the training data pipelines (alone unless --models)")
     data.add_argument("--data-ann", default=None, help="COCO keypoints file to read (default: synthetic JPEGs)")
@@ -760,7 +777,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"clock": args.clock}
     if args.models:
         overrides["models"] = sorted({n for pattern in args.models for n in list_models(pattern)})
-    for key in ("modes", "batch", "warmup", "repeats", "batch_repeats", "train_batch"):
+    for key in ("modes", "batch", "warmup", "repeats", "batch_repeats", "train_batch", "scaling_batch"):
         if getattr(args, key) is not None:
             overrides[key] = tuple(args.modes) if key == "modes" else getattr(args, key)
     if args.no_claims:
