@@ -6,7 +6,9 @@ One run measures, on one machine, and writes ``bench.json`` plus ``bench.md`` (a
   (:func:`posecommon.count_macs`), forward latency at batch 1, throughput at ``--batch`` (32), achieved GFLOP/s
   (``2 x MACs x batch / time``) and peak forward memory at batch 1, in these modes: ``eager`` (the model as built),
   ``fused`` (``model.fuse()``: BatchNorm folded, AsymmetricConv merged), ``channels_last`` (fused, weights and input
-  in channels-last layout), ``compiled`` (``torch.compile`` of the fused model, default inductor backend; the
+  in channels-last layout), ``bf16`` (the channels-last model under ``torch.autocast("cpu", torch.bfloat16)``:
+  convolutions and matrix products in bfloat16, normalisations and the rest in float32, the way mixed-precision
+  inference runs on a GPU), ``compiled`` (``torch.compile`` of the fused model, default inductor backend; the
   compile time is reported apart) and ``onnxruntime`` (the fused ONNX export of :mod:`posecommon.export` on
   onnxruntime's CPU provider with the same thread count). Also the peak memory of one training step (eager, train
   mode, batch ``--train-batch``, sum of squared outputs as loss).
@@ -37,6 +39,7 @@ checks that everything runs, its numbers are not the papers' sizes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import logging
@@ -74,7 +77,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MODES = ("eager", "fused", "channels_last", "compiled", "onnxruntime")
+MODES = ("eager", "fused", "channels_last", "bf16", "compiled", "onnxruntime")
 """Execution modes measured for every model."""
 PAIRS = (("transpose_h_s", "vttranspose_h_s"), ("yolo_pose_s6", "drsi_net_s"))
 """``(baseline, model)`` pairs timed interleaved and compared."""
@@ -228,7 +231,7 @@ class _Runner:
             self.feed = self.session.get_inputs()[0].name
             return
         module = model if mode == "eager" else copy.deepcopy(model).fuse()
-        if mode == "channels_last":
+        if mode in ("channels_last", "bf16"):
             module = module.to(memory_format=torch.channels_last)
         self.module = torch.compile(module) if mode == "compiled" else module
         self.resident = _tensor_bytes(module)
@@ -237,7 +240,13 @@ class _Runner:
         x = torch.randn(batch, 3, *self.size, generator=torch.Generator().manual_seed(batch))
         if self.mode == "onnxruntime":
             return {self.feed: x.numpy()}
-        return x.contiguous(memory_format=torch.channels_last) if self.mode == "channels_last" else x
+        return x.contiguous(memory_format=torch.channels_last) if self.mode in ("channels_last", "bf16") else x
+
+    def _precision(self) -> contextlib.AbstractContextManager[Any]:
+        """bf16 autocast in mode ``bf16`` (convolutions and matrix products in bf16, the rest in float32)."""
+        if self.mode == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def bind(self, batch: int) -> Callable[[], Any]:
         """A no-argument callable running one forward at ``batch`` (the first call compiles in ``compiled``)."""
@@ -246,7 +255,7 @@ class _Runner:
             return lambda: self.session.run(None, x)
 
         def run() -> Any:
-            with torch.inference_mode():
+            with torch.inference_mode(), self._precision():
                 return self.module(x)
 
         if self.mode == "compiled":
@@ -260,7 +269,7 @@ class _Runner:
         """Peak tensor memory of one batch-1 forward (after :meth:`bind` compiled it), None for onnxruntime."""
         if self.session is None:
             x = self.input(1)
-            with torch.inference_mode():
+            with torch.inference_mode(), self._precision():
                 peak = peak_memory_bytes(lambda: self.module(x), self.resident + x.numel() * x.element_size())
             return peak / 2**20
         return None
@@ -513,6 +522,16 @@ def _pair_ratios(models: dict[str, dict[str, Any]], batch: int) -> list[dict[str
     return out
 
 
+def _bf16_ratios(models: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """bf16 (autocast) against float32, both fused and channels-last, per model: batch-1 latency and its ratio."""
+    out = []
+    for name in models:
+        fp32, bf16 = _latency(models, name, "channels_last"), _latency(models, name, "bf16")
+        if fp32 is not None and bf16 is not None:
+            out.append({"model": name, "fp32_ms": fp32, "bf16_ms": bf16, "ratio": bf16 / fp32})
+    return out
+
+
 def _latency(models: dict[str, dict[str, Any]], name: str, mode: str) -> float | None:
     return models.get(name, {}).get("modes", {}).get(mode, {}).get("b1", {}).get("ms")
 
@@ -580,6 +599,7 @@ def run_suite(settings: BenchSettings) -> dict[str, Any]:
         "models": {name: models[name] for name in names},
         "pairs": _pair_ratios(models, settings.batch),
         "targets": _targets(models),
+        "bf16": _bf16_ratios(models),
     }
     if settings.attention_grids:
         report["attention"] = attention_scaling(
@@ -706,6 +726,16 @@ def format_markdown(report: dict[str, Any]) -> str:
                 + " | ".join(f"{ratios[d]:.3g}" for d in marks)
                 + f" | {max(g['param_grad_norm_per_block']):.3g} |"
             )
+    if report.get("bf16"):
+        lines += [
+            "",
+            "bf16 (CPU autocast) beside float32, both fused and channels-last, batch-1 latency:",
+            "",
+            "| model | float32 ms | bf16 ms | bf16 / float32 |",
+            "|---|---|---|---|",
+        ]
+        for r in report["bf16"]:
+            lines.append(f"| {r['model']} | {r['fp32_ms']:.1f} | {r['bf16_ms']:.1f} | {r['ratio']:.2f}x |")
     if "batch_scaling" in report:
         lines += format_batch_markdown(report["batch_scaling"], env["clock"])
     if "data" in report:
