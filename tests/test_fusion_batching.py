@@ -73,6 +73,9 @@ def test_drsi_block_gelu_is_in_place_only_without_gradients():
         inference = block(x)
     torch.testing.assert_close(inference, out.detach(), rtol=0, atol=0)
     assert "aten::gelu_" in _ops(block, x.detach()) and "aten::gelu" not in _ops(block, x.detach())
+    with profile(activities=[ProfilerActivity.CPU]) as prof:  # training keeps the usual out-of-place GELU
+        block(x)
+    assert {"aten::gelu"} == {e.name for e in prof.events() if e.name.startswith("aten::gelu")}
     grad_out = torch.randn_like(out)
     (got,) = torch.autograd.grad(out, x, grad_out)
 
