@@ -43,7 +43,15 @@ class DRSINet(PoseModel):
       row (11.8 GMACs, 59.6 AP). ``neck="asi_pan"`` builds the ASI-PAN variant of Fig. 2.
     - Inverted-bottleneck expansion 4 (eq. 7 gives none); Res-gnConv order 2 for every size (Sec. 4.2).
     - Backbone widths/blocks (128, 256, 512, 768, 1024) / (3, 9, 9, 3) and the rest of the P6 layout (Focus, SPP
-      with kernels 3, 5, 7, stage-5 C3, PAN with C3 blocks, neck C3 depth 3) are YOLOv5-P6 / YOLO-Pose s6's.
+      with kernels 3, 5, 7, stage-5 C3, PAN with C3 blocks) are YOLOv5-P6 / YOLO-Pose s6's. The stage-5 C3 and the
+      neck C3s have 2 bottlenecks before the depth multiple (``stage_blocks[4]`` and ``neck_blocks``; YOLOv5-P6
+      has 3, which ``yolo_pose_s6`` keeps): the reading that reproduces Table 1's sizes
+      (:class:`~drsinet.config.DRSINetConfig`).
+    - ASI-PAN's Res-gnConv runs after each top-down upsample (:class:`~drsinet.neck.PAN`; Table 4's +0.9 GMACs).
+    - Training and evaluation follow the YOLO-Pose code: loss, assignment and gains (:class:`~drsinet.loss.DRSILoss`),
+      head bias priors (:class:`~drsinet.head.DRSIHead`), BatchNorm eps 1e-3 / momentum 0.03 everywhere
+      (:data:`~drsinet.blocks.BN_EPS`); COCO evaluation keeps detections down to score 0.001 with NMS IoU 0.65 and
+      at most 300 per image (:mod:`posecommon.evaluation.runner`), while :meth:`predict` defaults to 0.25 / 0.45.
 
     Args:
         config: Architecture.
@@ -113,7 +121,7 @@ class DRSINet(PoseModel):
 
     def training_task(self, global_batch_size: int) -> DRSITask:
         """YOLO-Pose losses with this model's anchors, strides and keypoint sigmas (see :class:`DRSITask`)."""
-        criterion = DRSILoss(self.config, sigmas=self.keypoint_spec, scale_by_batch=False)
+        criterion = DRSILoss(self.config, sigmas=self.keypoint_spec)
         return DRSITask(criterion, self.preprocess, global_batch_size)
 
     def training_dataset(

@@ -214,7 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model on synthetic or COCO-format data, evaluate, predict")
     train.add_argument("model", help="registry name, e.g. vttranspose_h_s or drsi_net_s")
-    train.add_argument("--data", default="synthetic", help="'synthetic' (generated) or a COCO-format root")
+    train.add_argument(
+        "--data",
+        default="synthetic",
+        help="'synthetic' (generated), a COCO-format root, or a YOLO-format root (yolo:DIR, or DIR with images/ and "
+        "labels/)",
+    )
     train.add_argument("--out", required=True, help="run directory (re-running resumes)")
     train.add_argument("--steps", type=int, default=1000)
     train.add_argument("--batch-size", type=int, default=16)

@@ -195,7 +195,7 @@ def test_single_stage_evaluation_keeps_low_score_detections(tmp_path):
         def __init__(self) -> None:
             self.thresholds: list[float] = []
 
-        def predict(self, image, score_threshold: float) -> list[PoseResult]:
+        def predict(self, image, score_threshold: float, iou_threshold: float, max_detections: int) -> list[PoseResult]:
             self.thresholds.append(score_threshold)
             return [PoseResult.empty(17)]
 

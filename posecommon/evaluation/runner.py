@@ -12,11 +12,28 @@ from ..data.coco import CocoKeypoints, load_coco_keypoints
 from ..structures import PoseResult
 from .coco import evaluate_coco, results_to_coco
 
-__all__ = ["SINGLE_STAGE_SCORE_THRESHOLD", "evaluate_model", "predict_dataset"]
+__all__ = [
+    "SINGLE_STAGE_IOU_THRESHOLD",
+    "SINGLE_STAGE_MAX_DETECTIONS",
+    "SINGLE_STAGE_SCORE_THRESHOLD",
+    "evaluate_model",
+    "predict_dataset",
+]
 
 SINGLE_STAGE_SCORE_THRESHOLD = 0.001
-"""Score threshold of single-stage models during COCO evaluation (YOLOv5 / YOLO-Pose validation use 0.001: AP
-integrates over all scores, so a display threshold such as 0.25 would cut the precision-recall curve short)."""
+"""Score threshold of single-stage models during COCO evaluation (YOLO-Pose's README test command ``--conf 0.001``,
+README.md:150 on branch yolo-pose; ``test.py:26``): AP integrates over all scores, so a display threshold such as
+0.25 would cut the precision-recall curve short."""
+SINGLE_STAGE_IOU_THRESHOLD = 0.65
+"""Box-NMS IoU of single-stage models during COCO evaluation: YOLO-Pose's README evaluates with ``--iou 0.65``
+(README.md:150, 156 on branch yolo-pose; ``test.py:27`` defaults to 0.6). ``predict`` keeps its own 0.45."""
+SINGLE_STAGE_MAX_DETECTIONS = 300
+"""Detections kept per image after NMS during COCO evaluation (``max_det = 300``, ``utils/general.py:498``)."""
+_SINGLE_STAGE_EVAL = {
+    "score_threshold": SINGLE_STAGE_SCORE_THRESHOLD,
+    "iou_threshold": SINGLE_STAGE_IOU_THRESHOLD,
+    "max_detections": SINGLE_STAGE_MAX_DETECTIONS,
+}
 
 
 def _is_top_down(model: Any) -> bool:
@@ -36,8 +53,9 @@ def predict_dataset(
 
     A top-down model (``preprocess.resize == "affine_crop"``) is given the ground-truth person boxes of each image
     (the COCO "GT boxes" protocol; annotations with no labelled keypoint or crowd are not used as boxes), or the
-    boxes of ``detector`` when one is passed. A single-stage model predicts from the whole image, keeping detections
-    down to :data:`SINGLE_STAGE_SCORE_THRESHOLD` unless ``score_threshold`` is passed.
+    boxes of ``detector`` when one is passed. A single-stage model predicts from the whole image with YOLO-Pose's
+    evaluation settings, :data:`SINGLE_STAGE_SCORE_THRESHOLD`, :data:`SINGLE_STAGE_IOU_THRESHOLD` and
+    :data:`SINGLE_STAGE_MAX_DETECTIONS`, unless ``predict_kwargs`` override them.
 
     Args:
         model: A posezoo model with ``predict``.
@@ -55,9 +73,7 @@ def predict_dataset(
     for record in tqdm(images, desc="evaluate", unit="img", disable=not progress):
         pixels = data.load_image(record.image_id)
         if not _is_top_down(model):
-            found: PoseResult = model.predict(
-                pixels, **{"score_threshold": SINGLE_STAGE_SCORE_THRESHOLD, **predict_kwargs}
-            )[0]
+            found: PoseResult = model.predict(pixels, **{**_SINGLE_STAGE_EVAL, **predict_kwargs})[0]
         elif detector is not None:
             boxes = detector.predict(pixels)[0]
             found = model.predict(pixels, boxes.boxes, boxes.scores, **predict_kwargs)
