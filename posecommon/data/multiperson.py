@@ -37,6 +37,22 @@ narrower or lower than ``min_box_size`` pixels or keeps less than ``min_area_rat
 ``box_candidates``, ``:1009-1014``, without its aspect-ratio limit); in evaluation only empty boxes are dropped.
 Persons with no labelled keypoint are kept as box targets (their keypoint loss is masked).
 
+Where this differs from the official code (kept on purpose; none changes a random draw's distribution):
+
+- Geometry in the pixel-centre convention throughout; the official warp maps canvas point ``W_c / 2`` (not
+  ``(W_c - 1) / 2``) to ``S / 2`` (``:915-940``) while its labels use pixel edges, a half-pixel mismatch.
+- One antialiased resample per source image; the official code resizes with ``INTER_LINEAR`` (no antialiasing
+  in training, ``:692``) and then warps the canvas bilinearly.
+- Keypoints outside the pasted image or the output become unlabelled. The official mosaic clips keypoints, like
+  boxes, to the canvas (``:764-765``: a joint outside is moved onto the border and stays labelled), treats a
+  coordinate of exactly 0 as unlabelled (``:990``) and, for a joint outside the output in x only, zeroes x but
+  keeps y (``:994-995`` test the already zeroed x).
+- ``box_candidates``: the area ratio is taken against the whole annotated box (official: the box clipped to the
+  canvas, ``:1000``), and there is no aspect-ratio limit (official: below 20, ``:1013``).
+- Without mosaic the letterboxed image is padded bottom/right (as at inference); the official ``letterbox``
+  centres it (``:895-902``).
+- All three HSV gains 0 skip the conversion; the official code always round-trips through 8-bit HSV (lossy).
+
 Randomness: torch's global RNG, in this order: mosaic, mosaic centre x and y, the three other images, scale,
 shift x and y, flip, then the three HSV gains (see :mod:`posecommon.data.augment` for seeding).
 
