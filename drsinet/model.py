@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -152,28 +153,41 @@ class DRSINet(PoseModel):
 
     def predict(
         self,
-        images: Any,
+        source: Any,
         score_threshold: float = 0.25,
         iou_threshold: float = 0.45,
         input_size: tuple[int, int] | None = None,
         max_detections: int = 300,
+        *,
+        batch_size: int = 1,
+        device: torch.device | str | None = None,
+        half: bool = False,
+        bgr: bool = False,
+        stream: bool = False,
         fuse: bool = True,
         channels_last: bool | None = None,
-    ) -> list[PoseResult]:
-        """Detect people and their keypoints; see :func:`drsinet.predict.predict`.
+    ) -> PoseResult | list[PoseResult] | Iterator[PoseResult]:
+        """Detect people and their keypoints; see :func:`drsinet.predict.predict` for every argument.
 
         Returns:
-            One :class:`~posecommon.structures.PoseResult` per image, in original image pixel coordinates.
+            One :class:`~posecommon.structures.PoseResult` for a single image, a list for a list (or directory,
+            glob, batched array), an iterator for a video or generator (or with ``stream=True``); in original image
+            pixel coordinates.
         """
         from .predict import predict
 
         return predict(
             self,
-            images,
+            source,
             score_threshold=score_threshold,
             iou_threshold=iou_threshold,
             input_size=input_size,
             max_detections=max_detections,
+            batch_size=batch_size,
+            device=device,
+            half=half,
+            bgr=bgr,
+            stream=stream,
             fuse=fuse,
             channels_last=channels_last,
         )

@@ -23,6 +23,7 @@ One run measures, on one machine, and writes ``bench.json`` plus ``bench.md`` (a
   runs (fused, channels-last on CPU), with the ratio (:mod:`posecommon.bench_batch`).
 - **Data pipelines** (``--data``; alone unless ``--models`` is given): training samples per second of one
   single-threaded worker for the top-down and multi-person datasets (:mod:`posecommon.bench_data`).
+- **Box NMS** at 1k / 10k / 30k candidates: time and peak memory (:mod:`posecommon.bench_nms`).
 
 Timing: ``--warmup`` untimed rounds, then the median of ``--repeats`` timed rounds (``--batch-repeats`` timed rounds
 at the throughput batch, where one round of a large model can take minutes on a small CPU). Two clocks are recorded,
@@ -59,6 +60,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from .bench_batch import batch_scaling, format_batch_markdown
 from .bench_data import DataBenchSettings, data_pipeline_benchmark, format_data_markdown
+from .bench_nms import NMS_SIZES, format_nms_markdown, nms_benchmark
 from .flops import count_macs, count_params
 from .registry import create_model, get_model_info, list_models
 
@@ -109,6 +111,8 @@ class BenchSettings:
         gradient_weight_gain: Conv weights re-initialised ``N(0, gain^2 / fan_in)``; ``None`` keeps torch's init.
         data: The data-pipeline benchmark (:mod:`posecommon.bench_data`); ``None`` skips it.
         scaling_batch: Large batch of the batch-scaling section (:mod:`posecommon.bench_batch`); 0 skips it.
+        nms_sizes: Candidate counts of the NMS benchmark (empty skips it).
+        nms_repeats: Timed NMS runs per size.
     """
 
     models: list[str] | None = None
@@ -130,6 +134,8 @@ class BenchSettings:
     gradient_weight_gain: float | None = 2.0
     data: DataBenchSettings | None = None
     scaling_batch: int = 8
+    nms_sizes: tuple[int, ...] = NMS_SIZES
+    nms_repeats: int = 3
 
     @property
     def throughput_repeats(self) -> int:
@@ -153,6 +159,7 @@ class BenchSettings:
             "gradient_depth": 8,
             "gradient_size": 8,
             "scaling_batch": 2,
+            "nms_repeats": 1,
         }
         values.update(overrides)
         return cls(**values)
@@ -626,6 +633,8 @@ def run_suite(settings: BenchSettings) -> dict[str, Any]:
         )
     if settings.data is not None:
         report["data"] = data_pipeline_benchmark(settings.data, logger.info)
+    if settings.nms_sizes:
+        report["nms"] = nms_benchmark(settings.nms_sizes, repeats=settings.nms_repeats, clock=settings.clock)
     return report
 
 
@@ -740,6 +749,8 @@ def format_markdown(report: dict[str, Any]) -> str:
         lines += format_batch_markdown(report["batch_scaling"], env["clock"])
     if "data" in report:
         lines += format_data_markdown(report["data"])
+    if "nms" in report:
+        lines += format_nms_markdown(report["nms"])
     return "\n".join(lines) + "\n"
 
 
@@ -767,7 +778,9 @@ def _parse_size(text: str) -> tuple[str, tuple[int, int]]:
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the suite's options to ``parser`` (shared by ``python -m posecommon.bench`` and ``posezoo bench``)."""
-    parser.add_argument("--models", nargs="+", default=None, help="registry names or patterns (default: all)")
+    parser.add_argument(
+        "--models", nargs="*", default=None, help="registry names or patterns (default: all; none given: no models)"
+    )
     parser.add_argument("--modes", nargs="+", choices=MODES, default=None, help="default: all (quick: no compiled)")
     parser.add_argument("--size", type=_parse_size, action="append", default=[], metavar="FAMILY=HxW")
     parser.add_argument("--batch", type=int, default=None, help="throughput batch (default 32, quick 4; 0 skips)")
@@ -777,6 +790,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     parser.add_argument("--train-batch", type=int, default=None, help="training-step memory batch (0 skips)")
     parser.add_argument("--no-claims", action="store_true", help="skip the attention and gradient benchmarks")
+    parser.add_argument(
+        "--nms-sizes", type=int, nargs="*", default=None, metavar="N", help="NMS candidate counts (none: skip NMS)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch (and onnxruntime) CPU threads")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, few repeats: about a minute")
     parser.add_argument("--out-dir", default="bench_results", help="where bench.json and bench.md are written")
@@ -805,7 +821,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides: dict[str, Any] = {"clock": args.clock}
-    if args.models:
+    if args.models is not None:
         overrides["models"] = sorted({n for pattern in args.models for n in list_models(pattern)})
     for key in ("modes", "batch", "warmup", "repeats", "batch_repeats", "train_batch", "scaling_batch"):
         if getattr(args, key) is not None:
@@ -815,7 +831,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.data:
         overrides["data"] = _data_settings(args)
         if not args.models:  # --data alone measures the data pipelines only
-            overrides.update(models=[], attention_grids=(), gradient_orders=())
+            overrides.update(models=[], attention_grids=(), gradient_orders=(), nms_sizes=())
+    if args.nms_sizes is not None:
+        overrides["nms_sizes"] = tuple(args.nms_sizes)
     settings = BenchSettings.quick(**overrides) if args.quick else BenchSettings(**overrides)
     if args.size:
         settings.sizes = {**settings.sizes, **dict(args.size)}

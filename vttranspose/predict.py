@@ -72,6 +72,7 @@ def predict_topdown(
     padding: float = 1.25,
     fuse: bool = True,
     channels_last: bool | None = None,
+    input_size: tuple[int, int] | None = None,
 ) -> PoseResult:
     """Keypoints of the people in ``boxes`` on one image.
 
@@ -93,6 +94,7 @@ def predict_topdown(
         fuse: Run a cached copy with BatchNorm folded and AsymmetricConv merged
             (:func:`~posecommon.inference.inference_module`).
         channels_last: Run in channels-last memory; ``None``: on CPU only.
+        input_size: Crop size ``(H, W)``; ``None``: ``model.preprocess.input_size`` (the size it was built for).
 
     Returns:
         :class:`~posecommon.PoseResult` on the model's device: the input boxes, instance scores
@@ -113,7 +115,7 @@ def predict_topdown(
     if boxes.shape[0] == 0:
         return PoseResult.empty(num_joints, device=param.device)
     preprocess = model.preprocess
-    input_h, input_w = preprocess.input_size
+    input_h, input_w = input_size or preprocess.input_size
     center, size = box_to_center_scale(boxes, aspect_ratio=input_w / input_h, padding=padding)
     pixels = pixels.to(param.device)
     keypoints, confidences = [], []

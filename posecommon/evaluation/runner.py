@@ -73,9 +73,9 @@ def predict_dataset(
     for record in tqdm(images, desc="evaluate", unit="img", disable=not progress):
         pixels = data.load_image(record.image_id)
         if not _is_top_down(model):
-            found: PoseResult = model.predict(pixels, **{**_SINGLE_STAGE_EVAL, **predict_kwargs})[0]
+            found: PoseResult = model.predict(pixels, **{**_SINGLE_STAGE_EVAL, **predict_kwargs})
         elif detector is not None:
-            boxes = detector.predict(pixels)[0]
+            boxes = detector.predict(pixels)
             found = model.predict(pixels, boxes.boxes, boxes.scores, **predict_kwargs)
         else:
             persons = data.persons.get(record.image_id, [])

@@ -148,7 +148,7 @@ def write_predictions(model: PoseModel, ann_file: Path, image_dir: Path, out_dir
             boxes = torch.tensor([p.bbox_xyxy for p in persons], dtype=torch.float32).view(-1, 4)
             result = model.predict(pixels, boxes)
         else:
-            result = model.predict(pixels)[0]
+            result = model.predict(pixels)
         image = Image.fromarray(pixels.permute(1, 2, 0).numpy())
         stem = Path(record.file_name).stem
         draw_pose(image, result.to("cpu"), model.keypoint_spec).save(out_dir / f"{stem}.png")
