@@ -5,7 +5,7 @@ heatmap codec, top-down geometry, OKS and COCO evaluation, drawing, training and
 """
 
 from . import codecs, data, errors, evaluation, geometry, hub, layers, train
-from .codecs import HeatmapCodec
+from .codecs import HeatmapCodec, TopDownCodec
 from .config_utils import config_from_dict, config_to_dict, replace_config
 from .errors import (
     BadImageError,
@@ -57,6 +57,7 @@ __all__ = [
     "PoseResult",
     "PosezooError",
     "PreprocessConfig",
+    "TopDownCodec",
     "TrainConfig",
     "Trainer",
     "UnknownModelError",

@@ -3,7 +3,7 @@
 from .coco import CocoKeypoints, ImageRecord, PersonRecord, load_coco_keypoints, split_coco_file
 from .multiperson import MultiPersonCocoDataset
 from .synthetic import BODY_POINTS, SyntheticCoco, generate_synthetic_coco, generate_synthetic_splits
-from .topdown import TopDownCocoDataset, default_lower_body_joints
+from .topdown import TopDownAugmentation, TopDownCocoDataset, default_lower_body_joints
 
 __all__ = [
     "BODY_POINTS",
@@ -12,6 +12,7 @@ __all__ = [
     "MultiPersonCocoDataset",
     "PersonRecord",
     "SyntheticCoco",
+    "TopDownAugmentation",
     "TopDownCocoDataset",
     "default_lower_body_joints",
     "generate_synthetic_coco",

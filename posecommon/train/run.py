@@ -17,7 +17,7 @@ import torch.distributed as dist
 from PIL import Image
 
 from ..data.synthetic import generate_synthetic_splits
-from ..errors import DatasetError
+from ..errors import DatasetError, InvalidInputError
 from ..evaluation.coco import results_to_coco
 from ..evaluation.runner import evaluate_model
 from ..image import load_image
@@ -26,7 +26,7 @@ from ..registry import create_model
 from ..visualize import draw_pose
 from .trainer import TrainConfig, Trainer
 
-__all__ = ["CocoSplits", "RunOptions", "find_coco_splits", "run_training", "write_predictions"]
+__all__ = ["CocoSplits", "RunOptions", "backbone_choice", "find_coco_splits", "run_training", "write_predictions"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +86,12 @@ class RunOptions:
         synthetic_val: Synthetic validation images.
         synthetic_image_size: ``(H, W)`` of synthetic images.
         amp: Mixed precision on CUDA.
-        augmentation: Overrides of the training dataset's augmentation arguments (``rotation``, ``scale``,
-            ``half_body``, ``flip`` for top-down; ``mosaic``, ``translate``, ``flip`` for multi-person).
+        augmentation: Overrides of the training dataset's augmentation arguments (the fields of
+            :class:`~posecommon.data.TopDownAugmentation` for top-down; ``mosaic``, ``translate``, ``flip`` for
+            multi-person).
+        backbone_weights: Backbone initialisation of models that have one (``model.init_backbone``, the
+            VTTransPose family): ``"imagenet"``, ``"none"`` or a safetensors path; ``None`` picks
+            :func:`backbone_choice`'s default.
     """
 
     steps: int = 1000
@@ -110,6 +114,25 @@ class RunOptions:
     synthetic_image_size: tuple[int, int] = (256, 256)
     amp: bool = True
     augmentation: dict[str, float] = field(default_factory=dict)
+    backbone_weights: str | None = None
+
+
+def backbone_choice(model: PoseModel, data: str | Path, requested: str | None) -> str:
+    """The backbone initialisation a run uses: ``requested``, else ``"imagenet"`` on COCO-format data (the
+    official TransPose recipe, ``MODEL.PRETRAINED`` in the TP-H-S yaml) and ``"none"`` on synthetic data (which
+    stays offline), for models with an ``init_backbone`` method; ``"none"`` for the others.
+
+    Raises:
+        InvalidInputError: a backbone initialisation is requested for a model that has none.
+    """
+    supported = callable(getattr(model, "init_backbone", None))
+    if requested is not None and requested != "none" and not supported:
+        raise InvalidInputError(
+            f"{type(model).__name__} has no backbone initialisation; drop --backbone-weights (or pass 'none')"
+        )
+    if requested is not None:
+        return requested
+    return "imagenet" if supported and str(data) != "synthetic" else "none"
 
 
 def _init_distributed(device: str | None) -> int:
@@ -191,6 +214,9 @@ def run_training(
     model = create_model(model_name, **overrides)
     if not isinstance(model, PoseModel):
         raise TypeError(f"{model_name} is not a posezoo PoseModel")
+    backbone = backbone_choice(model, data, options.backbone_weights)
+    if backbone != "none":
+        model.init_backbone(backbone)
     recipe = {**model.train_recipe}
     if options.lr is not None:
         recipe["lr"] = options.lr
@@ -212,7 +238,7 @@ def run_training(
         stats, _ = evaluate_model(m, splits.val_ann, splits.val_images, max_images=options.max_eval_images)
         return stats
 
-    summary: dict[str, Any] = {"model": model_name, "data": str(data), "steps": options.steps}
+    summary: dict[str, Any] = {"model": model_name, "data": str(data), "steps": options.steps, "backbone": backbone}
     if options.eval_before and rank == 0:
         summary["before"] = evaluate(model)
     dataset = model.training_dataset(splits.train_ann, splits.train_images, train=True, **options.augmentation)
