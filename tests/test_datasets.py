@@ -130,6 +130,21 @@ def test_topdown_eval_sample(dots):
         _assert_heatmaps_decode_to_keypoints(dataset, sample)
 
 
+def test_topdown_boxes_are_sanitised_like_the_official_loader(tmp_path, dots):
+    ann, root = dots
+    dataset = json.loads(ann.read_text())
+    width = next(image["width"] for image in dataset["images"] if image["id"] == 1)
+    dataset["annotations"][0]["bbox"] = [-4.0, -2.0, width + 10.0, 30.0]  # starts left of and ends right of the image
+    dataset["annotations"][1]["area"] = 0.0  # the official loader keeps only area > 0
+    path = tmp_path / "boxes.json"
+    path.write_text(json.dumps(dataset))
+    topdown = TopDownCocoDataset(path, root, input_size=(64, 48), keypoint_spec=SPEC6, train=False)
+    assert len(topdown) == 11 and topdown.skipped == {"box_or_area": 1}
+    # moved to x1 = y1 = 0, x2 = min(W - 1, 0 + w - 1) = W - 1: clean box [0, 0, W, 30], centre x + (w - 1) / 2
+    assert topdown[0]["center"].tolist() == pytest.approx([(width - 1) / 2, 14.5])
+    assert float(topdown[0]["size"][0]) == pytest.approx(max(width, 30 * 0.75) * 1.25)
+
+
 def test_topdown_train_augmentation_keeps_pixels_and_targets_together(dots):
     augmentation = {"half_body": 0.5, "half_body_min_joints": 3, "rotation_prob": 1.0}
     dataset = TopDownCocoDataset(*dots, input_size=(64, 48), keypoint_spec=SPEC6, augmentation=augmentation)

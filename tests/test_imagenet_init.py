@@ -133,16 +133,17 @@ def small_model():
 
 
 def test_other_architectures_are_typed_errors(small_model, tmp_path, reference):
-    resnet = tmp_path / "resnet50.safetensors"  # ResNet-50 stem: 7x7 conv1
-    save_file({"conv1.weight": torch.zeros(64, 3, 7, 7), "bn1.weight": torch.ones(64)}, str(resnet))
-    with pytest.raises(IncompatibleWeightsError, match=r"shape mismatch.*conv1\.weight"):
-        load_backbone_weights(small_model, resnet)
+    layout = _timm_layout_file(reference)
+    resnet_stem = tmp_path / "resnet_stem.safetensors"  # every key present, but a ResNet-style 7x7 stem conv
+    save_file({**layout, "conv1.weight": torch.zeros(64, 3, 7, 7)}, str(resnet_stem))
+    with pytest.raises(IncompatibleWeightsError, match=r"1 shape mismatch.*conv1\.weight"):
+        load_backbone_weights(small_model, resnet_stem)
     unrelated = tmp_path / "unrelated.safetensors"
     save_file({"fc.weight": torch.zeros(10, 4)}, str(unrelated))
     with pytest.raises(IncompatibleWeightsError, match="not an HRNet-W32"):
         load_backbone_weights(small_model, unrelated)
     truncated = tmp_path / "truncated.safetensors"  # a real layout with stage 3 missing
-    stem = {k: v for k, v in _timm_layout_file(reference).items() if not k.startswith("stage3")}
+    stem = {k: v for k, v in layout.items() if not k.startswith("stage3")}
     save_file(stem, str(truncated))
     with pytest.raises(IncompatibleWeightsError, match=r"missing from the file.*stage3"):
         load_backbone_weights(small_model, truncated)

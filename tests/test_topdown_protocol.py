@@ -308,3 +308,26 @@ def test_augmentation_follows_the_official_distributions():
     torch.manual_seed(1)
     centres = [float(augmentation.sample(keypoints, center, size, lower, 0.75).center[0, 1]) for _ in range(200)]
     assert centres == [100.0] * 200
+
+
+def test_augmentation_draws_in_the_official_order_and_records_the_flip_as_minus_r():
+    """Same draws as ``JointsDataset.__getitem__`` (half-body gate, scale, rotation gate, rotation, flip); a flipped
+    sample is the official one: image mirrored and rotated by r == crop rotated by -r and mirrored."""
+    augmentation = TopDownAugmentation()
+    keypoints = torch.zeros(17, 3)
+    keypoints[:9] = torch.tensor([50.0, 60.0, 2.0])  # 9 labelled joints (> 8): the half-body gate is drawn
+    center, size = torch.tensor([50.0, 60.0]), torch.tensor([90.0, 120.0])
+    lower = torch.zeros(17, dtype=torch.bool)
+    for seed in range(40):
+        torch.manual_seed(seed)
+        half_body = float(torch.rand(())) < 0.3
+        if half_body:
+            continue  # its joint choice draws more; covered by the distribution test
+        factor = min(max(float(torch.randn(())) * 0.35 + 1, 0.65), 1.35)
+        rotation = min(max(float(torch.randn(())) * 45, -90), 90) if float(torch.rand(())) <= 0.6 else 0.0
+        flipped = float(torch.rand(())) <= 0.5
+        torch.manual_seed(seed)
+        region = augmentation.sample(keypoints, center, size, lower, 0.75)
+        assert float(region.size[0, 0]) == pytest.approx(90.0 * factor)
+        assert bool(region.flipped[0]) == flipped
+        assert float(region.rotation[0]) == pytest.approx(-rotation if flipped else rotation)
