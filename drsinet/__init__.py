@@ -4,9 +4,11 @@ Entrypoints ``drsi_net_s/m/l`` and the same-width YOLO-Pose baseline ``yolo_pose
 :func:`posecommon.registry.register_model`; every block, the neck, the head and the decoding functions are exported.
 """
 
-from .assign import LevelAssignment, assign_targets
+from .assign import LevelTargets, build_targets
 from .backbone import CSDRNet
 from .blocks import (
+    BN_EPS,
+    BN_MOMENTUM,
     C3,
     C3DR,
     CBAM,
@@ -24,18 +26,22 @@ from .config import BACKBONE_BLOCKS, BLOCKS, NECKS, SPP_KINDS, VARIANTS, DRSINet
 from .decode import decode_outputs, make_grid, postprocess
 from .gnconv import GnConv, ResGnConv, interaction_widths
 from .head import DRSIHead
-from .loss import LOSS_TERMS, DRSILoss, DRSILossWeights
+from .loss import KPT_LOSS_FORMS, LOSS_TERMS, DRSILoss, DRSILossWeights
 from .model import DRSINet, drsi_net_l, drsi_net_m, drsi_net_s, yolo_pose_s6
 from .neck import PAN
 from .predict import predict
+from .targets import to_yolo_pose_targets
 from .train_task import DRSITask
 
 __all__ = [
     "BACKBONE_BLOCKS",
     "BLOCKS",
+    "BN_EPS",
+    "BN_MOMENTUM",
     "C3",
     "C3DR",
     "CBAM",
+    "KPT_LOSS_FORMS",
     "LOSS_TERMS",
     "NECKS",
     "PAN",
@@ -56,10 +62,10 @@ __all__ = [
     "Focus",
     "GnConv",
     "HorBlock",
-    "LevelAssignment",
+    "LevelTargets",
     "ResGnConv",
     "SpatialAttention",
-    "assign_targets",
+    "build_targets",
     "decode_outputs",
     "drsi_net_l",
     "drsi_net_m",
@@ -69,5 +75,6 @@ __all__ = [
     "make_grid",
     "postprocess",
     "predict",
+    "to_yolo_pose_targets",
     "yolo_pose_s6",
 ]

@@ -1,19 +1,32 @@
-"""YOLOv5 / YOLO-Pose target assignment: which (level, anchor, cell) slots predict each ground-truth person.
+"""YOLO-Pose target assignment: which (level, anchor, cell) slots learn each ground-truth person, and what they learn.
 
-This is the training-side counterpart of :mod:`drsinet.decode`. A target box of size ``(w, h)`` (input pixels) is
-matched, independently on every level, to every anchor ``(aw, ah)`` of that level whose size ratio passes
-``max(w / aw, aw / w, h / ah, ah / h) < anchor_threshold`` (YOLOv5's ``anchor_t = 4``; the decoded size
-``(2 sigmoid)^2 * anchor`` spans ``(0, 4) * anchor``, so a larger ratio could not be represented). For each match
-the slot is the cell ``floor(c / stride)`` (clamped to the grid) holding the box centre ``c``, plus, by YOLOv5's
-offset rule with ``neighbour_offset = 0.5``, the horizontal neighbour on the side of the nearer cell edge (left when
-the fractional part of ``c_x / stride`` is below 0.5, right when above 0.5) and likewise the vertical neighbour, if
-those cells exist. A target thus occupies at most 3 cells per matched anchor, and its centre offset from any of
-them lies in ``(-0.5, 1.5)`` cells, inside the decodable range ``2 sigmoid - 0.5``. (YOLOv5 writes the rule with
-``gxy % 1 < 0.5 & gxy > 1``; it also takes both horizontal neighbours when the centre falls exactly on a cell edge,
-which this implementation does not.)
+This is the training-side counterpart of :mod:`drsinet.decode`, written to behave exactly as ``build_targets`` of
+the YOLO-Pose code (``utils/loss.py:182-245`` on branch ``yolo-pose`` of TexasInstruments/edgeai-yolov5), which
+the DRSI-Net paper trains with. Everything happens in grid units of each level (input pixels / stride):
 
-Coordinates: targets are in input pixels, in the same frame the decoder outputs (no half-pixel shift is applied
-either way, so what the model learns is what :func:`drsinet.decode.decode_outputs` returns).
+- Targets come in YOLO-Pose's layout, normalised by the input size (:func:`build_targets`); multiplying by the
+  level's grid size ``(W_l, H_l)`` gives grid units (``loss.py:202, 207``). Anchors are divided by the stride
+  (``models/yolo.py:142``).
+- **Anchors** (``loss.py:210-213``): a target matches every anchor ``(aw, ah)`` of the level with
+  ``max(w / aw, aw / w, h / ah, ah / h) < anchor_threshold`` (``anchor_t = 4.0``, ``data/hyp.scratch.yaml:21``).
+- **Cells** (``loss.py:216-222, 231``): with the centre ``g`` in grid units and ``g' = (W_l, H_l) - g``, the
+  matched pair takes the centre cell ``floor(g)`` and, per axis, the *left/upper* neighbour when
+  ``g % 1 < 0.5 and g > 1`` and the *right/lower* neighbour when ``g' % 1 < 0.5 and g' > 1``. A neighbour's cell
+  is ``trunc(g + 0.5)`` or ``trunc(g - 0.5)``. So a centre exactly on a cell edge (``g % 1 == 0``) takes both
+  horizontal "neighbours", the second of which is the centre cell itself (``trunc(g + 0.5) == g``): the target
+  then appears twice in that cell. A centre at ``g == 1.0`` exactly takes no left neighbour.
+- **Clamping** (``loss.py:231-237``): cell indices are clamped to the grid *in place*, so the box and keypoint
+  offsets below use the clamped cell (the official code clamps views of the index tensor; the effect is visible
+  only for a centre exactly on the far image edge, ``g == W_l``, whose offset is then 1.0).
+- **Box target** (``loss.py:237``): ``(g - cell, w, h)``; the offset lies in ``(-0.5, 1.5]``.
+- **Keypoint targets** (``loss.py:239-241``): every *non-zero* coordinate minus the cell's coordinate on that
+  axis (x and y independently); zeros (unlabelled joints) stay 0. The keypoint loss then treats a joint as
+  labelled when its *shifted* x is non-zero (``loss.py:143``), so a labelled joint whose x lies exactly on the
+  cell's left edge counts as unlabelled, as in the official code.
+
+Order of the slots within a level (which decides "last write wins" for the objectness target,
+:class:`drsinet.loss.DRSILoss`): centre cells, then left, upper, right and lower neighbours (``loss.py:194-197,
+220-222``); inside each, anchor-major, then target order.
 """
 
 from __future__ import annotations
@@ -25,22 +38,28 @@ import torch
 
 from posecommon.errors import InvalidInputError
 
-__all__ = ["LevelAssignment", "assign_targets"]
+__all__ = ["LevelTargets", "build_targets"]
+
+# Cell offsets of the centre, left, upper, right and lower slots, in cells (loss.py:193-197: g = 0.5).
+_OFFSETS = ((0.0, 0.0), (0.5, 0.0), (0.0, 0.5), (-0.5, 0.0), (0.0, -0.5))
 
 
 @dataclass(frozen=True)
-class LevelAssignment:
-    """The positive slots of one output level; all fields are ``(n,)`` int64 tensors, one entry per slot.
+class LevelTargets:
+    """The positive slots of one output level and their targets, ``n`` slots; all in grid units of the level.
 
-    A target may appear several times (several anchors and neighbouring cells), and with crowded targets two
-    entries may name the same slot.
+    A target may appear several times (several anchors and cells), and two entries may name the same slot.
 
     Attributes:
-        target: Row of the target (index into the ``M`` targets given to :func:`assign_targets`).
-        batch: Image of the batch (the target's batch index).
-        anchor: Anchor of the level, in ``[0, A)``.
-        grid_y: Cell row, in ``[0, H_l)``.
-        grid_x: Cell column, in ``[0, W_l)``.
+        target: ``(n,)`` int64 row of the target in the ``targets`` given to :func:`build_targets`.
+        batch: ``(n,)`` int64 image of the batch.
+        anchor: ``(n,)`` int64 anchor of the level, in ``[0, A)``.
+        grid_y: ``(n,)`` int64 cell row, in ``[0, H_l)``.
+        grid_x: ``(n,)`` int64 cell column, in ``[0, W_l)``.
+        box: ``(n, 4)`` float32 ``(x - grid_x, y - grid_y, w, h)``: centre offset from the cell, box size.
+        keypoints: ``(n, K, 2)`` float32 joint coordinates minus the cell (non-zero coordinates only; 0 means
+            unlabelled).
+        anchor_wh: ``(n, 2)`` float32 the matched anchor's ``(w, h)``.
     """
 
     target: torch.Tensor
@@ -48,97 +67,93 @@ class LevelAssignment:
     anchor: torch.Tensor
     grid_y: torch.Tensor
     grid_x: torch.Tensor
+    box: torch.Tensor
+    keypoints: torch.Tensor
+    anchor_wh: torch.Tensor
 
     def __len__(self) -> int:
         return int(self.target.shape[0])
 
 
-def assign_targets(
-    batch_index: torch.Tensor,
-    boxes: torch.Tensor,
+def build_targets(
+    targets: torch.Tensor,
     anchors: torch.Tensor,
     strides: Sequence[int],
     grid_sizes: Sequence[tuple[int, int]],
     anchor_threshold: float = 4.0,
-    neighbour_offset: float = 0.5,
-) -> list[LevelAssignment]:
+) -> list[LevelTargets]:
     """Match targets to anchors and cells on every level (see the module docstring for the rules).
 
     Args:
-        batch_index: ``(M,)`` image index of each target (integral values; float is accepted, as in collated
-            target tensors).
-        boxes: ``(M, 4)`` target boxes ``(cx, cy, w, h)`` in input pixels. Boxes with ``w <= 0`` or ``h <= 0``
-            match nothing.
+        targets: ``(n, 6 + 2K)`` YOLO-Pose targets ``[image, class, cx, cy, w, h, x_1, y_1, ..., x_K, y_K]``,
+            coordinates normalised to ``[0, 1]`` by the input width (x) and height (y), 0 for unlabelled joints.
+            The class column is not used.
         anchors: ``(L, A, 2)`` anchor ``(w, h)`` in input pixels.
         strides: L strides.
         grid_sizes: L grid sizes ``(H_l, W_l)``.
         anchor_threshold: Largest allowed ratio between a box side and the matching anchor side (exclusive).
-        neighbour_offset: ``g`` in ``[0, 0.5]``: the left neighbour is added when the fractional centre position is
-            below ``g``, the right one when it is above ``1 - g`` (same vertically); 0 keeps only the centre cell.
 
     Returns:
-        L :class:`LevelAssignment`, on ``boxes``' device. Order within a level: neighbour kind (centre cell, left,
-        up, right, down), then anchor, then target.
+        L :class:`LevelTargets`, on ``targets``' device.
 
     Raises:
-        InvalidInputError: shapes or lengths disagree, or ``neighbour_offset`` / ``anchor_threshold`` is out of range.
+        InvalidInputError: shapes or lengths disagree, a box has a negative side, or ``anchor_threshold <= 1``.
     """
-    if boxes.dim() != 2 or boxes.shape[1] != 4:
-        raise InvalidInputError(f"boxes must be (M, 4) (cx, cy, w, h), got {tuple(boxes.shape)}")
-    if batch_index.shape != boxes.shape[:1]:
-        raise InvalidInputError(f"batch_index must be ({boxes.shape[0]},), got {tuple(batch_index.shape)}")
+    if targets.dim() != 2 or targets.shape[1] < 6 or targets.shape[1] % 2:
+        raise InvalidInputError(f"targets must be (n, 6 + 2K), got {tuple(targets.shape)}")
     if anchors.dim() != 3 or anchors.shape[-1] != 2:
         raise InvalidInputError(f"anchors must be (L, A, 2), got {tuple(anchors.shape)}")
     if not (anchors.shape[0] == len(strides) == len(grid_sizes)):
         raise InvalidInputError(
             f"got {anchors.shape[0]} anchor groups, {len(strides)} strides and {len(grid_sizes)} grid sizes"
         )
-    if not 0.0 <= neighbour_offset <= 0.5:
-        raise InvalidInputError(f"neighbour_offset must be in [0, 0.5], got {neighbour_offset}")
     if not anchor_threshold > 1.0:
         raise InvalidInputError(f"anchor_threshold must be > 1, got {anchor_threshold}")
-    device = boxes.device
-    boxes = boxes.float()
-    batch_index = batch_index.to(device).long()
-    anchors = anchors.to(device=device, dtype=torch.float32)
+    if (targets[:, 4:6] < 0).any():
+        raise InvalidInputError("target boxes must have non-negative width and height (columns 4, 5)")
+    device = targets.device
+    targets = targets.float()
+    num_targets = targets.shape[0]
+    num_joints = (targets.shape[1] - 6) // 2
     num_anchors = anchors.shape[1]
-    num_targets = boxes.shape[0]
-    valid = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+    anchors = anchors.to(device=device, dtype=torch.float32)
+    offsets = torch.tensor(_OFFSETS, device=device)
     target_ids = torch.arange(num_targets, device=device)
     anchor_ids = torch.arange(num_anchors, device=device)
     results = []
     for level_anchors, stride, (height, width) in zip(anchors, strides, grid_sizes, strict=True):
-        # (A, M) anchor-target pairs passing the size-ratio test.
-        ratio = boxes[None, :, 2:4] / level_anchors[:, None, :]
-        worst = torch.maximum(ratio, 1.0 / ratio.clamp(min=torch.finfo(ratio.dtype).tiny)).amax(dim=-1)
-        matched = (worst < anchor_threshold) & valid[None, :]
+        size = torch.tensor((float(width), float(height)), device=device)
+        points = targets[:, 2:].reshape(num_targets, 2 + num_joints, 2) * size  # (n, 2 + K, 2) grid units
+        anchors_grid = level_anchors / stride
+        # (A, n) anchor-target pairs passing the size-ratio test, anchor-major as in loss.py:190-213.
+        ratio = points[None, :, 1, :] / anchors_grid[:, None, :]
+        matched = torch.maximum(ratio, 1.0 / ratio).amax(dim=-1) < anchor_threshold
         pair_anchor = anchor_ids[:, None].expand(num_anchors, num_targets)[matched]
         pair_target = target_ids[None, :].expand(num_anchors, num_targets)[matched]
-        centre = boxes[pair_target, :2] / stride  # (n, 2) in cells
-        limit = torch.tensor((width - 1, height - 1), device=device)
-        cell = torch.minimum(centre.floor().long().clamp(min=0), limit)
-        frac = centre - cell  # fractional position in the (clamped) cell; outside [0, 1) only at the image border
-        # Centre cell, then left, up, right, down neighbours where the offset rule and the grid allow them.
-        shifts = torch.tensor(((0, 0), (-1, 0), (0, -1), (1, 0), (0, 1)), device=device)
-        take = torch.stack(
-            (
-                torch.ones_like(frac[:, 0], dtype=torch.bool),
-                (frac[:, 0] < neighbour_offset) & (cell[:, 0] > 0),
-                (frac[:, 1] < neighbour_offset) & (cell[:, 1] > 0),
-                (frac[:, 0] > 1 - neighbour_offset) & (cell[:, 0] < limit[0]),
-                (frac[:, 1] > 1 - neighbour_offset) & (cell[:, 1] < limit[1]),
-            )
-        )  # (5, n)
-        slot_cell = (cell[None] + shifts[:, None, :])[take]  # (n_slots, 2) (x, y)
+        centre = points[pair_target, 0]  # (m, 2)
+        inverse = size - centre
+        low_side = ((centre % 1.0 < 0.5) & (centre > 1.0)).T  # (2, m): left, upper
+        high_side = ((inverse % 1.0 < 0.5) & (inverse > 1.0)).T  # (2, m): right, lower
+        take = torch.cat((torch.ones_like(low_side[:1]), low_side, high_side))  # (5, m)
+        slot_centre = centre[None].expand(5, -1, -1)[take]
+        slot_offset = offsets[:, None, :].expand(-1, centre.shape[0], -1)[take]
         slot_target = pair_target[None].expand_as(take)[take]
         slot_anchor = pair_anchor[None].expand_as(take)[take]
+        cell = (slot_centre - slot_offset).long()  # truncation, as .long() in loss.py:231
+        cell = torch.minimum(cell.clamp(min=0), torch.tensor((width - 1, height - 1), device=device))
+        joints = points[slot_target, 2:]  # (s, K, 2)
+        joints = torch.where(joints != 0, joints - cell[:, None, :], joints)
+        box = torch.cat((slot_centre - cell, points[slot_target, 1]), dim=-1)
         results.append(
-            LevelAssignment(
+            LevelTargets(
                 target=slot_target,
-                batch=batch_index[slot_target],
+                batch=targets[slot_target, 0].long(),
                 anchor=slot_anchor,
-                grid_y=slot_cell[:, 1],
-                grid_x=slot_cell[:, 0],
+                grid_y=cell[:, 1],
+                grid_x=cell[:, 0],
+                box=box,
+                keypoints=joints,
+                anchor_wh=anchors_grid[slot_anchor],
             )
         )
     return results

@@ -17,7 +17,17 @@ from posecommon.layers import ConvNormAct, LayerNorm2d, fold_bn_into_conv, get_a
 
 from .gnconv import GnConv, ResGnConv
 
+BN_EPS = 1e-3
+"""Epsilon of every BatchNorm of the DRSI-Net family: YOLOv5's ``initialize_weights`` sets ``eps = 1e-3`` and
+``momentum = 0.03`` on every ``BatchNorm2d`` of the model (``utils/torch_utils.py:144-151`` on branch yolo-pose,
+called at model construction, ``models/yolo.py:149``). :class:`~posecommon.layers.ConvNormAct` has the same
+defaults; the DRSI block's own BatchNorms use these constants. BN folding reads each BatchNorm's ``eps``."""
+BN_MOMENTUM = 0.03
+"""Running-statistics momentum of every BatchNorm of the DRSI-Net family (PyTorch convention); see :data:`BN_EPS`."""
+
 __all__ = [
+    "BN_EPS",
+    "BN_MOMENTUM",
     "C3",
     "C3DR",
     "CBAM",
@@ -285,7 +295,8 @@ class DRSIBlock(nn.Module):
     channels-first LayerNorm. The expansion ratio of the inverted bottleneck is not given in the paper; 4 (the MLP
     ratio of the transformer/Hor blocks it replaces, Fig. 4) reproduces Table 1's sizes and makes Table 3's DRSI and
     Hor/R-Hor rows cost nearly the same MACs, as the paper reports (10.9 vs 10.8 G). ``fuse_()`` folds the three
-    BatchNorms into the two convolutions they touch (exact); the LayerNorm stays.
+    BatchNorms (eps :data:`BN_EPS`, momentum :data:`BN_MOMENTUM`, as every BatchNorm of YOLOv5) into the two
+    convolutions they touch (exact); the LayerNorm stays.
 
     Args:
         channels: C.
@@ -311,11 +322,11 @@ class DRSIBlock(nn.Module):
     ) -> None:
         super().__init__()
         hidden = max(round(channels * expansion_ratio), 1)
-        self.bn0: nn.Module = nn.BatchNorm2d(channels)
+        self.bn0: nn.Module = nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
         self.pw1 = nn.Conv2d(channels, hidden, 1, bias=False)
-        self.bn1: nn.Module = nn.BatchNorm2d(hidden)
+        self.bn1: nn.Module = nn.BatchNorm2d(hidden, eps=BN_EPS, momentum=BN_MOMENTUM)
         self.dw = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False)
-        self.bn2: nn.Module = nn.BatchNorm2d(hidden)
+        self.bn2: nn.Module = nn.BatchNorm2d(hidden, eps=BN_EPS, momentum=BN_MOMENTUM)
         self.pw2 = nn.Conv2d(hidden, channels, 1)
         self.act = nn.GELU()
         self.norm = LayerNorm2d(channels)

@@ -22,7 +22,15 @@ class DRSIHead(nn.Module):
     channels ``3Ka..3Ka+3K-1`` (YOLO-Pose's reference code concatenates first and reshapes after, which interleaves
     anchors; checkpoints of that code would need their output convolutions permuted).
 
-    Biases follow YOLOv5's prior: objectness ``log(8 / (640 / s)^2)``, class ``log(0.6 / 0.99)``.
+    Biases of the box convolution follow YOLOv5's ``_initialize_biases`` (``models/yolo.py:212-220`` on branch
+    yolo-pose, called at model construction, line 145): on top of PyTorch's default initialisation, objectness
+    ``+= log(8 / (640 / s)^2)`` (8 objects per 640-pixel image) and class ``+= log(0.6 / (nc - 0.99))`` with
+    ``nc = 1``, i.e. ``log(60)`` (the class logit starts at sigmoid 0.98; with one class no loss trains it, see
+    :mod:`drsinet.loss`). The keypoint convolutions keep PyTorch's default initialisation, as official (the
+    official ``m_kpt`` is not touched by ``_initialize_biases``). Because the official head interleaves anchors
+    (above), its priors reach only anchor 0's objectness and class there (the other two land on anchor 0's keypoint
+    channels); with anchors split cleanly, they reach every anchor's objectness and class here, as in YOLOv5's
+    detection head.
 
     Args:
         in_channels: Width of each level.
@@ -47,6 +55,7 @@ class DRSIHead(nn.Module):
         super().__init__()
         self.num_anchors = num_anchors
         self.num_joints = num_joints
+        self.num_classes = 1
         self.box = nn.ModuleList(nn.Conv2d(c, num_anchors * 6, 1) for c in in_channels)
         self.kpt = nn.ModuleList(self._keypoint_branch(c, act) for c in in_channels)
         self.kpt_out = nn.ModuleList(nn.Conv2d(c, num_anchors * 3 * num_joints, 1) for c in in_channels)
@@ -66,7 +75,7 @@ class DRSIHead(nn.Module):
         for conv, stride in zip(self.box, strides, strict=True):
             bias = conv.bias.view(self.num_anchors, 6)
             bias[:, 4] += math.log(8.0 / (640.0 / stride) ** 2)
-            bias[:, 5] += math.log(0.6 / 0.99)
+            bias[:, 5] += math.log(0.6 / (self.num_classes - 0.99))
 
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         outputs = []

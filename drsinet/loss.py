@@ -1,32 +1,42 @@
-"""DRSI-Net training loss, as YOLO-Pose (YOLOv5 detection losses plus an OKS keypoint loss).
+"""DRSI-Net training loss: YOLO-Pose's ``ComputeLoss``, term by term.
 
-Targets are matched to anchors and cells by :func:`drsinet.assign.assign_targets` (YOLOv5: size ratio below 4,
-centre cell plus the two nearest neighbours). At every matched slot ``(image, anchor, row, column)`` of level ``l``
-(stride ``s``), the raw prediction is decoded exactly as :mod:`drsinet.decode` does, in input pixels:
+DRSI-Net trains with the losses of the YOLO-Pose code it builds on (TexasInstruments/edgeai-yolov5, branch
+``yolo-pose``; file:line below refer to it). :class:`DRSILoss` takes what the official ``ComputeLoss.__call__``
+takes, raw head outputs and YOLO-Pose targets (see its docstring), and returns what it returns: the total times
+the batch size and the five weighted terms.
+:func:`drsinet.targets.to_yolo_pose_targets` converts our datasets' pixel targets to that layout.
 
-- **box**: ``1 - CIoU(decoded box, target box)``, averaged over the level's slots;
-- **cls**: BCE of the person logit against 1, averaged over the level's slots (one class; YOLOv5 skips this term
-  when there is one class, the spec asks for it, and at inference the score is ``sigmoid(obj) * sigmoid(cls)``);
-- **kpt**: ``1 - exp(-d^2 / (2 s^2 k^2))`` per labelled joint (``v > 0``), with ``d`` the pixel distance between
-  the decoded and the target joint, ``s^2`` the target box area ``w * h`` (the targets carry no segmentation area)
-  and ``k = 2 sigma`` (COCO's OKS constant), averaged over all labelled joints of the level's slots (1 - OKS);
-- **kpt_vis**: BCE of each joint's visibility logit against ``v > 0``, averaged over the level's slots and joints;
-- **obj** (every slot of the level): BCE of the objectness logit against the IoU of the decoded and the target
-  box at matched slots (detached, clamped at 0; the largest one when several targets share a slot) and 0
-  elsewhere, averaged over the level and multiplied by the level's balance weight (YOLOv5: 4.0, 1.0, 0.25, 0.06
-  for P3-P6; 4.0, 1.0, 0.4 for three levels). YOLOv5 uses the CIoU value as this target; the spec says IoU.
+Targets are matched to slots by :func:`drsinet.assign.build_targets` (``utils/loss.py:182-245``). At the ``n``
+matched slots of level ``l``, in grid units of the level (``utils/loss.py:129-151``):
 
-Each term is summed over levels, then multiplied by its gain (:class:`DRSILossWeights`, scaled as YOLOv5's
-``train.py`` does). The total is the sum of the five weighted terms times the batch size ``B`` (YOLOv5's
-convention, which its SGD recipe of lr 1e-2 / momentum 0.937 / weight decay 5e-4 and the paper's 3e-3 assume);
-pass ``scale_by_batch=False`` for the per-image mean. An image without persons contributes only objectness. The
-objectness term reads every output element, so every parameter of the model receives a gradient (zero where
-unused) even for a batch without persons, as DDP requires.
+- **box** (``loss.py:132-136``): ``mean(1 - CIoU)`` between the decoded box ``(2 sigmoid(t_xy) - 0.5,
+  (2 sigmoid(t_wh))^2 * anchor)`` and the target box (offset from the cell, size); CIoU as ``bbox_iou`` in
+  ``utils/general.py:407-444`` (the 1e-7 guards sit in slightly different places, a difference below 1e-6).
+- **kpt** (``loss.py:139-151``): ``2 t - 0.5`` is the predicted joint (no sigmoid), ``d`` its squared distance to
+  the target joint, ``s = w * h`` the target box area, and a joint counts as labelled when its target x is non-zero
+  (:mod:`drsinet.assign`). With ``kpt_loss="official"`` (default) the term is ``sum over labelled joints of
+  (1 - exp(-d / (4 sigma^2 s + 1e-9)))`` divided by the number of labelled joints (the official
+  ``kpt_loss_factor * mean``, ``loss.py:150-151``). ``kpt_loss="paper"`` uses the OKS of the paper's eq. 12 with
+  COCO's ``k = 2 sigma`` instead, ``1 - exp(-d / (2 s (2 sigma)^2))``, whose exponent is half as large. When a level
+  has matched slots but no labelled joint, the official code divides by zero (NaN); here the term is 0 then.
+- **kpt_vis** (``loss.py:141-144``): BCE of each joint's visibility logit against "labelled", averaged over the
+  ``n * K`` joints.
+- **cls** (``loss.py:155-159``): skipped when there is one class, as here (person), so it is always 0. The class
+  logit is then trained by nothing; its bias starts at ``log(0.6 / 0.01)`` (:class:`~drsinet.head.DRSIHead`).
+- **obj** (``loss.py:125, 153, 165-166``), over every slot of the level: BCE of the objectness logit against
+  ``(1 - gr) + gr * CIoU`` (``gr = 1.0``, ``train.py:232``: the CIoU itself, detached and clamped at 0) at matched
+  slots and 0 elsewhere, times the level's balance weight (``loss.py:110``: 4.0, 1.0, 0.25, 0.06 for 4 levels).
+  Where several matches name the same slot, the last one in :mod:`drsinet.assign`'s order wins, as the official
+  index assignment does on the CPU (on CUDA the official result is undefined; ours is the same on every device).
 
-Target layout (what :meth:`posecommon.data.MultiPersonCocoDataset.collate` produces): ``(M, 1 + 4 + 3K)``,
-one row per person of the batch, column 0 the image index in the batch, columns 1-4 the box ``(x1, y1, x2, y2)``,
-then ``(x, y, v)`` per joint with ``v`` the COCO flag (0 unlabelled, then ``x, y`` are ignored); coordinates in
-input pixels, in the frame the decoder outputs (no half-pixel shift is applied).
+Each term is summed over levels and multiplied by its gain (``loss.py:172-176``): box by ``box``, obj by ``obj``,
+cls by ``cls``, keypoints by ``kpt`` and, as official, visibility by the *class* gain. The gains are
+``data/hyp.scratch.yaml``'s, scaled as ``train.py:226-228`` does (:meth:`DRSILossWeights.scaled`); with one class
+and 4 levels the visibility gain is ``0.5 * 1/80 * 3/4 = 0.0047``. The total is the sum of the five weighted terms
+times the batch size (``loss.py:177-180``), which the SGD recipe's learning rate assumes.
+
+An image without persons contributes only objectness. The objectness term reads every output element, so every
+parameter receives a gradient (zero where unused) even for a batch without persons, as DDP requires.
 """
 
 from __future__ import annotations
@@ -37,25 +47,29 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from posecommon.box_ops import aligned_box_ciou, aligned_box_iou, box_cxcywh_to_xyxy, box_xyxy_to_cxcywh
+from posecommon.box_ops import aligned_box_ciou, box_cxcywh_to_xyxy
 from posecommon.errors import InvalidInputError
 from posecommon.evaluation.oks import resolve_sigmas
 from posecommon.keypoints import KeypointSpec
 
-from .assign import assign_targets
+from .assign import LevelTargets, build_targets
 from .config import DRSINetConfig
 
-__all__ = ["LOSS_TERMS", "DRSILoss", "DRSILossWeights", "default_balance"]
+__all__ = ["KPT_LOSS_FORMS", "LOSS_TERMS", "DRSILoss", "DRSILossWeights", "default_balance"]
 
 LOSS_TERMS = ("box", "obj", "cls", "kpt", "kpt_vis")
-"""Names of the loss terms, in the order of the returned dict."""
+"""Names of the loss terms, in the order of the returned dict (official ``lbox, lobj, lcls, lkpt, lkptv``)."""
+KPT_LOSS_FORMS = ("official", "paper")
+"""Keypoint loss forms of :class:`DRSILoss`: YOLO-Pose's code (``4 sigma^2 s``) or the paper's OKS (``8 sigma^2 s``)."""
 
 _BALANCE_3 = (4.0, 1.0, 0.4)
 _BALANCE_5 = (4.0, 1.0, 0.25, 0.06, 0.02)
 
 
 def default_balance(num_levels: int) -> tuple[float, ...]:
-    """YOLOv5's per-level objectness weights: ``(4, 1, 0.4)`` for 3 levels, else ``(4, 1, 0.25, 0.06, 0.02)[:L]``.
+    """YOLOv5's per-level objectness weights (``utils/loss.py:110``).
+
+    ``(4, 1, 0.4)`` for 3 levels, else ``(4, 1, 0.25, 0.06, 0.02)[:L]``.
 
     Raises:
         InvalidInputError: more than 5 levels (pass ``balance`` explicitly then).
@@ -69,37 +83,36 @@ def default_balance(num_levels: int) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class DRSILossWeights:
-    """Gains of the five loss terms before YOLOv5's scaling (:meth:`scaled`).
+    """Gains of the loss terms before YOLOv5's scaling (:meth:`scaled`), ``data/hyp.scratch.yaml`` of yolo-pose.
 
-    Defaults: YOLOv5's ``hyp.scratch`` box 0.05, obj 1.0, cls 0.5, and YOLO-Pose's keypoint gain 0.1. YOLO-Pose
-    reuses the class gain for keypoint visibility; here it has its own field with the same default.
+    Defaults: box 0.05 (line 14), kpt 0.10 (line 15), cls 0.5 (line 16), obj 1.0 (line 18). The keypoint
+    visibility term uses the class gain (``utils/loss.py:175``).
     """
 
     box: float = 0.05
     obj: float = 1.0
     cls: float = 0.5
-    kpt: float = 0.1
-    kpt_vis: float = 0.5
+    kpt: float = 0.10
 
-    def scaled(self, num_levels: int, image_size: float) -> DRSILossWeights:
-        """Gains for ``num_levels`` output levels and a ``image_size``-pixel input, as YOLOv5's ``train.py``.
+    def scaled(self, num_levels: int, image_size: float, num_classes: int = 1) -> DRSILossWeights:
+        """Gains for ``num_levels`` output levels, a ``image_size``-pixel input and ``num_classes`` classes.
 
-        box, cls and kpt_vis are multiplied by ``3 / L``; obj by ``(image_size / 640)^2 * 3 / L``; kpt is left
-        as is (YOLO-Pose). YOLOv5 also multiplies cls by ``num_classes / 80``; with one class that would make the
-        person-class and visibility gains about 0.005, so that factor is not applied.
+        As ``train.py:226-228``: box times ``3 / L``; cls times ``num_classes / 80 * 3 / L``; obj times
+        ``(image_size / 640)^2 * 3 / L``; kpt unchanged.
         """
         levels = 3.0 / num_levels
         return replace(
             self,
             box=self.box * levels,
             obj=self.obj * (image_size / 640.0) ** 2 * levels,
-            cls=self.cls * levels,
-            kpt_vis=self.kpt_vis * levels,
+            cls=self.cls * num_classes / 80.0 * levels,
         )
 
 
 class DRSILoss:
-    """YOLO-Pose loss of DRSI-Net's raw head outputs (see the module docstring for every term).
+    """YOLO-Pose's loss of DRSI-Net's raw head outputs (see the module docstring for every term).
+
+    Call it as ``total, terms = loss(outputs, targets)``, with exactly what the official ``ComputeLoss`` receives.
 
     Args:
         config: Takes anchors, strides and the number of joints from this config. Either it or ``anchors`` and
@@ -109,24 +122,28 @@ class DRSILoss:
         strides: L strides.
         num_joints: K; defaults to the config's, else to the number of sigmas of a :class:`KeypointSpec`.
         sigmas: Per-joint OKS sigmas: a :class:`~posecommon.KeypointSpec` with sigmas, K floats, or ``None`` for
-            the COCO sigmas (only when K = 17).
+            the COCO sigmas (only when K = 17; the official code hard-codes them, ``utils/loss.py:119``).
         weights: Base gains; scaled per call by :meth:`DRSILossWeights.scaled`.
         balance: Per-level objectness weights (default :func:`default_balance`).
-        image_size: Input side used to scale the objectness gain; ``None`` infers it per call from the outputs
-            (``max(H_0, W_0) * stride_0``).
-        anchor_threshold: Anchor matching size ratio (YOLOv5 ``anchor_t``).
-        neighbour_offset: Neighbour-cell rule of :func:`~drsinet.assign.assign_targets` (YOLOv5: 0.5).
-        scale_by_batch: Multiply the total by the batch size (YOLOv5), else return the per-image mean.
+        image_size: Training input side used to scale the objectness gain (official ``imgsz``); ``None`` infers it
+            per call from the outputs (``max(H_0, W_0) * stride_0``).
+        anchor_threshold: Anchor matching size ratio (``anchor_t``).
+        kpt_loss: ``"official"`` or ``"paper"`` (:data:`KPT_LOSS_FORMS`).
 
     Shape:
         - outputs: L tensors ``(B, A, H_l, W_l, 6 + 3K)`` of raw values (:class:`~drsinet.head.DRSIHead`), any
           float dtype, on any device.
-        - targets: ``(M, 1 + 4 + 3K)``, see the module docstring; moved to the outputs' device.
-        - Returns: the total, a scalar float32 tensor with gradient, and a dict of the five weighted terms
-          (:data:`LOSS_TERMS`, per image, i.e. before the batch-size factor) as detached scalars.
+        - targets: ``(n, 6 + 2K)`` float ``[image, class, cx, cy, w, h, x_1, y_1, ..., x_K, y_K]``: one row per
+          person, ``image`` its index in the batch, ``class`` 0 (person), box centre and size and joint
+          coordinates normalised to ``[0, 1]`` by the input width (x) and height (y), ``x_k = y_k = 0`` for an
+          unlabelled joint (YOLO-Pose's collated targets, ``utils/datasets.py:600-650``). Moved to the outputs'
+          device.
+        - Returns: the total ``B * sum(terms)``, a scalar float32 tensor with gradient, and a dict of the five
+          weighted terms (:data:`LOSS_TERMS`, per image, i.e. before the batch-size factor) as detached scalars.
 
     Raises:
-        InvalidInputError: no anchors/strides, no sigmas for K != 17, or outputs/targets that do not fit.
+        InvalidInputError: no anchors/strides, no sigmas for K != 17, an unknown ``kpt_loss``, or outputs/targets
+            that do not fit.
     """
 
     def __init__(
@@ -141,8 +158,7 @@ class DRSILoss:
         balance: Sequence[float] | None = None,
         image_size: int | None = None,
         anchor_threshold: float = 4.0,
-        neighbour_offset: float = 0.5,
-        scale_by_batch: bool = True,
+        kpt_loss: str = "official",
     ) -> None:
         if anchors is None and config is not None:
             anchors = config.anchors
@@ -157,6 +173,8 @@ class DRSILoss:
                 num_joints = sigmas.num_joints
             else:
                 raise InvalidInputError("DRSILoss needs num_joints= (or a config / KeypointSpec that gives it)")
+        if kpt_loss not in KPT_LOSS_FORMS:
+            raise InvalidInputError(f"kpt_loss must be one of {KPT_LOSS_FORMS}, got {kpt_loss!r}")
         self.strides = tuple(int(s) for s in strides)
         self.anchors = torch.as_tensor(anchors, dtype=torch.float32).reshape(len(self.strides), -1, 2)
         self.num_joints = int(num_joints)
@@ -168,8 +186,10 @@ class DRSILoss:
             raise InvalidInputError(f"balance has {len(self.balance)} entries for {num_levels} levels")
         self.image_size = image_size
         self.anchor_threshold = anchor_threshold
-        self.neighbour_offset = neighbour_offset
-        self.scale_by_batch = scale_by_batch
+        self.kpt_loss = kpt_loss
+        # Denominator factor of d / (factor * sigma^2 * s): 4 in the official code, 2 * (2 sigma)^2 = 8 sigma^2 in
+        # the paper's OKS.
+        self._sigma_factor = 4.0 if kpt_loss == "official" else 8.0
 
     def _check(self, outputs: Sequence[torch.Tensor], targets: torch.Tensor) -> None:
         if len(outputs) != len(self.strides):
@@ -182,13 +202,22 @@ class DRSILoss:
                 raise InvalidInputError(
                     f"each output must be (B, {self.anchors.shape[1]}, H, W, {channels}), got {tuple(raw.shape)}"
                 )
-        if targets.dim() != 2 or targets.shape[1] != 5 + 3 * self.num_joints:
+        if targets.dim() != 2 or targets.shape[1] != 6 + 2 * self.num_joints:
             raise InvalidInputError(
-                f"targets must be (M, {5 + 3 * self.num_joints}) = (batch index, x1, y1, x2, y2, K x (x, y, v)), "
-                f"got {tuple(targets.shape)}"
+                f"targets must be (n, {6 + 2 * self.num_joints}) = (image, class, cx, cy, w, h, K x (x, y)) "
+                f"normalised by the input size, got {tuple(targets.shape)}"
             )
-        if targets.shape[0] and not ((targets[:, 0] >= 0) & (targets[:, 0] < batch)).all():
-            raise InvalidInputError(f"target batch indices (column 0) must lie in [0, {batch})")
+        if not targets.shape[0]:
+            return
+        if not torch.isfinite(targets).all():
+            raise InvalidInputError("targets contain NaN or infinite values")
+        image = targets[:, 0]
+        if not ((image >= 0) & (image < batch) & (image == image.round())).all():
+            raise InvalidInputError(f"target image indices (column 0) must be integers in [0, {batch})")
+        if (targets[:, 1] != 0).any():
+            raise InvalidInputError("target classes (column 1) must be 0: DRSI-Net has one class, person")
+        if (targets[:, 4:6] < 0).any():
+            raise InvalidInputError("target boxes must have non-negative width and height (columns 4, 5)")
 
     def __call__(
         self, outputs: Sequence[torch.Tensor], targets: torch.Tensor
@@ -197,60 +226,55 @@ class DRSILoss:
         self._check(outputs, targets)
         device = outputs[0].device
         batch_size = outputs[0].shape[0]
-        num_joints = self.num_joints
         targets = targets.to(device=device, dtype=torch.float32)
-        target_boxes = targets[:, 1:5]
-        target_kpts = targets[:, 5:].reshape(-1, num_joints, 3)
-        anchors = self.anchors.to(device)
-        variances = (2.0 * self.sigmas.to(device)) ** 2  # (K,) = k^2
-        assignments = assign_targets(
-            targets[:, 0],
-            box_xyxy_to_cxcywh(target_boxes),
-            anchors,
+        sigmas_sq = self.sigmas.to(device) ** 2  # (K,)
+        levels = build_targets(
+            targets,
+            self.anchors,
             self.strides,
             [(raw.shape[2], raw.shape[3]) for raw in outputs],
             self.anchor_threshold,
-            self.neighbour_offset,
         )
         image_size = self.image_size or max(outputs[0].shape[2], outputs[0].shape[3]) * self.strides[0]
         gains = self.weights.scaled(len(outputs), image_size)
         zero = torch.zeros((), device=device)
         terms = dict.fromkeys(LOSS_TERMS, zero)
-        for raw, match, stride, level_anchors, balance in zip(
-            outputs, assignments, self.strides, anchors, self.balance, strict=True
-        ):
+        for raw, level, balance in zip(outputs, levels, self.balance, strict=True):
             raw = raw.float()
             obj_target = torch.zeros(raw.shape[:4], device=device)
-            if len(match):
-                pred = raw[match.batch, match.anchor, match.grid_y, match.grid_x]  # (n, 6 + 3K)
-                grid = torch.stack((match.grid_x, match.grid_y), dim=-1).float()  # (n, 2) (x, y)
-                centre = (2.0 * torch.sigmoid(pred[:, 0:2]) - 0.5 + grid) * stride
-                size = (2.0 * torch.sigmoid(pred[:, 2:4])) ** 2 * level_anchors[match.anchor]
-                pred_box = box_cxcywh_to_xyxy(torch.cat((centre, size), dim=-1))
-                true_box = target_boxes[match.target]
-                terms["box"] = terms["box"] + (1.0 - aligned_box_ciou(pred_box, true_box)).mean()
-                with torch.no_grad():
-                    quality = aligned_box_iou(pred_box, true_box).clamp(min=0)
-                    _, num_anchors, height, width = obj_target.shape
-                    slot = ((match.batch * num_anchors + match.anchor) * height + match.grid_y) * width + match.grid_x
-                    obj_target.view(-1).scatter_reduce_(0, slot, quality, reduce="amax")
-                terms["cls"] = terms["cls"] + F.binary_cross_entropy_with_logits(
-                    pred[:, 5], torch.ones_like(pred[:, 5])
+            if len(level):
+                pred = raw[level.batch, level.anchor, level.grid_y, level.grid_x]  # (n, 6 + 3K)
+                pred_xy = 2.0 * torch.sigmoid(pred[:, 0:2]) - 0.5
+                pred_wh = (2.0 * torch.sigmoid(pred[:, 2:4])) ** 2 * level.anchor_wh
+                ciou = aligned_box_ciou(
+                    box_cxcywh_to_xyxy(torch.cat((pred_xy, pred_wh), dim=-1)), box_cxcywh_to_xyxy(level.box)
                 )
-                joints = pred[:, 6:].reshape(-1, num_joints, 3)
-                joint_xy = (2.0 * joints[..., 0:2] - 0.5 + grid[:, None, :]) * stride
-                true_joints = target_kpts[match.target]
-                labelled = true_joints[..., 2] > 0  # (n, K)
-                distance_sq = ((joint_xy - true_joints[..., 0:2]) ** 2).sum(dim=-1)
-                area = ((true_box[:, 2] - true_box[:, 0]) * (true_box[:, 3] - true_box[:, 1]))[:, None]
-                similarity = torch.exp(-distance_sq / (2.0 * area * variances + 1e-9))
-                terms["kpt"] = terms["kpt"] + ((1.0 - similarity) * labelled).sum() / labelled.sum().clamp(min=1)
+                terms["box"] = terms["box"] + (1.0 - ciou).mean()
+                joints = pred[:, 6:].reshape(-1, self.num_joints, 3)
+                labelled = level.keypoints[..., 0] != 0  # (n, K), loss.py:143
                 terms["kpt_vis"] = terms["kpt_vis"] + F.binary_cross_entropy_with_logits(
                     joints[..., 2], labelled.float()
                 )
+                distance_sq = ((2.0 * joints[..., 0:2] - 0.5 - level.keypoints) ** 2).sum(dim=-1)
+                area = (level.box[:, 2] * level.box[:, 3])[:, None]
+                similarity = torch.exp(-distance_sq / (area * self._sigma_factor * sigmas_sq + 1e-9))
+                count = labelled.sum()
+                if count:
+                    terms["kpt"] = terms["kpt"] + ((1.0 - similarity) * labelled).sum() / count
+                self._write_objectness(obj_target, level, ciou.detach().clamp(min=0))
             terms["obj"] = terms["obj"] + balance * F.binary_cross_entropy_with_logits(raw[..., 4], obj_target)
-        weighted = {name: value * getattr(gains, name) for name, value in terms.items()}
-        total = torch.stack(list(weighted.values())).sum()
-        if self.scale_by_batch:
-            total = total * batch_size
+        gain = {"box": gains.box, "obj": gains.obj, "cls": gains.cls, "kpt": gains.kpt, "kpt_vis": gains.cls}
+        weighted = {name: value * gain[name] for name, value in terms.items()}
+        total = torch.stack(list(weighted.values())).sum() * batch_size
         return total, {name: value.detach() for name, value in weighted.items()}
+
+    @staticmethod
+    def _write_objectness(obj_target: torch.Tensor, level: LevelTargets, quality: torch.Tensor) -> None:
+        """``obj_target[slot] = quality``, the last match winning where slots repeat (deterministic on any device)."""
+        _, num_anchors, height, width = obj_target.shape
+        slot = ((level.batch * num_anchors + level.anchor) * height + level.grid_y) * width + level.grid_x
+        order = torch.arange(slot.shape[0], device=slot.device)
+        last = torch.full((obj_target.numel(),), -1, dtype=torch.long, device=slot.device)
+        last.scatter_reduce_(0, slot, order, reduce="amax")
+        keep = last[slot] == order
+        obj_target.view(-1)[slot[keep]] = quality[keep]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -43,7 +44,15 @@ class DRSINet(PoseModel):
       row (11.8 GMACs, 59.6 AP). ``neck="asi_pan"`` builds the ASI-PAN variant of Fig. 2.
     - Inverted-bottleneck expansion 4 (eq. 7 gives none); Res-gnConv order 2 for every size (Sec. 4.2).
     - Backbone widths/blocks (128, 256, 512, 768, 1024) / (3, 9, 9, 3) and the rest of the P6 layout (Focus, SPP
-      with kernels 3, 5, 7, stage-5 C3, PAN with C3 blocks, neck C3 depth 3) are YOLOv5-P6 / YOLO-Pose s6's.
+      with kernels 3, 5, 7, stage-5 C3, PAN with C3 blocks) are YOLOv5-P6 / YOLO-Pose s6's. The stage-5 C3 and the
+      neck C3s have 2 bottlenecks before the depth multiple (``stage_blocks[4]`` and ``neck_blocks``; YOLOv5-P6
+      has 3, which ``yolo_pose_s6`` keeps): the reading that reproduces Table 1's sizes
+      (:class:`~drsinet.config.DRSINetConfig`).
+    - ASI-PAN's Res-gnConv runs after each top-down upsample (:class:`~drsinet.neck.PAN`; Table 4's +0.9 GMACs).
+    - Training and evaluation follow the YOLO-Pose code: loss, assignment and gains (:class:`~drsinet.loss.DRSILoss`),
+      head bias priors (:class:`~drsinet.head.DRSIHead`), BatchNorm eps 1e-3 / momentum 0.03 everywhere
+      (:data:`~drsinet.blocks.BN_EPS`); COCO evaluation keeps detections down to score 0.001 with NMS IoU 0.65 and
+      at most 300 per image (:mod:`posecommon.evaluation.runner`), while :meth:`predict` defaults to 0.25 / 0.45.
 
     Args:
         config: Architecture.
@@ -113,7 +122,7 @@ class DRSINet(PoseModel):
 
     def training_task(self, global_batch_size: int) -> DRSITask:
         """YOLO-Pose losses with this model's anchors, strides and keypoint sigmas (see :class:`DRSITask`)."""
-        criterion = DRSILoss(self.config, sigmas=self.keypoint_spec, scale_by_batch=False)
+        criterion = DRSILoss(self.config, sigmas=self.keypoint_spec)
         return DRSITask(criterion, self.preprocess, global_batch_size)
 
     def training_dataset(
@@ -144,28 +153,41 @@ class DRSINet(PoseModel):
 
     def predict(
         self,
-        images: Any,
+        source: Any,
         score_threshold: float = 0.25,
         iou_threshold: float = 0.45,
         input_size: tuple[int, int] | None = None,
         max_detections: int = 300,
+        *,
+        batch_size: int = 1,
+        device: torch.device | str | None = None,
+        half: bool = False,
+        bgr: bool = False,
+        stream: bool = False,
         fuse: bool = True,
         channels_last: bool | None = None,
-    ) -> list[PoseResult]:
-        """Detect people and their keypoints; see :func:`drsinet.predict.predict`.
+    ) -> PoseResult | list[PoseResult] | Iterator[PoseResult]:
+        """Detect people and their keypoints; see :func:`drsinet.predict.predict` for every argument.
 
         Returns:
-            One :class:`~posecommon.structures.PoseResult` per image, in original image pixel coordinates.
+            One :class:`~posecommon.structures.PoseResult` for a single image, a list for a list (or directory,
+            glob, batched array), an iterator for a video or generator (or with ``stream=True``); in original image
+            pixel coordinates.
         """
         from .predict import predict
 
         return predict(
             self,
-            images,
+            source,
             score_threshold=score_threshold,
             iou_threshold=iou_threshold,
             input_size=input_size,
             max_detections=max_detections,
+            batch_size=batch_size,
+            device=device,
+            half=half,
+            bgr=bgr,
+            stream=stream,
             fuse=fuse,
             channels_last=channels_last,
         )

@@ -11,6 +11,7 @@ from posecommon.data.multiperson import MultiPersonCocoDataset
 from posecommon.preprocess import PreprocessConfig
 
 from .loss import DRSILoss
+from .targets import to_yolo_pose_targets
 
 __all__ = ["DRSITask"]
 
@@ -18,9 +19,10 @@ __all__ = ["DRSITask"]
 class DRSITask:
     """Batches of :class:`~posecommon.data.MultiPersonCocoDataset` -> :class:`~drsinet.loss.DRSILoss`.
 
-    The loss is the per-image mean multiplied by the *global* batch size (YOLOv5's convention, which the paper's
-    SGD learning rate of 3e-3 assumes). Using the global size rather than each process's share keeps DDP training
-    equal to single-process training on the same global batch.
+    The dataset's pixel targets are converted to YOLO-Pose's layout by :func:`~drsinet.targets.to_yolo_pose_targets`.
+    The loss is the per-image mean multiplied by the *global* batch size. That is YOLO-Pose's convention: its loss
+    is multiplied by the process's batch size (``utils/loss.py:177-180``) and by the number of processes under DDP
+    (``train.py:307-308``). The paper's SGD learning rate of 3e-3 assumes it.
 
     Args:
         criterion: The loss (built for the model's config and keypoint sigmas).
@@ -40,7 +42,9 @@ class DRSITask:
         return {**batch, "images": batch["images"].to(device), "targets": batch["targets"].to(device)}
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """YOLO-Pose loss of ``model(images / 255)``; terms are per image."""
-        outputs = model(self.preprocess.normalize(batch["images"]))
-        per_image, terms = self.criterion(outputs, batch["targets"])
-        return per_image * self.global_batch_size, terms
+        """YOLO-Pose loss of ``model(images / 255)`` times the global batch size; terms are per image."""
+        images = batch["images"]
+        outputs = model(self.preprocess.normalize(images))
+        targets = to_yolo_pose_targets(batch["targets"], images.shape[-2:])
+        total, terms = self.criterion(outputs, targets)
+        return total * (self.global_batch_size / images.shape[0]), terms

@@ -10,7 +10,9 @@ Single-stage model (DRSI-Net), which finds the people itself::
 
 Without ``--image`` the script draws a synthetic image (posezoo's generator) and uses its ground-truth person
 boxes; without ``--weights`` the model has random weights, so the drawn keypoints are meaningless (but the whole
-code path runs). The result is written as an annotated PNG and, with ``--json``, as COCO keypoint results.
+code path runs). The result is written as an annotated PNG (``result.plot()``) and, with ``--json``, as COCO keypoint
+results (``result.to_coco()``). ``model.predict`` also takes directories, globs, URLs, videos and lists; see
+``posezoo predict`` for the command-line version.
 """
 
 from __future__ import annotations
@@ -21,9 +23,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-from PIL import Image
 
-from posecommon import PoseModel, create_model, draw_pose, load_image
+from posecommon import PoseModel, create_model
 from posecommon.data import generate_synthetic_coco, load_coco_keypoints
 
 
@@ -84,28 +85,22 @@ def main(argv: list[str] | None = None) -> int:
             image_path, gt_boxes = synthetic_image(Path(tmp), args.synthetic_size, args.seed)
         else:
             image_path, gt_boxes = Path(args.image), None
-        pixels = load_image(image_path)  # (3, H, W) uint8
-    height, width = pixels.shape[1:]
+        if model.preprocess.resize == "affine_crop":  # top-down: keypoints inside given person boxes
+            boxes = torch.tensor(args.box) if args.box else gt_boxes  # None: the whole image is one box
+            result = model.predict(image_path, boxes, flip_test=not args.no_flip)
+        else:  # single-stage: the model finds the people
+            result = model.predict(image_path, score_threshold=args.score_threshold)
+        result = result.cpu()
+        picture = result.plot(keypoint_threshold=args.keypoint_threshold)  # drawn while the image file exists
 
-    if model.preprocess.resize == "affine_crop":  # top-down: keypoints inside given person boxes
-        if args.box:
-            boxes = torch.tensor(args.box)
-        elif gt_boxes is not None:
-            boxes = gt_boxes
-        else:
-            boxes = torch.tensor([[0.0, 0.0, width - 1.0, height - 1.0]])
-        result = model.predict(pixels, boxes, flip_test=not args.no_flip)
-    else:  # single-stage: the model finds the people
-        result = model.predict(pixels, score_threshold=args.score_threshold)[0]
-
-    result = result.to("cpu")
-    for index, (score, keypoints) in enumerate(zip(result.scores, result.keypoints, strict=True)):
-        shown = int((keypoints[:, 2] >= args.keypoint_threshold).sum())
-        print(f"person {index}: score {float(score):.3f}, {shown}/{result.num_joints} keypoints above threshold")
-    image = Image.fromarray(pixels.permute(1, 2, 0).numpy())
-    draw_pose(image, result, model.keypoint_spec, keypoint_threshold=args.keypoint_threshold).save(args.out)
+    for index, person in enumerate(result):  # one single-person PoseResult per person
+        shown = int((person.keypoints[0, :, 2] >= args.keypoint_threshold).sum())
+        score = float(person.scores)
+        print(f"person {index}: score {score:.3f}, {shown}/{result.num_joints} keypoints above threshold")
+    picture.save(args.out)
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_coco(image_id=1), indent=1))
+    height, width = result.image_size
     print(f"{len(result)} people, {result.num_joints} keypoints each; wrote {args.out} ({width}x{height})")
     return 0
 

@@ -11,9 +11,9 @@ One stage (DRSI-Net's own keypoints, no second model)::
         --out poses.png
 
 Without ``--image`` a synthetic image is generated; without weights both models are random, so the boxes and
-keypoints are meaningless but every step runs. ``--max-people`` keeps only the best-scoring detections (the
-pipeline accepts any detector object with a ``predict(images, score_threshold, iou_threshold)`` method; a small
-wrapper below adds the cap).
+keypoints are meaningless but every step runs. ``--max-people`` keeps only the best-scoring detections. The pipeline
+follows the same predict contract as the models: ``pipeline("crowd.jpg")`` gives one result, a list or a directory
+gives a list, a video or generator gives an iterator.
 """
 
 from __future__ import annotations
@@ -22,12 +22,10 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
-from PIL import Image
 
-from posecommon import PoseModel, PosePipeline, PoseResult, create_model, draw_pose, load_image
+from posecommon import PoseModel, PosePipeline, create_model
 from posecommon.data import generate_synthetic_coco
 
 
@@ -37,19 +35,6 @@ def load_model(name: str, weights: str | None, input_size: tuple[int, int] | Non
         return PoseModel.from_pretrained(weights)
     overrides = {"input_size": input_size} if input_size else {}
     return create_model(name, pretrained=weights or False, **overrides)
-
-
-class TopDetections:
-    """Wraps a DRSI-Net so that it returns at most ``max_people`` detections per image (best scores first)."""
-
-    def __init__(self, model: PoseModel, max_people: int) -> None:
-        self.model = model
-        self.max_people = max_people
-
-    def predict(self, images: Any, score_threshold: float, iou_threshold: float) -> list[PoseResult]:
-        return self.model.predict(
-            images, score_threshold=score_threshold, iou_threshold=iou_threshold, max_detections=self.max_people
-        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(args.seed)
     size = tuple(args.detector_input) if args.detector_input else None
-    detector = TopDetections(load_model(args.detector, args.detector_weights, size), args.max_people)
+    detector = load_model(args.detector, args.detector_weights, size)
     pose_model = None
     if not args.single_stage:
         size = tuple(args.pose_input) if args.pose_input else None
@@ -91,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         detector,
         pose_model,
         score_threshold=args.score_threshold,
+        max_people=args.max_people,
         **({"flip_test": False} if args.no_flip and pose_model is not None else {}),
     )
 
@@ -100,15 +86,14 @@ def main(argv: list[str] | None = None) -> int:
             side = args.synthetic_size
             split = generate_synthetic_coco(tmp, 1, image_size=(side, side), seed=args.seed, split="val")
             image_path = next(split.image_dir.iterdir())
-        pixels = load_image(image_path)
+        result = pipeline(image_path).cpu()  # one image in, one PoseResult out
+        picture = result.plot(keypoint_threshold=0.0)
 
-    result = pipeline(pixels)[0].to("cpu")  # one PoseResult per image
     stages = "one stage" if pose_model is None else "two stages"
     print(f"{stages}: {len(result)} people, keypoints {tuple(result.keypoints.shape)}")
     for index, (box, score) in enumerate(zip(result.boxes.tolist(), result.scores.tolist(), strict=True)):
         print(f"person {index}: box {[round(v, 1) for v in box]}, score {score:.3f}")
-    image = Image.fromarray(pixels.permute(1, 2, 0).numpy())
-    draw_pose(image, result, keypoint_threshold=0.0).save(args.out)
+    picture.save(args.out)
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_coco(image_id=1), indent=1))
     print(f"wrote {args.out}")

@@ -17,6 +17,7 @@ One run measures, on one machine, and writes ``bench.json`` plus ``bench.md`` (a
   token grid grows, time and peak memory of forward + backward, with the fitted growth exponent against the token
   count HW (twin: ``HW (H + W)`` elements, exponent 1.5 at a fixed aspect ratio; full: ``(HW)^2``, exponent 2);
   and the gradient norms through deep stacks of gnConv vs Res-gnConv (DRSI-Net Sec. 3.2).
+- **Box NMS** at 1k / 10k / 30k candidates: time and peak memory (:mod:`posecommon.bench_nms`).
 
 Timing: ``--warmup`` untimed rounds, then the median of ``--repeats`` timed rounds (``--batch-repeats`` timed rounds
 at the throughput batch, where one round of a large model can take minutes on a small CPU). Two clocks are recorded,
@@ -50,6 +51,7 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
+from .bench_nms import NMS_SIZES, format_nms_markdown, nms_benchmark
 from .flops import count_macs, count_params
 from .registry import create_model, get_model_info, list_models
 
@@ -98,6 +100,8 @@ class BenchSettings:
         gradient_channels: Channels of the stacks.
         gradient_size: Spatial size of the stacks' input.
         gradient_weight_gain: Conv weights re-initialised ``N(0, gain^2 / fan_in)``; ``None`` keeps torch's init.
+        nms_sizes: Candidate counts of the NMS benchmark (empty skips it).
+        nms_repeats: Timed NMS runs per size.
     """
 
     models: list[str] | None = None
@@ -117,6 +121,8 @@ class BenchSettings:
     gradient_channels: int = 32
     gradient_size: int = 16
     gradient_weight_gain: float | None = 2.0
+    nms_sizes: tuple[int, ...] = NMS_SIZES
+    nms_repeats: int = 3
 
     @property
     def throughput_repeats(self) -> int:
@@ -139,6 +145,7 @@ class BenchSettings:
             "gradient_orders": (2, 4),
             "gradient_depth": 8,
             "gradient_size": 8,
+            "nms_repeats": 1,
         }
         values.update(overrides)
         return cls(**values)
@@ -587,6 +594,8 @@ def run_suite(settings: BenchSettings) -> dict[str, Any]:
             for order in settings.gradient_orders
             for kind in ("gnconv", "resgnconv")
         ]
+    if settings.nms_sizes:
+        report["nms"] = nms_benchmark(settings.nms_sizes, repeats=settings.nms_repeats, clock=settings.clock)
     return report
 
 
@@ -684,6 +693,8 @@ def format_markdown(report: dict[str, Any]) -> str:
                 + " | ".join(f"{ratios[d]:.3g}" for d in marks)
                 + f" | {max(g['param_grad_norm_per_block']):.3g} |"
             )
+    if "nms" in report:
+        lines += format_nms_markdown(report["nms"])
     return "\n".join(lines) + "\n"
 
 
@@ -711,7 +722,9 @@ def _parse_size(text: str) -> tuple[str, tuple[int, int]]:
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the suite's options to ``parser`` (shared by ``python -m posecommon.bench`` and ``posezoo bench``)."""
-    parser.add_argument("--models", nargs="+", default=None, help="registry names or patterns (default: all)")
+    parser.add_argument(
+        "--models", nargs="*", default=None, help="registry names or patterns (default: all; none given: no models)"
+    )
     parser.add_argument("--modes", nargs="+", choices=MODES, default=None, help="default: all (quick: no compiled)")
     parser.add_argument("--size", type=_parse_size, action="append", default=[], metavar="FAMILY=HxW")
     parser.add_argument("--batch", type=int, default=None, help="throughput batch (default 32, quick 4; 0 skips)")
@@ -721,6 +734,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     parser.add_argument("--train-batch", type=int, default=None, help="training-step memory batch (0 skips)")
     parser.add_argument("--no-claims", action="store_true", help="skip the attention and gradient benchmarks")
+    parser.add_argument(
+        "--nms-sizes", type=int, nargs="*", default=None, metavar="N", help="NMS candidate counts (none: skip NMS)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch (and onnxruntime) CPU threads")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, few repeats: about a minute")
     parser.add_argument("--out-dir", default="bench_results", help="where bench.json and bench.md are written")
@@ -731,13 +747,15 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides: dict[str, Any] = {"clock": args.clock}
-    if args.models:
+    if args.models is not None:
         overrides["models"] = sorted({n for pattern in args.models for n in list_models(pattern)})
     for key in ("modes", "batch", "warmup", "repeats", "batch_repeats", "train_batch"):
         if getattr(args, key) is not None:
             overrides[key] = tuple(args.modes) if key == "modes" else getattr(args, key)
     if args.no_claims:
         overrides.update(attention_grids=(), gradient_orders=())
+    if args.nms_sizes is not None:
+        overrides["nms_sizes"] = tuple(args.nms_sizes)
     settings = BenchSettings.quick(**overrides) if args.quick else BenchSettings(**overrides)
     if args.size:
         settings.sizes = {**settings.sizes, **dict(args.size)}

@@ -105,6 +105,16 @@ def _key_value(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, got {text!r}") from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _format_stats(stats: dict[str, float]) -> str:
     names = [k for k in stats if k != "step"]
     header = " | ".join(f"{k:>6}" for k in names)
@@ -146,39 +156,35 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    import torch
-    from huggingface_hub.utils import tqdm
-    from PIL import Image
+    from .predict_run import PredictOptions, build_predictor, check_output_dir, coco_image_ids, run_predictions
 
-    from .evaluation.coco import results_to_coco
-    from .image import load_image
-    from .pipeline import PosePipeline
-    from .visualize import draw_pose
-
+    out = check_output_dir(args.out, exist_ok=args.exist_ok)  # before any model is loaded
+    if args.ann is not None:
+        coco_image_ids(args.ann)
+    options = PredictOptions(
+        batch_size=args.batch_size,
+        device=args.device,
+        half=args.half,
+        input_size=tuple(args.input_size) if args.input_size else None,
+        detector_input_size=tuple(args.detector_input_size) if args.detector_input_size else None,
+        flip=not args.no_flip,
+        score_threshold=args.score_threshold,
+        iou_threshold=args.iou_threshold,
+        max_people=args.max_people,
+        keypoint_threshold=args.keypoint_threshold,
+    )
     # predict runs a fused copy by default (posecommon.inference); the loaded models stay as they are.
     model = load_model(args.model, args.weights)
-    top_down = model.preprocess.resize == "affine_crop"
     detector = load_model(args.detector, args.detector_weights) if args.detector else None
-    pipeline = PosePipeline(detector, model) if detector is not None and top_down else None
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for index, source in enumerate(tqdm(args.images, desc="predict", unit="img")):
-        pixels = load_image(source)
-        if pipeline is not None:
-            result = pipeline(pixels)[0]
-        elif top_down:
-            height, width = pixels.shape[1:]
-            result = model.predict(pixels, torch.tensor([[0.0, 0.0, width - 1.0, height - 1.0]]))
-        else:
-            result = model.predict(pixels, score_threshold=args.score_threshold)[0]
-        result = result.to("cpu")
-        stem = f"{index:04d}_{Path(source).stem}"
-        image = Image.fromarray(pixels.permute(1, 2, 0).numpy())
-        draw_pose(image, result, model.keypoint_spec, keypoint_threshold=args.keypoint_threshold).save(
-            out / f"{stem}.png"
-        )
-        (out / f"{stem}.json").write_text(json.dumps(results_to_coco(result, index), indent=1))
-    print(f"wrote {len(args.images)} annotated image(s) and JSON file(s) to {out}")
+    predictor = build_predictor(model, detector, options)
+    summary = run_predictions(predictor, args.sources, out, options, ann_file=args.ann)
+    videos = f", {summary.videos} video(s) ({summary.frames} frames)" if summary.videos else ""
+    print(f"wrote {summary.images} annotated image(s){videos} and {summary.predictions.name} to {out}")
+    if summary.failures:
+        print(f"{len(summary.failures)} input(s) failed:", file=sys.stderr)
+        for source, reason in summary.failures:
+            print(f"  {source}: {reason}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -226,7 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model on synthetic or COCO-format data, evaluate, predict")
     train.add_argument("model", help="registry name, e.g. vttranspose_h_s or drsi_net_s")
-    train.add_argument("--data", default="synthetic", help="'synthetic' (generated) or a COCO-format root")
+    train.add_argument(
+        "--data",
+        default="synthetic",
+        help="'synthetic' (generated), a COCO-format root, or a YOLO-format root (yolo:DIR, or DIR with images/ and "
+        "labels/)",
+    )
     train.add_argument("--out", required=True, help="run directory (re-running resumes)")
     train.add_argument("--steps", type=int, default=1000)
     train.add_argument("--batch-size", type=int, default=16)
@@ -284,15 +295,36 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--results", default=None, help="also write the COCO results JSON here")
     evaluate.set_defaults(func=_cmd_evaluate)
 
-    predict = sub.add_parser("predict", help="draw predicted poses on images and write them as JSON")
-    predict.add_argument("images", nargs="+", help="image files")
+    predict = sub.add_parser(
+        "predict",
+        help="draw predicted poses on images and videos and write them as JSON",
+        description="Sources: image files, directories, glob patterns (quote them), http(s) URLs and video files "
+        "(needs the video extra). Writes <stem>.png and <stem>.json per image, <stem>.mp4 and <stem>.jsonl per "
+        "video, and predictions.json (COCO results of all images). Unreadable inputs are reported and skipped; the "
+        "exit status is 1 when any failed.",
+    )
+    predict.add_argument("sources", nargs="+", metavar="SOURCE", help="image, directory, glob, URL or video")
     predict.add_argument("--model", default=None, help="registry name")
     predict.add_argument("--weights", default=None, help="safetensors file, save_pretrained dir or hf-hub:org/repo")
     predict.add_argument("--detector", default=None, help="person detector (DRSI-Net) for a top-down model")
     predict.add_argument("--detector-weights", default=None)
-    predict.add_argument("--out", required=True, help="output directory")
-    predict.add_argument("--score-threshold", type=float, default=0.25)
-    predict.add_argument("--keypoint-threshold", type=float, default=0.3)
+    predict.add_argument("--out", required=True, help="output directory (must be new or empty, see --exist-ok)")
+    predict.add_argument(
+        "--exist-ok", action="store_true", help="write into a non-empty --out (same names overwritten, others kept)"
+    )
+    predict.add_argument("--ann", default=None, help="COCO annotation file: predictions.json uses its image ids")
+    predict.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: where the model is)")
+    predict.add_argument("--half", action="store_true", help="float16 on CUDA, bfloat16 on CPU (autocast)")
+    predict.add_argument("--batch-size", type=_positive_int, default=1, help="images per forward pass")
+    predict.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None, help="model input")
+    predict.add_argument(
+        "--detector-input-size", type=int, nargs=2, metavar=("H", "W"), default=None, help="detector letterbox size"
+    )
+    predict.add_argument("--no-flip", action="store_true", help="top-down: skip the flip test (2x faster)")
+    predict.add_argument("--score-threshold", type=float, default=0.25, help="minimum detection score")
+    predict.add_argument("--iou-threshold", type=float, default=0.45, help="detection NMS IoU")
+    predict.add_argument("--max-people", type=_positive_int, default=None, help="detections kept per image")
+    predict.add_argument("--keypoint-threshold", type=float, default=0.3, help="draw keypoints above this")
     predict.set_defaults(func=_cmd_predict)
 
     export = sub.add_parser("export", help="export a model to ONNX and check it against PyTorch with onnxruntime")

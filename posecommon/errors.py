@@ -14,6 +14,7 @@ __all__ = [
     "HubUnavailableError",
     "IncompatibleWeightsError",
     "InvalidInputError",
+    "MissingDependencyError",
     "PosezooError",
     "UnknownModelError",
     "UnsafeWeightsError",
@@ -58,6 +59,10 @@ class BadImageError(PosezooError, ValueError):
 
 class InvalidInputError(PosezooError, ValueError):
     """An argument other than an image is malformed (boxes with NaN, wrong tensor shape, ...)."""
+
+
+class MissingDependencyError(PosezooError, ImportError):
+    """An optional dependency (an extra such as ``video``) is not installed; the message gives the pip command."""
 
 
 class DatasetError(PosezooError, ValueError):

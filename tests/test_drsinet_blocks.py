@@ -252,7 +252,7 @@ def test_head_shapes_and_branch_layout():
     assert [tuple(o.shape) for o in outs] == [(2, 3, 6, 10, 21), (2, 3, 3, 5, 21)]
     bias = head.box[0].bias.detach().view(3, 6)  # YOLOv5 prior on top of the default init (|b| <= 1/sqrt(11))
     assert (bias[:, 4] - math.log(8 / 80**2)).abs().max() <= 1 / math.sqrt(11) + 1e-6
-    assert (bias[:, 5] - math.log(0.6 / 0.99)).abs().max() <= 1 / math.sqrt(11) + 1e-6
+    assert (bias[:, 5] - math.log(0.6 / (1 - 0.99))).abs().max() <= 1 / math.sqrt(11) + 1e-6  # nc = 1
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

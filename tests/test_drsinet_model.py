@@ -10,7 +10,7 @@ from torch import nn
 
 import drsinet
 from drsinet import VARIANTS, DRSINet, DRSINetConfig
-from posecommon import create_model, get_model_info, list_models
+from posecommon import PoseResult, create_model, get_model_info, list_models
 from posecommon.errors import BadImageError, InvalidInputError
 from posecommon.flops import count_macs, count_params
 from posecommon.letterbox import letterbox_info
@@ -227,11 +227,12 @@ def test_predict_accepts_all_input_kinds(small_model, tmp_path):
         assert r.keypoints.shape[1:] == (17, 3) and r.boxes.shape[1] == 4
     torch.testing.assert_close(results[0].boxes, results[2].boxes)
     single = small_model.predict(rgb, score_threshold=0.0, input_size=(64, 128))
-    assert len(single) == 1
+    assert isinstance(single, PoseResult)  # one image in, one result out
+    torch.testing.assert_close(single.boxes, results[2].boxes)
     assert small_model.predict([], input_size=(64, 128)) == []
 
 
-@pytest.mark.parametrize("bad", [42, np.zeros((10, 10, 3), dtype=np.float32), "/does/not/exist.png", [1.5]])
+@pytest.mark.parametrize("bad", [42, np.full((10, 10, 3), 2.0, dtype=np.float32), "/does/not/exist.png", [1.5]])
 def test_predict_rejects_bad_images(small_model, bad):
     with pytest.raises(BadImageError):
         small_model.predict(bad, input_size=(64, 64))

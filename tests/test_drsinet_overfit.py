@@ -1,4 +1,4 @@
-"""The whole DRSI-Net training path learns: fitting two synthetic images takes their COCO AP from 0 to about 0.3.
+"""The whole DRSI-Net training path learns: fitting two synthetic images takes their COCO AP from 0 to about 0.4.
 
 Data -> letterbox targets -> anchor assignment -> YOLO-Pose loss -> optimiser -> decode -> NMS -> unletterbox ->
 OKS / COCOeval all have to agree on coordinates for this to pass; an off-by-a-stride or swapped-axis bug anywhere
@@ -18,7 +18,7 @@ from posecommon.data.synthetic import generate_synthetic_coco
 from posecommon.evaluation.runner import evaluate_model
 
 SIZE = 128
-STEPS = 250
+STEPS = 350
 
 
 @pytest.mark.slow
@@ -43,7 +43,11 @@ def test_drsi_net_fits_two_images(tmp_path: Path) -> None:
         optimizer.step()
         first_loss = first_loss if first_loss is not None else float(loss)
     after, _ = evaluate_model(model, ann, images, progress=False)
-    assert float(loss) < 0.2 * first_loss
+    # Measured with YOLO-Pose's loss (one thread): loss 0.771 -> 0.240 (x 0.31) after 350 steps, almost all of it
+    # the keypoint term; with one class there is no class term to drive to zero (the old loss's fell to x 0.05).
+    assert float(loss) < 0.4 * first_loss
     assert before["AP"] < 0.05
-    # Measured: 0.000 -> 0.322 after 250 steps (0.333 after 400: the tiny model plateaus there).
+    # Measured AP every 50 steps (this seed): 0 up to step 200, then 0.416 / 0.135 / 0.484 / 0.416 at 250-400; with
+    # seeds 1 and 2 it is above 0.3 from step 225 on (two images make the AP coarse). 350 steps leave a margin over
+    # the onset near step 200; kpt_loss="paper" reaches 0.63-0.78 over the same steps.
     assert after["AP"] > 0.2, f"AP {before['AP']:.3f} -> {after['AP']:.3f} after {STEPS} steps on the same images"

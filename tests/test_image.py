@@ -73,8 +73,8 @@ def test_one_by_one_image(tmp_path):
 def test_missing_and_unreadable_files(tmp_path):
     with pytest.raises(BadImageError, match="not found"):
         load_image(tmp_path / "missing.jpg")
-    with pytest.raises(BadImageError, match="not found"):
-        load_image(tmp_path)  # a directory
+    with pytest.raises(BadImageError, match="is a directory"):
+        load_image(tmp_path)
     garbage = tmp_path / "garbage.jpg"
     garbage.write_bytes(b"definitely not an image")
     with pytest.raises(BadImageError, match="cannot read"):
@@ -94,26 +94,30 @@ def test_missing_and_unreadable_files(tmp_path):
 @pytest.mark.parametrize(
     "bad",
     [
-        np.zeros((4, 4, 3), dtype=np.float32),
+        np.full((4, 4, 3), 1.5, dtype=np.float32),
+        np.full((4, 4, 3), np.nan, dtype=np.float32),
         np.zeros((4, 4), dtype=bool),
         np.zeros((4, 4, 3), dtype=np.int64),
         np.zeros((4, 4, 2), dtype=np.uint8),
         np.zeros((1, 4, 4, 3), dtype=np.uint8),
         np.zeros((0, 4, 3), dtype=np.uint8),
-        torch.zeros(3, 4, 4),
+        torch.full((3, 4, 4), -0.5),
+        torch.zeros(3, 4, 4, dtype=torch.int32),
         torch.zeros(4, 4, 3, dtype=torch.uint8),
         torch.zeros(3, 0, 4, dtype=torch.uint8),
         Image.new("F", (2, 2)),
         [[1, 2], [3, 4]],
     ],
     ids=[
-        "float32",
+        "float-above-one",
+        "float-nan",
         "bool",
         "int64",
         "two-channels",
         "batched",
         "empty-array",
-        "float-tensor",
+        "negative-float-tensor",
+        "int32-tensor",
         "hwc-tensor",
         "empty-tensor",
         "float-pil",

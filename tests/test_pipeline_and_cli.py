@@ -24,8 +24,9 @@ class _FixedDetector:
     def __init__(self) -> None:
         self.calls = 0
 
-    def predict(self, images, score_threshold: float, iou_threshold: float) -> list[PoseResult]:
+    def predict(self, images, score_threshold: float, iou_threshold: float, **options) -> list[PoseResult]:
         self.calls += 1
+        self.options = {"score_threshold": score_threshold, "iou_threshold": iou_threshold, **options}
         keypoints = torch.zeros(2, 17, 3)
         return [PoseResult(self.boxes, self.scores, keypoints) for _ in images]
 
@@ -52,8 +53,8 @@ def image_file(tmp_path_factory) -> Path:
 
 def test_two_stage_pipeline_runs_the_pose_model_on_detector_boxes(tiny_pose_model, image_file):
     detector = _FixedDetector()
-    results = PosePipeline(detector, tiny_pose_model, flip_test=False)([image_file, image_file])
-    assert detector.calls == 1 and len(results) == 2
+    results = PosePipeline(detector, tiny_pose_model, flip_test=False).predict([image_file, image_file], batch_size=2)
+    assert detector.calls == 1 and len(results) == 2  # one detector pass for the batch
     for result in results:
         torch.testing.assert_close(result.boxes, _FixedDetector.boxes)
         assert result.keypoints.shape == (2, 17, 3)
@@ -64,16 +65,15 @@ def test_two_stage_pipeline_runs_the_pose_model_on_detector_boxes(tiny_pose_mode
 
 
 def test_single_stage_pipeline_returns_detector_results(tiny_detector, image_file):
-    results = PosePipeline(tiny_detector, None, score_threshold=0.0)(image_file)
-    assert len(results) == 1
-    direct = tiny_detector.predict(image_file, score_threshold=0.0)[0]
-    torch.testing.assert_close(results[0].boxes, direct.boxes)
-    torch.testing.assert_close(results[0].keypoints, direct.keypoints)
+    result = PosePipeline(tiny_detector, None, score_threshold=0.0)(image_file)
+    direct = tiny_detector.predict(image_file, score_threshold=0.0)
+    torch.testing.assert_close(result.boxes, direct.boxes)
+    torch.testing.assert_close(result.keypoints, direct.keypoints)
 
 
 def test_pipeline_from_real_models_end_to_end(tiny_pose_model, tiny_detector, image_file):
-    results = PosePipeline(tiny_detector, tiny_pose_model, score_threshold=0.0, flip_test=False)(image_file)
-    assert results[0].keypoints.shape[1:] == (17, 3) and len(results[0]) > 0
+    result = PosePipeline(tiny_detector, tiny_pose_model, score_threshold=0.0, flip_test=False)(image_file)
+    assert result.keypoints.shape[1:] == (17, 3) and len(result) > 0
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +89,12 @@ def test_predict_command_writes_png_and_json(tmp_path, saved_models, image_file,
     out = tmp_path / "out"
     code = main(["predict", str(image_file), "--weights", str(saved_models["detector"]), "--out", str(out)])
     assert code == 0, capsys.readouterr().err
-    pngs, jsons = sorted(out.glob("*.png")), sorted(out.glob("*.json"))
+    pngs, jsons = sorted(out.glob("*.png")), sorted(out.glob("person.json"))
     assert len(pngs) == 1 and len(jsons) == 1
     assert Image.open(pngs[0]).size == (64, 80)
-    assert isinstance(json.loads(jsons[0].read_text()), list)
+    image = json.loads(jsons[0].read_text())["image"]
+    assert image == {"path": str(image_file), "height": 80, "width": 64, "frame_index": None, "image_id": None}
+    assert isinstance(json.loads((out / "predictions.json").read_text()), list)
 
 
 def test_predict_command_two_stage(tmp_path, saved_models, image_file, capsys):
@@ -100,29 +102,30 @@ def test_predict_command_two_stage(tmp_path, saved_models, image_file, capsys):
     args = ["predict", str(image_file), "--weights", str(saved_models["pose"]), "--out", str(out)]
     args += ["--detector", "drsi_net_s", "--detector-weights", str(saved_models["detector"])]
     assert main(args) == 0, capsys.readouterr().err
-    assert len(list(out.glob("*.json"))) == 1
+    assert sorted(p.name for p in out.glob("*.json")) == ["person.json", "predictions.json"]
 
 
 @pytest.mark.parametrize(
     ("make_input", "message"),
     [
-        (lambda d: d / "missing.png", "not found"),
+        (lambda d: d / "missing.png", "no such file"),
         (lambda d: (d / "garbage.png").write_bytes(b"not an image") and d / "garbage.png", "cannot read image"),
     ],
 )
 def test_predict_command_reports_bad_images(tmp_path, saved_models, make_input, message, capsys):
-    code = main(["predict", str(make_input(tmp_path)), "--weights", str(saved_models["detector"]), "--out", "x"])
-    assert code == 2
+    out = tmp_path / "out"
+    code = main(["predict", str(make_input(tmp_path)), "--weights", str(saved_models["detector"]), "--out", str(out)])
+    assert code == 1
     assert message in capsys.readouterr().err
 
 
 def test_predict_command_refuses_weights_of_another_architecture(tmp_path, saved_models, image_file, capsys):
     args = ["predict", str(image_file), "--model", "vttranspose_h_s", "--weights", str(saved_models["detector"])]
-    assert main([*args, "--out", str(tmp_path)]) == 2
+    assert main([*args, "--out", str(tmp_path / "a")]) == 2
     assert "holds a drsi_net_s model" in capsys.readouterr().err
     weights = saved_models["detector"] / "model.safetensors"
     args = ["predict", str(image_file), "--model", "vttranspose_h_s", "--weights", str(weights)]
-    assert main([*args, "--out", str(tmp_path)]) == 2
+    assert main([*args, "--out", str(tmp_path / "b")]) == 2
     assert "do not fit" in capsys.readouterr().err
 
 
@@ -195,9 +198,9 @@ def test_single_stage_evaluation_keeps_low_score_detections(tmp_path):
         def __init__(self) -> None:
             self.thresholds: list[float] = []
 
-        def predict(self, image, score_threshold: float) -> list[PoseResult]:
+        def predict(self, image, score_threshold: float, iou_threshold: float, max_detections: int) -> PoseResult:
             self.thresholds.append(score_threshold)
-            return [PoseResult.empty(17)]
+            return PoseResult.empty(17)
 
     split = generate_synthetic_coco(tmp_path, 2, image_size=(64, 64), seed=3, split="val")
     model = Recorder()

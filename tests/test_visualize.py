@@ -61,3 +61,28 @@ def test_joint_count_mismatch_is_a_clear_error():
     with pytest.raises(InvalidInputError, match="joints"):
         draw_pose(Image.new("RGB", (10, 10)), PoseResult.empty(5), COCO17)
     assert draw_pose(Image.new("RGB", (10, 10)), PoseResult.empty(5)).size == (10, 10)
+
+
+def test_paths_arrays_and_tensors_draw_like_pil(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    path = tmp_path / "image.png"
+    Image.fromarray(pixels).save(path)
+    keypoints = torch.zeros(17, 3)
+    keypoints[5] = torch.tensor([20.0, 30.0, 1.0])
+    result = _result(keypoints, box=(5.0, 20.0, 70.0, 55.0))
+    expected = np.asarray(draw_pose(Image.fromarray(pixels), result))
+    for image in (path, str(path), pixels, torch.from_numpy(pixels).permute(2, 0, 1)):
+        assert np.array_equal(np.asarray(draw_pose(image, result)), expected)
+
+
+def test_box_scores_are_written_above_the_box():
+    image = Image.new("RGB", (120, 100))
+    result = _result(torch.zeros(17, 3), box=(20.0, 40.0, 100.0, 90.0))
+    with_score = np.asarray(draw_pose(image, result, line_width=1))
+    without = np.asarray(draw_pose(image, result, line_width=1, show_scores=False))
+    label = (with_score != without).any(axis=-1)
+    ys, xs = np.nonzero(label)
+    assert len(ys) > 50 and ys.max() < 41 and xs.min() >= 20  # a label just above the box's top-left corner
+    other = _result(torch.zeros(17, 3), box=(20.0, 40.0, 100.0, 90.0))
+    other = PoseResult(other.boxes, torch.tensor([0.1]), other.keypoints)
+    assert not np.array_equal(np.asarray(draw_pose(image, other, line_width=1)), with_score)  # the text differs

@@ -156,6 +156,6 @@ def test_bad_scores_and_images():
     with pytest.raises(InvalidInputError, match="box_scores"):
         predict_topdown(model, image, [[0.0, 0.0, 5.0, 5.0]], box_scores=[float("nan")])
     with pytest.raises(BadImageError):
-        predict_topdown(model, np.zeros((10, 10, 3), dtype=np.float32), [[0.0, 0.0, 5.0, 5.0]])
+        predict_topdown(model, np.full((10, 10, 3), 2.0, dtype=np.float32), [[0.0, 0.0, 5.0, 5.0]])  # not in [0, 1]
     with pytest.raises(BadImageError):
         predict_topdown(model, "/nonexistent/image.jpg", [[0.0, 0.0, 5.0, 5.0]])

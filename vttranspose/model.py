@@ -7,6 +7,7 @@ blocks kept).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,11 +19,19 @@ from torch.utils.data import Dataset
 from posecommon.config_utils import replace_config
 from posecommon.data.topdown import TopDownAugmentation, TopDownCocoDataset
 from posecommon.errors import InvalidInputError
-from posecommon.image import ImageInput
 from posecommon.keypoints import KeypointSpec
 from posecommon.model import PoseModel
+from posecommon.predictor import (
+    autocast_context,
+    check_batch_size,
+    move_to_device,
+    per_frame,
+    run_predict,
+    whole_image_box,
+)
 from posecommon.preprocess import PreprocessConfig
 from posecommon.registry import PaperFigures, register_model
+from posecommon.sources import Frame, open_source
 from posecommon.structures import PoseResult
 from posecommon.train.topdown_task import TopDownTask
 from posecommon.weights import load_pretrained
@@ -161,13 +170,86 @@ class VTTransPose(HRNetSLayers, PoseModel):
 
     def predict(
         self,
-        image: ImageInput,
-        boxes: torch.Tensor | np.ndarray | list,
+        source: Any,
+        boxes: torch.Tensor | np.ndarray | list | None = None,
         box_scores: torch.Tensor | np.ndarray | list | None = None,
-        **kwargs: Any,
-    ) -> PoseResult:
-        """Keypoints of the people in ``boxes`` (``(N, 4)`` xyxy image pixels); see :func:`predict_topdown`."""
-        return predict_topdown(self, image, boxes, box_scores, **kwargs)
+        *,
+        flip_test: bool = True,
+        use_dark: bool = True,
+        padding: float = 1.25,
+        batch_size: int = 32,
+        input_size: tuple[int, int] | None = None,
+        device: torch.device | str | None = None,
+        half: bool = False,
+        bgr: bool = False,
+        stream: bool = False,
+        fuse: bool = True,
+        channels_last: bool | None = None,
+    ) -> PoseResult | list[PoseResult] | Iterator[PoseResult]:
+        """Keypoints of the people in the given boxes, or of the whole image, following the predict contract.
+
+        Each image is run through :func:`~vttranspose.predict.predict_topdown` (crop per box, flip test, DARK
+        decoding, instance score ``box score x mean keypoint confidence > 0.2``).
+
+        Args:
+            source: An image, a list of images, a directory, glob, URL, video or generator
+                (see :mod:`posecommon.sources`).
+            boxes: Person boxes ``(x1, y1, x2, y2)`` in image pixels: ``(N, 4)`` for a single image, a list with
+                one ``(N_i, 4)`` entry per image for a list input; ``None``: the whole image is one box
+                (:func:`~posecommon.predictor.whole_image_box`), as ``posezoo predict`` does without a detector.
+            box_scores: Detector scores, shaped like ``boxes`` without the last axis; 1 when omitted.
+            flip_test: Average with the mirrored crops' heatmaps (TransPose's flip test).
+            use_dark: Decode with DARK (TransPose's default); otherwise argmax + quarter-pixel shift.
+            padding: Box padding factor.
+            batch_size: Crops (boxes) per forward pass; images run one at a time.
+            input_size: Crop size ``(H, W)``; ``None``: the size the model was built for.
+            device: Move the model there first (in place); None keeps it where it is.
+            half: Run the network in float16 (CUDA) / bfloat16 (CPU) under autocast; decoding stays float32.
+            bgr: Arrays and tensors are in BGR channel order.
+            stream: Return an iterator whatever the input.
+            fuse: Run a cached copy with BatchNorm folded and AsymmetricConv merged.
+            channels_last: Run in channels-last memory; ``None``: on CPU only.
+
+        Returns:
+            One :class:`~posecommon.PoseResult` for a single image, a list for a list input, an iterator for a
+            stream (see :mod:`posecommon.predictor`); keypoints ``(N, K, 3)`` ``(x, y, heatmap maximum)`` in image
+            pixels.
+
+        Raises:
+            BadImageError: an image cannot be loaded.
+            InvalidInputError: malformed boxes or scores, boxes for a stream, a bad ``input_size`` or ``batch_size``.
+        """
+        size = _check_input_size(input_size)
+        check_batch_size(batch_size)
+        opened = open_source(source, bgr=bgr)
+        boxes_of, scores_of = per_frame(opened, boxes, "boxes"), per_frame(opened, box_scores, "box_scores")
+        if boxes is None and box_scores is not None:
+            raise InvalidInputError("box_scores were given without boxes")
+        on = move_to_device([self], device)
+
+        def predict_frames(frames: list[Frame]) -> list[PoseResult]:
+            results = []
+            for frame in frames:
+                frame_boxes = boxes_of(frame)
+                with autocast_context(on, half):
+                    results.append(
+                        predict_topdown(
+                            self,
+                            frame.pixels,
+                            whole_image_box(frame.pixels) if frame_boxes is None else frame_boxes,
+                            scores_of(frame),
+                            flip_test=flip_test,
+                            use_dark=use_dark,
+                            batch_size=batch_size,
+                            padding=padding,
+                            fuse=fuse,
+                            channels_last=channels_last,
+                            input_size=size,
+                        )
+                    )
+            return results
+
+        return run_predict(opened, predict_frames, stream=stream, keypoint_spec=self.keypoint_spec)
 
     def init_backbone(self, weights: str | Path = "imagenet") -> BackboneLoadReport:
         """Initialise the stem and stages 1-3 from ImageNet HRNet-W32, as the official recipe does.
@@ -213,6 +295,17 @@ class VTTransPose(HRNetSLayers, PoseModel):
         super().fuse()
         self.fuse_stem_()
         return self
+
+
+def _check_input_size(input_size: Sequence[int] | None) -> tuple[int, int] | None:
+    if input_size is None:
+        return None
+    size = tuple(input_size)
+    if len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 8 or v % 4 for v in size):
+        raise InvalidInputError(
+            f"input_size must be two multiples of 4 (the heatmap stride), at least 8, as (H, W); got {input_size!r}"
+        )
+    return size  # type: ignore[return-value]
 
 
 def _create(name: str, pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:

@@ -75,6 +75,7 @@ def predict_topdown(
     padding: float = 1.25,
     fuse: bool = True,
     channels_last: bool | None = None,
+    input_size: tuple[int, int] | None = None,
 ) -> PoseResult:
     """Keypoints of the people in ``boxes`` on one image.
 
@@ -97,6 +98,7 @@ def predict_topdown(
         fuse: Run a cached copy with BatchNorm folded and AsymmetricConv merged
             (:func:`~posecommon.inference.inference_module`).
         channels_last: Run in channels-last memory; ``None``: on CPU only.
+        input_size: Crop size ``(H, W)``; ``None``: ``model.preprocess.input_size`` (the size it was built for).
 
     Returns:
         :class:`~posecommon.PoseResult` on the model's device: the input boxes, instance scores
@@ -117,7 +119,7 @@ def predict_topdown(
     if boxes.shape[0] == 0:
         return PoseResult.empty(num_joints, device=param.device)
     preprocess = model.preprocess
-    input_h, input_w = preprocess.input_size
+    input_h, input_w = input_size or preprocess.input_size
     # regions and crops do not depend on the heatmap size; decoding uses the network's output size
     cropper = TopDownCodec((input_h, input_w), (input_h, input_w), padding=padding)
     regions = cropper.regions(boxes)

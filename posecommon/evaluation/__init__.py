@@ -5,6 +5,8 @@ from .oks import oks, resolve_sigmas
 from .oks_nms import oks_nms, pairwise_oks
 from .person_boxes import PersonBoxes, ground_truth_person_boxes, load_person_detections
 from .runner import (
+    SINGLE_STAGE_IOU_THRESHOLD,
+    SINGLE_STAGE_MAX_DETECTIONS,
     SINGLE_STAGE_SCORE_THRESHOLD,
     TOPDOWN_BOX_SCORE_THRESHOLD,
     TOPDOWN_OKS_NMS_THRESHOLD,
@@ -14,6 +16,8 @@ from .runner import (
 
 __all__ = [
     "COCO_STAT_NAMES",
+    "SINGLE_STAGE_IOU_THRESHOLD",
+    "SINGLE_STAGE_MAX_DETECTIONS",
     "SINGLE_STAGE_SCORE_THRESHOLD",
     "TOPDOWN_BOX_SCORE_THRESHOLD",
     "TOPDOWN_OKS_NMS_THRESHOLD",

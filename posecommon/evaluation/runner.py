@@ -24,6 +24,8 @@ from .oks_nms import oks_nms
 from .person_boxes import PersonBoxes, ground_truth_person_boxes, load_person_detections
 
 __all__ = [
+    "SINGLE_STAGE_IOU_THRESHOLD",
+    "SINGLE_STAGE_MAX_DETECTIONS",
     "SINGLE_STAGE_SCORE_THRESHOLD",
     "TOPDOWN_BOX_SCORE_THRESHOLD",
     "TOPDOWN_OKS_NMS_THRESHOLD",
@@ -32,8 +34,19 @@ __all__ = [
 ]
 
 SINGLE_STAGE_SCORE_THRESHOLD = 0.001
-"""Score threshold of single-stage models during COCO evaluation (YOLOv5 / YOLO-Pose validation use 0.001: AP
-integrates over all scores, so a display threshold such as 0.25 would cut the precision-recall curve short)."""
+"""Score threshold of single-stage models during COCO evaluation (YOLO-Pose's README test command ``--conf 0.001``,
+README.md:150 on branch yolo-pose; ``test.py:26``): AP integrates over all scores, so a display threshold such as
+0.25 would cut the precision-recall curve short."""
+SINGLE_STAGE_IOU_THRESHOLD = 0.65
+"""Box-NMS IoU of single-stage models during COCO evaluation: YOLO-Pose's README evaluates with ``--iou 0.65``
+(README.md:150, 156 on branch yolo-pose; ``test.py:27`` defaults to 0.6). ``predict`` keeps its own 0.45."""
+SINGLE_STAGE_MAX_DETECTIONS = 300
+"""Detections kept per image after NMS during COCO evaluation (``max_det = 300``, ``utils/general.py:498``)."""
+_SINGLE_STAGE_EVAL = {
+    "score_threshold": SINGLE_STAGE_SCORE_THRESHOLD,
+    "iou_threshold": SINGLE_STAGE_IOU_THRESHOLD,
+    "max_detections": SINGLE_STAGE_MAX_DETECTIONS,
+}
 
 TOPDOWN_OKS_NMS_THRESHOLD = 0.9
 """OKS-NMS threshold of top-down evaluation (``TEST.OKS_THRE: 0.9``, TP-H-S yaml line 112)."""
@@ -50,10 +63,11 @@ def _detector_boxes(detector: Any, pixels: torch.Tensor) -> tuple[torch.Tensor, 
     """COCO ``(x, y, w, h)`` boxes and scores of a single-stage detector, kept down to its evaluation threshold.
 
     The official protocol evaluates every box of its detection file with a score of at least
-    :data:`TOPDOWN_BOX_SCORE_THRESHOLD` (0.0); a detector run here is asked for its boxes down to its own COCO
-    evaluation threshold, :data:`SINGLE_STAGE_SCORE_THRESHOLD` (not the 0.25 of ``predict``'s default).
+    :data:`TOPDOWN_BOX_SCORE_THRESHOLD` (0.0); a detector run here gives its boxes with its own COCO evaluation
+    settings (:data:`SINGLE_STAGE_SCORE_THRESHOLD` 0.001, not the 0.25 of ``predict``'s default; IoU and
+    detection count as in its evaluation).
     """
-    found: PoseResult = detector.predict(pixels, score_threshold=SINGLE_STAGE_SCORE_THRESHOLD)[0]
+    found: PoseResult = detector.predict(pixels, **_SINGLE_STAGE_EVAL)
     boxes, scores = found.boxes.detach().cpu().double(), found.scores.detach().cpu().double()
     keep = scores >= TOPDOWN_BOX_SCORE_THRESHOLD
     return box_xyxy_to_xywh(boxes[keep]), scores[keep]
@@ -97,8 +111,9 @@ def predict_dataset(
     (e.g. :func:`~posecommon.evaluation.load_person_detections`), else the boxes of ``detector`` when one is passed,
     else the official ground-truth boxes (:func:`~posecommon.evaluation.ground_truth_person_boxes`, the "GT boxes"
     protocol). Its instances are then filtered per image by OKS-NMS (the official ``evaluate``). A single-stage
-    model predicts from the whole image, keeping detections down to :data:`SINGLE_STAGE_SCORE_THRESHOLD` unless
-    ``score_threshold`` is passed.
+    model predicts from the whole image with YOLO-Pose's evaluation settings, :data:`SINGLE_STAGE_SCORE_THRESHOLD`,
+    :data:`SINGLE_STAGE_IOU_THRESHOLD` and :data:`SINGLE_STAGE_MAX_DETECTIONS`, unless ``predict_kwargs`` override
+    them.
 
     Args:
         model: A posezoo model with ``predict``.
@@ -131,9 +146,7 @@ def predict_dataset(
     for record in tqdm(images, desc="evaluate", unit="img", disable=not progress):
         pixels = data.load_image(record.image_id)
         if not top_down:
-            found: PoseResult = model.predict(
-                pixels, **{"score_threshold": SINGLE_STAGE_SCORE_THRESHOLD, **predict_kwargs}
-            )[0]
+            found: PoseResult = model.predict(pixels, **{**_SINGLE_STAGE_EVAL, **predict_kwargs})
             results.extend(results_to_coco(found, record.image_id))
             continue
         if person_boxes is not None:

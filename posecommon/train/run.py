@@ -17,6 +17,7 @@ import torch.distributed as dist
 from PIL import Image
 
 from ..data.synthetic import generate_synthetic_splits
+from ..data.yolo_format import find_yolo_root, prepare_yolo_splits
 from ..errors import DatasetError, InvalidInputError
 from ..evaluation.coco import results_to_coco
 from ..evaluation.runner import evaluate_model
@@ -170,7 +171,7 @@ def write_predictions(model: PoseModel, ann_file: Path, image_dir: Path, out_dir
             boxes = torch.tensor([p.bbox_xyxy for p in persons], dtype=torch.float32).view(-1, 4)
             result = model.predict(pixels, boxes)
         else:
-            result = model.predict(pixels)[0]
+            result = model.predict(pixels)
         image = Image.fromarray(pixels.permute(1, 2, 0).numpy())
         stem = Path(record.file_name).stem
         draw_pose(image, result.to("cpu"), model.keypoint_spec).save(out_dir / f"{stem}.png")
@@ -187,7 +188,10 @@ def run_training(
     train_split: str = "train2017",
     val_split: str = "val2017",
 ) -> dict[str, Any]:
-    """Train ``model_name`` on ``data`` (``"synthetic"`` or a COCO-format root), evaluate, and write predictions.
+    """Train ``model_name`` on ``data`` (``"synthetic"``, a COCO-format root or a YOLO-format root), evaluate, predict.
+
+    A YOLO-format root (``"yolo:DIR"``, or a DIR with ``images/`` and ``labels/``, see
+    :mod:`posecommon.data.yolo_format`) is converted to COCO files under ``out_dir/data`` first.
 
     Writes under ``out_dir``: ``data/`` (synthetic only), ``checkpoints/last/``, ``metrics.jsonl``,
     ``final/`` (``save_pretrained``), ``predictions/`` and ``summary.json``. Re-running with the same
@@ -209,11 +213,20 @@ def run_training(
     if dist.is_initialized():
         dist.barrier()
     root = out_dir / "data" if str(data) == "synthetic" else Path(data)
-    splits = find_coco_splits(root, train_split, val_split)
+    yolo_root = find_yolo_root(data)
+    if yolo_root is None:
+        splits = find_coco_splits(root, train_split, val_split)
     overrides = {"input_size": tuple(options.input_size)} if options.input_size else {}
     model = create_model(model_name, **overrides)
     if not isinstance(model, PoseModel):
         raise TypeError(f"{model_name} is not a posezoo PoseModel")
+    if yolo_root is not None:  # YOLO-format labels -> COCO files cached in out_dir/data, written by rank 0 first
+        if rank == 0:
+            prepare_yolo_splits(yolo_root, out_dir / "data", model.keypoint_spec, train_split, val_split)
+        if dist.is_initialized():
+            dist.barrier()
+        yolo = prepare_yolo_splits(yolo_root, out_dir / "data", model.keypoint_spec, train_split, val_split)
+        splits = CocoSplits(yolo.train_ann, yolo.train_images, yolo.val_ann, yolo.val_images)
     backbone = backbone_choice(model, data, options.backbone_weights)
     if backbone != "none":
         model.init_backbone(backbone)
