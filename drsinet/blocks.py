@@ -85,7 +85,8 @@ class Focus(nn.Module):
         self.conv = ConvNormAct(4 * in_channels, out_channels, kernel_size, act=act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
+        if x.shape[-1] % 2 or x.shape[-2] % 2:  # F.pad copies the input even when it adds nothing
+            x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
         # YOLOv5 order: (even row, even col), (odd row, even col), (even row, odd col), (odd row, odd col).
         x = torch.cat((x[..., ::2, ::2], x[..., 1::2, ::2], x[..., ::2, 1::2], x[..., 1::2, 1::2]), dim=1)
         return self.conv(x)
@@ -287,6 +288,14 @@ class CBAM(nn.Module):
         return self.spatial(self.channel(x))
 
 
+def _gelu(x: torch.Tensor) -> torch.Tensor:
+    """Exact GELU, computed in place when no gradient flows through ``x`` (a fresh map nobody else holds).
+
+    Inference then writes the largest maps of the block (the 4x-expanded ones) once instead of twice.
+    """
+    return F.gelu(x) if x.requires_grad else torch.ops.aten.gelu_(x)
+
+
 class DRSIBlock(nn.Module):
     """Dual-residual spatial interaction block (paper eq. 7-8).
 
@@ -328,15 +337,14 @@ class DRSIBlock(nn.Module):
         self.dw = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False)
         self.bn2: nn.Module = nn.BatchNorm2d(hidden, eps=BN_EPS, momentum=BN_MOMENTUM)
         self.pw2 = nn.Conv2d(hidden, channels, 1)
-        self.act = nn.GELU()
         self.norm = LayerNorm2d(channels)
         self.gnconv = ResGnConv(channels, order, kernel_size, lam, act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.act(self.bn1(self.pw1(self.bn0(x))))
-        h = self.act(self.bn2(self.dw(h)))
-        x = x + self.pw2(h)
-        return x + self.gnconv(self.norm(x))
+        h = _gelu(self.bn1(self.pw1(self.bn0(x))))
+        h = _gelu(self.bn2(self.dw(h)))
+        x = self.pw2(h).add_(x)  # x + pw2(h), summed into pw2's fresh output (addition commutes exactly)
+        return self.gnconv(self.norm(x)).add_(x)
 
     def fuse_(self) -> None:
         """Fold ``bn0`` (before ``pw1``), ``bn1`` (after ``pw1``) and ``bn2`` (after ``dw``) in place."""

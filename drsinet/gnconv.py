@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from posecommon.layers import ConvNormAct
+from posecommon.layers import ConvNormAct, split_conv_outputs
 
 __all__ = ["GnConv", "ResGnConv", "interaction_widths"]
 
@@ -142,8 +142,12 @@ class ResGnConv(nn.Module):
         self.dwconv = nn.Conv2d(q_channels, q_channels, kernel_size, padding=kernel_size // 2, groups=q_channels)
         self.gates = nn.ModuleList(ConvNormAct(widths[k - 1], widths[k], 1, act=act) for k in range(1, order))
         self.proj_out = nn.Conv2d(inner, channels, 1)
+        self.split_parts: nn.Module | None = None
+        """Set by :meth:`fuse_`: ``proj_p``, ``proj_q[k]`` and ``dwconvs[k]`` replace ``proj_in`` and ``dwconv``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.split_parts is not None:
+            return self._forward_split(x)
         p0, q = torch.split(self.proj_in(x), [self.widths[0], sum(self.widths)], dim=1)
         fq = torch.split(self.dwconv(q), self.widths, dim=1)
         a = p0 * fq[0]
@@ -161,12 +165,31 @@ class ResGnConv(nn.Module):
             u_prev = u
         return self.proj_out(a)
 
+    def _forward_split(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused forward: every map has its own convolution, so no channel slice of a (channels-last) map is
+        ever read or written; ``a_k = concat(u_{k-1}, f(q_{k-1})) + u_k * f(q_k)`` (lambda folded)."""
+        parts = self.split_parts
+        p0 = parts.proj_p(x)
+        fq = [dw(proj(x)) for proj, dw in zip(parts.proj_q, parts.dwconvs, strict=True)]
+        a = p0 * fq[0]
+        u_prev = p0
+        for k, gate in enumerate(self.gates, start=1):
+            u = gate(a)
+            a = torch.cat((u_prev, fq[k - 1]), dim=1).addcmul_(u, fq[k])
+            u_prev = u
+        return self.proj_out(a)
+
     @torch.no_grad()
     def fuse_(self) -> None:
-        """Fold the divisions by lambda into the 1x1 convolutions that consume ``a_k`` (inference only).
+        """Fold the divisions by lambda into the 1x1 convolutions that consume ``a_k``, and split the shared
+        projections into one convolution per map (inference only).
 
         ``a_k`` (k >= 1) feeds only ``g_{k+1}``'s convolution or ``proj_out``, both linear in it, so scaling their
-        weights by ``1 / lambda`` is exact; it saves one pass over a ``C'``-channel map per order.
+        weights by ``1 / lambda`` is exact; it saves one pass over a ``C'``-channel map per order. ``proj_in`` and
+        the depthwise ``dwconv`` are split by output channel into ``proj_p`` / ``proj_q[k]`` / ``dwconvs[k]``
+        (:func:`~posecommon.layers.split_conv_outputs`: the same weights, so the same sums), which makes every
+        ``p_0`` and ``f(q_k)`` a dense tensor of its own instead of a channel slice of a wider map: slices of a
+        channels-last map are strided and cost a copy before each convolution.
         """
         if self.lam_folded:
             return
@@ -174,3 +197,10 @@ class ResGnConv(nn.Module):
             gate.conv.weight.div_(self.lam)
         self.proj_out.weight.div_(self.lam)
         self.lam_folded = True
+        proj_p, *proj_q = split_conv_outputs(self.proj_in, [self.widths[0], *self.widths])
+        parts = nn.Module()
+        parts.proj_p = proj_p
+        parts.proj_q = nn.ModuleList(proj_q)
+        parts.dwconvs = nn.ModuleList(split_conv_outputs(self.dwconv, self.widths))
+        self.split_parts = parts
+        del self.proj_in, self.dwconv

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
@@ -16,6 +16,7 @@ from posecommon.model import PoseModel
 from posecommon.preprocess import PreprocessConfig
 from posecommon.registry import PaperFigures, register_model
 from posecommon.structures import PoseResult
+from posecommon.train.recipe import TrainRecipe
 from posecommon.weights import load_pretrained
 
 from .backbone import CSDRNet
@@ -23,6 +24,7 @@ from .config import VARIANTS, DRSINetConfig
 from .head import DRSIHead
 from .loss import DRSILoss
 from .neck import PAN
+from .recipe import drsi_recipe
 from .train_task import DRSITask
 
 __all__ = ["DRSINet", "drsi_net_l", "drsi_net_m", "drsi_net_s", "yolo_pose_s6"]
@@ -66,17 +68,11 @@ class DRSINet(PoseModel):
 
     head_prefixes: tuple[str, ...] = ("head.kpt_out",)
     """Parameter-name prefixes whose shapes depend on ``num_joints`` (dropped when fine-tuning to another K)."""
-    train_recipe: ClassVar[dict[str, Any]] = {
-        "optimizer": "sgd",
-        "lr": 3e-3,
-        "lr_final": 3e-5,
-        "momentum": 0.937,
-        "weight_decay": 5e-4,
-        "ema_decay": 0.9999,
-        "grad_clip": 10.0,
-    }
-    """Paper Sec. 4.2: SGD lr 3e-3, momentum 0.937, weight decay 5e-4, cosine decay (to lr x 0.01 as YOLOv5), with
-    YOLOv5's weight EMA; the gradient clipping at norm 10 guards the first steps of training from scratch."""
+    @property
+    def train_recipe(self) -> TrainRecipe:  # type: ignore[override]
+        """The COCO recipe of :mod:`drsinet.recipe` with this model's batch size (the paper's 36 / 16 / 8 for s / m /
+        l, YOLO-Pose's 64 for ``yolo_pose_s6``)."""
+        return drsi_recipe(self.model_name)
 
     def __init__(self, config: DRSINetConfig, keypoint_spec: KeypointSpec | None = None) -> None:
         super().__init__(config, keypoint_spec)

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer = Trainer(
         model, dataset, model.training_task(args.batch_size), config, args.out, evaluate=evaluate, device=args.device
     )
-    result = trainer.fit()  # resumes from OUT/checkpoints/last when it exists
+    result = trainer.fit()  # resumes from the newest checkpoint in OUT/checkpoints/ when there is one
     if result.losses:
         print(
             f"trained steps {result.step - len(result.losses) + 1}-{result.step}: "

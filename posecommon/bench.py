@@ -6,7 +6,9 @@ One run measures, on one machine, and writes ``bench.json`` plus ``bench.md`` (a
   (:func:`posecommon.count_macs`), forward latency at batch 1, throughput at ``--batch`` (32), achieved GFLOP/s
   (``2 x MACs x batch / time``) and peak forward memory at batch 1, in these modes: ``eager`` (the model as built),
   ``fused`` (``model.fuse()``: BatchNorm folded, AsymmetricConv merged), ``channels_last`` (fused, weights and input
-  in channels-last layout), ``compiled`` (``torch.compile`` of the fused model, default inductor backend; the
+  in channels-last layout), ``bf16`` (the channels-last model under ``torch.autocast("cpu", torch.bfloat16)``:
+  convolutions and matrix products in bfloat16, normalisations and the rest in float32, the way mixed-precision
+  inference runs on a GPU), ``compiled`` (``torch.compile`` of the fused model, default inductor backend; the
   compile time is reported apart) and ``onnxruntime`` (the fused ONNX export of :mod:`posecommon.export` on
   onnxruntime's CPU provider with the same thread count). Also the peak memory of one training step (eager, train
   mode, batch ``--train-batch``, sum of squared outputs as loss).
@@ -17,6 +19,10 @@ One run measures, on one machine, and writes ``bench.json`` plus ``bench.md`` (a
   token grid grows, time and peak memory of forward + backward, with the fitted growth exponent against the token
   count HW (twin: ``HW (H + W)`` elements, exponent 1.5 at a fixed aspect ratio; full: ``(HW)^2``, exponent 2);
   and the gradient norms through deep stacks of gnConv vs Res-gnConv (DRSI-Net Sec. 3.2).
+- **Batch scaling** (``--scaling-batch``, 8): per-image time at batch 8 against batch 1 of the module ``predict``
+  runs (fused, channels-last on CPU), with the ratio (:mod:`posecommon.bench_batch`).
+- **Data pipelines** (``--data``; alone unless ``--models`` is given): training samples per second of one
+  single-threaded worker for the top-down and multi-person datasets (:mod:`posecommon.bench_data`).
 - **Box NMS** at 1k / 10k / 30k candidates: time and peak memory (:mod:`posecommon.bench_nms`).
 
 Timing: ``--warmup`` untimed rounds, then the median of ``--repeats`` timed rounds (``--batch-repeats`` timed rounds
@@ -34,6 +40,7 @@ checks that everything runs, its numbers are not the papers' sizes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import logging
@@ -51,6 +58,8 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
+from .bench_batch import batch_scaling, format_batch_markdown
+from .bench_data import DataBenchSettings, data_pipeline_benchmark, format_data_markdown
 from .bench_nms import NMS_SIZES, format_nms_markdown, nms_benchmark
 from .flops import count_macs, count_params
 from .registry import create_model, get_model_info, list_models
@@ -70,7 +79,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MODES = ("eager", "fused", "channels_last", "compiled", "onnxruntime")
+MODES = ("eager", "fused", "channels_last", "bf16", "compiled", "onnxruntime")
 """Execution modes measured for every model."""
 PAIRS = (("transpose_h_s", "vttranspose_h_s"), ("yolo_pose_s6", "drsi_net_s"))
 """``(baseline, model)`` pairs timed interleaved and compared."""
@@ -100,6 +109,8 @@ class BenchSettings:
         gradient_channels: Channels of the stacks.
         gradient_size: Spatial size of the stacks' input.
         gradient_weight_gain: Conv weights re-initialised ``N(0, gain^2 / fan_in)``; ``None`` keeps torch's init.
+        data: The data-pipeline benchmark (:mod:`posecommon.bench_data`); ``None`` skips it.
+        scaling_batch: Large batch of the batch-scaling section (:mod:`posecommon.bench_batch`); 0 skips it.
         nms_sizes: Candidate counts of the NMS benchmark (empty skips it).
         nms_repeats: Timed NMS runs per size.
     """
@@ -121,6 +132,8 @@ class BenchSettings:
     gradient_channels: int = 32
     gradient_size: int = 16
     gradient_weight_gain: float | None = 2.0
+    data: DataBenchSettings | None = None
+    scaling_batch: int = 8
     nms_sizes: tuple[int, ...] = NMS_SIZES
     nms_repeats: int = 3
 
@@ -145,6 +158,7 @@ class BenchSettings:
             "gradient_orders": (2, 4),
             "gradient_depth": 8,
             "gradient_size": 8,
+            "scaling_batch": 2,
             "nms_repeats": 1,
         }
         values.update(overrides)
@@ -224,7 +238,7 @@ class _Runner:
             self.feed = self.session.get_inputs()[0].name
             return
         module = model if mode == "eager" else copy.deepcopy(model).fuse()
-        if mode == "channels_last":
+        if mode in ("channels_last", "bf16"):
             module = module.to(memory_format=torch.channels_last)
         self.module = torch.compile(module) if mode == "compiled" else module
         self.resident = _tensor_bytes(module)
@@ -233,7 +247,13 @@ class _Runner:
         x = torch.randn(batch, 3, *self.size, generator=torch.Generator().manual_seed(batch))
         if self.mode == "onnxruntime":
             return {self.feed: x.numpy()}
-        return x.contiguous(memory_format=torch.channels_last) if self.mode == "channels_last" else x
+        return x.contiguous(memory_format=torch.channels_last) if self.mode in ("channels_last", "bf16") else x
+
+    def _precision(self) -> contextlib.AbstractContextManager[Any]:
+        """bf16 autocast in mode ``bf16`` (convolutions and matrix products in bf16, the rest in float32)."""
+        if self.mode == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def bind(self, batch: int) -> Callable[[], Any]:
         """A no-argument callable running one forward at ``batch`` (the first call compiles in ``compiled``)."""
@@ -242,7 +262,7 @@ class _Runner:
             return lambda: self.session.run(None, x)
 
         def run() -> Any:
-            with torch.inference_mode():
+            with torch.inference_mode(), self._precision():
                 return self.module(x)
 
         if self.mode == "compiled":
@@ -256,7 +276,7 @@ class _Runner:
         """Peak tensor memory of one batch-1 forward (after :meth:`bind` compiled it), None for onnxruntime."""
         if self.session is None:
             x = self.input(1)
-            with torch.inference_mode():
+            with torch.inference_mode(), self._precision():
                 peak = peak_memory_bytes(lambda: self.module(x), self.resident + x.numel() * x.element_size())
             return peak / 2**20
         return None
@@ -509,6 +529,16 @@ def _pair_ratios(models: dict[str, dict[str, Any]], batch: int) -> list[dict[str
     return out
 
 
+def _bf16_ratios(models: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """bf16 (autocast) against float32, both fused and channels-last, per model: batch-1 latency and its ratio."""
+    out = []
+    for name in models:
+        fp32, bf16 = _latency(models, name, "channels_last"), _latency(models, name, "bf16")
+        if fp32 is not None and bf16 is not None:
+            out.append({"model": name, "fp32_ms": fp32, "bf16_ms": bf16, "ratio": bf16 / fp32})
+    return out
+
+
 def _latency(models: dict[str, dict[str, Any]], name: str, mode: str) -> float | None:
     return models.get(name, {}).get("modes", {}).get(mode, {}).get("b1", {}).get("ms")
 
@@ -576,6 +606,7 @@ def run_suite(settings: BenchSettings) -> dict[str, Any]:
         "models": {name: models[name] for name in names},
         "pairs": _pair_ratios(models, settings.batch),
         "targets": _targets(models),
+        "bf16": _bf16_ratios(models),
     }
     if settings.attention_grids:
         report["attention"] = attention_scaling(
@@ -594,6 +625,14 @@ def run_suite(settings: BenchSettings) -> dict[str, Any]:
             for order in settings.gradient_orders
             for kind in ("gnconv", "resgnconv")
         ]
+    if settings.scaling_batch and names:
+        logger.info("batch scaling of %s", ", ".join(names))
+        sizes = {name: models[name]["input_size"] for name in names}
+        report["batch_scaling"] = batch_scaling(
+            names, sizes, settings.scaling_batch, settings.warmup, settings.repeats, settings.clock
+        )
+    if settings.data is not None:
+        report["data"] = data_pipeline_benchmark(settings.data, logger.info)
     if settings.nms_sizes:
         report["nms"] = nms_benchmark(settings.nms_sizes, repeats=settings.nms_repeats, clock=settings.clock)
     return report
@@ -618,11 +657,14 @@ def format_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Measured with torch {env['torch']}, onnxruntime {env['onnxruntime']}, {env['threads']} CPU thread(s) "
         f"({env['cpu']}), {env['clock']} clock, {rounds} after {env['warmup']} warm-up round(s).",
-        "",
-        f"| model | input | params (M) | GMACs | mode | b1 latency (ms) | {throughput} (img/s) "
-        "| GFLOP/s (b1) | peak MB (b1) | train peak MB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    if report["models"]:
+        lines += [
+            "",
+            f"| model | input | params (M) | GMACs | mode | b1 latency (ms) | {throughput} (img/s) "
+            "| GFLOP/s (b1) | peak MB (b1) | train peak MB |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
     for name, row in report["models"].items():
         size = "x".join(str(v) for v in row["input_size"])
         for mode, entry in row["modes"].items():
@@ -693,6 +735,20 @@ def format_markdown(report: dict[str, Any]) -> str:
                 + " | ".join(f"{ratios[d]:.3g}" for d in marks)
                 + f" | {max(g['param_grad_norm_per_block']):.3g} |"
             )
+    if report.get("bf16"):
+        lines += [
+            "",
+            "bf16 (CPU autocast) beside float32, both fused and channels-last, batch-1 latency:",
+            "",
+            "| model | float32 ms | bf16 ms | bf16 / float32 |",
+            "|---|---|---|---|",
+        ]
+        for r in report["bf16"]:
+            lines.append(f"| {r['model']} | {r['fp32_ms']:.1f} | {r['bf16_ms']:.1f} | {r['ratio']:.2f}x |")
+    if "batch_scaling" in report:
+        lines += format_batch_markdown(report["batch_scaling"], env["clock"])
+    if "data" in report:
+        lines += format_data_markdown(report["data"])
     if "nms" in report:
         lines += format_nms_markdown(report["nms"])
     return "\n".join(lines) + "\n"
@@ -740,6 +796,24 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch (and onnxruntime) CPU threads")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, few repeats: about a minute")
     parser.add_argument("--out-dir", default="bench_results", help="where bench.json and bench.md are written")
+    parser.add_argument(
+        "--scaling-batch", type=int, default=None, help="large batch of the batch-scaling section (default 8; 0 skips)"
+    )
+    data = parser.add_argument_group("data pipelines (posecommon.bench_data)")
+    data.add_argument("--data", action="store_true", help="measure the training data pipelines (alone unless --models)")
+    data.add_argument("--data-ann", default=None, help="COCO keypoints file to read (default: synthetic JPEGs)")
+    data.add_argument("--data-images", default=None, help="image directory of --data-ann")
+    data.add_argument("--data-samples", type=int, default=None, help="samples per timed round (default 40)")
+    data.add_argument("--data-rounds", type=int, default=None, help="timed rounds (default 5)")
+
+
+def _data_settings(args: argparse.Namespace) -> DataBenchSettings:
+    values: dict[str, Any] = {"ann_file": args.data_ann, "image_dir": args.data_images, "clock": args.clock}
+    if args.data_samples is not None:
+        values["samples"] = args.data_samples
+    if args.data_rounds is not None:
+        values["rounds"] = args.data_rounds
+    return DataBenchSettings.quick(**values) if args.quick else DataBenchSettings(**values)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -749,11 +823,15 @@ def run_from_args(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"clock": args.clock}
     if args.models is not None:
         overrides["models"] = sorted({n for pattern in args.models for n in list_models(pattern)})
-    for key in ("modes", "batch", "warmup", "repeats", "batch_repeats", "train_batch"):
+    for key in ("modes", "batch", "warmup", "repeats", "batch_repeats", "train_batch", "scaling_batch"):
         if getattr(args, key) is not None:
             overrides[key] = tuple(args.modes) if key == "modes" else getattr(args, key)
     if args.no_claims:
         overrides.update(attention_grids=(), gradient_orders=())
+    if args.data:
+        overrides["data"] = _data_settings(args)
+        if not args.models:  # --data alone measures the data pipelines only
+            overrides.update(models=[], attention_grids=(), gradient_orders=(), nms_sizes=())
     if args.nms_sizes is not None:
         overrides["nms_sizes"] = tuple(args.nms_sizes)
     settings = BenchSettings.quick(**overrides) if args.quick else BenchSettings(**overrides)

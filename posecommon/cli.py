@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import InvalidInputError, PosezooError, WeightsNotFoundError
+from .train.optim import OPTIMIZERS
+from .train.precision import AMP_MODES
 
 if TYPE_CHECKING:
     from .model import PoseModel
@@ -62,18 +64,24 @@ def load_model(name: str | None, weights: str | None) -> PoseModel:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .errors import TrainingInterrupted
     from .train.run import RunOptions, run_training
 
     options = RunOptions(
+        epochs=args.epochs,
         steps=args.steps,
         batch_size=args.batch_size,
         input_size=tuple(args.input_size) if args.input_size else None,
         lr=args.lr,
         lr_final=args.lr_final,
         optimizer=args.optimizer,
+        schedule=args.schedule,
         warmup_steps=args.warmup_steps,
+        nominal_batch_size=args.nominal_batch_size,
+        grad_clip=args.grad_clip,
         num_workers=args.workers,
         eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every,
         eval_before=args.eval_before,
         max_eval_images=args.max_eval_images,
         device=args.device,
@@ -81,10 +89,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
         synthetic_train=args.synthetic_train,
         synthetic_val=args.synthetic_val,
         synthetic_image_size=tuple(args.synthetic_image_size),
+        amp=args.amp,
+        resume_anyway=args.resume_anyway,
         augmentation=dict(args.augment),
         backbone_weights=args.backbone_weights,
     )
-    summary = run_training(args.model, args.data, args.out, options, args.train_split, args.val_split)
+    try:
+        summary = run_training(args.model, args.data, args.out, options, args.train_split, args.val_split, report=print)
+    except TrainingInterrupted as stop:
+        if stop.rank != 0:  # under torchrun, rank 0 reports
+            return 130
+        where = f"checkpoint {stop.checkpoint}" if stop.checkpoint else "no checkpoint yet"
+        print(
+            f"posezoo train: interrupted at step {stop.step} ({where}); run the same command to resume", file=sys.stderr
+        )
+        return 130
+    except KeyboardInterrupt:
+        print("posezoo train: interrupted before training started (nothing to save)", file=sys.stderr)
+        return 130
     if not summary:  # a torchrun process other than rank 0
         return 0
     if summary.get("before"):
@@ -230,7 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'drsi_*'")
     models.set_defaults(func=_cmd_models)
 
-    train = sub.add_parser("train", help="train a model on synthetic or COCO-format data, evaluate, predict")
+    train = sub.add_parser(
+        "train",
+        help="train a model on synthetic or COCO-format data, evaluate, predict",
+        description="Train with the model's published recipe (printed at the start and saved as recipe.json); "
+        "flags override single values. Re-running with the same --out resumes from the newest checkpoint.",
+    )
     train.add_argument("model", help="registry name, e.g. vttranspose_h_s or drsi_net_s")
     train.add_argument(
         "--data",
@@ -239,17 +266,39 @@ def build_parser() -> argparse.ArgumentParser:
         "labels/)",
     )
     train.add_argument("--out", required=True, help="run directory (re-running resumes)")
-    train.add_argument("--steps", type=int, default=1000)
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None)
-    train.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the paper's)")
-    train.add_argument("--lr-final", type=float, default=None)
-    train.add_argument(
-        "--optimizer", choices=("sgd", "adam", "adamw"), default=None, help="default: the paper's (keeps its momentum)"
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, default=None, help="passes over the data (default: the recipe's)")
+    length.add_argument(
+        "--steps", type=int, default=None, help="batches instead of epochs: a short run (per-step cosine by default)"
     )
-    train.add_argument("--warmup-steps", type=int, default=0)
-    train.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    train.add_argument("--batch-size", type=int, default=None, help="samples per batch, all processes (the recipe's)")
+    train.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None)
+    train.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
+    train.add_argument("--lr-final", type=float, default=None, help="final learning rate (default: the recipe's)")
+    train.add_argument(
+        "--optimizer", choices=OPTIMIZERS, default=None, help="default: the recipe's (keeps its momentum)"
+    )
+    train.add_argument(
+        "--schedule",
+        choices=("recipe", "cosine"),
+        default=None,
+        help="the recipe's schedule with its warm-up and gradient accumulation, or a per-step cosine "
+        "(default: cosine with --steps, else recipe)",
+    )
+    train.add_argument("--warmup-steps", type=int, default=None, help="warm-up steps (default: the schedule's)")
+    train.add_argument(
+        "--nominal-batch-size", type=int, default=None, help="accumulate gradients to N samples (0: never)"
+    )
+    train.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm (default: the recipe's)")
+    train.add_argument("--amp", choices=AMP_MODES, default="auto", help="mixed precision (auto: fp16 on CUDA only)")
+    train.add_argument(
+        "--workers", type=int, default=None, help="DataLoader workers (default: from the CPUs this process may use)"
+    )
     train.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: at the end)")
+    train.add_argument("--checkpoint-every", type=int, default=100, help="write a checkpoint every N steps")
+    train.add_argument(
+        "--resume-anyway", action="store_true", help="resume --out even if its saved settings differ from these"
+    )
     train.add_argument("--eval-before", action="store_true", help="also evaluate the untrained model")
     train.add_argument("--max-eval-images", type=int, default=None)
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -265,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         default=[],
         metavar="NAME=VALUE",
-        help="override the dataset's augmentation, e.g. rotation=15 half_body=0 (default: the paper's recipe)",
+        help="override the recipe's augmentation, e.g. rotation=15 half_body=0",
     )
     train.add_argument(
         "--backbone-weights",

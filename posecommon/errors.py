@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadImageError",
+    "CheckpointError",
     "ChecksumError",
     "DatasetError",
     "HubUnavailableError",
@@ -16,6 +17,8 @@ __all__ = [
     "InvalidInputError",
     "MissingDependencyError",
     "PosezooError",
+    "RunMismatchError",
+    "TrainingInterrupted",
     "UnknownModelError",
     "UnsafeWeightsError",
     "WeightsNotFoundError",
@@ -67,3 +70,39 @@ class MissingDependencyError(PosezooError, ImportError):
 
 class DatasetError(PosezooError, ValueError):
     """A COCO-format dataset is malformed or references a missing image; the message names file and record."""
+
+
+class CheckpointError(PosezooError, RuntimeError):
+    """A training checkpoint is incomplete or damaged, or a run directory holds checkpoints none of which loads."""
+
+
+class RunMismatchError(PosezooError, ValueError):
+    """A run directory belongs to another model, or was trained with other settings than the resumed run.
+
+    Attributes:
+        differences: One ``"name: saved -> now"`` line per differing setting.
+    """
+
+    def __init__(self, message: str, differences: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.differences = differences or []
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT (Ctrl-C) after writing a checkpoint; running it again resumes there.
+
+    Derives from :class:`KeyboardInterrupt` (not :class:`PosezooError`): code that does not handle it stops as on
+    any Ctrl-C, but with the checkpoint written.
+
+    Attributes:
+        step: Steps done (the checkpoint's step).
+        checkpoint: The checkpoint directory, or None when nothing could be saved (before the first step).
+        rank: The process's rank under ``torch.distributed`` (0 otherwise).
+    """
+
+    def __init__(self, step: int, checkpoint: str | None, rank: int = 0) -> None:
+        where = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint"
+        super().__init__(f"interrupted at step {step} ({where})")
+        self.step = step
+        self.checkpoint = checkpoint
+        self.rank = rank

@@ -135,6 +135,9 @@ def export_onnx(
         fuse: Export a BatchNorm-folded copy (:meth:`~posecommon.PoseModel.fuse`); the outputs agree with the
             unfused model to float rounding.
 
+    The graph is float32 (weights, input and outputs), also for a model held in bfloat16 or float16: the
+    exported copy is converted with ``.float()``.
+
     Returns:
         ``path``.
 
@@ -153,7 +156,7 @@ def export_onnx(
     if _is_detector(model) and any(v % max(model.config.strides) for v in size):
         raise InvalidInputError(f"DRSI-Net input_size must be multiples of {max(model.config.strides)}, got {size}")
     device = next(model.parameters()).device
-    source = copy.deepcopy(model).eval()
+    source = copy.deepcopy(model).eval().float()  # float32 graph whatever precision the model is held in
     if fuse:
         source.fuse()
     module = export_module(source, include_decode, top_k).eval()

@@ -11,6 +11,19 @@ costs one model's worth of memory; pass ``fuse=False`` to run the model itself.
 ``channels_last=None`` (the default) means channels-last on CPU, where the benchmark suite measured it to help both
 families (fused latency at batch 1, one thread: DRSI-Net-s 380 -> 331 ms, YOLO-Pose s6 271 -> 258 ms,
 VTTransPose-H-S 147 -> 128 ms, TransPose-H-S 506 -> 502 ms), and the default layout elsewhere (not measured).
+
+On CPU a batch is run in chunks of at most :data:`CPU_CHUNK_PIXELS` input pixels (one 640 x 640 image; eight
+256 x 192 crops), with the same outputs as one call (the fused models treat every image independently). The
+reason is the memory allocator, not the arithmetic: PyTorch allocates every intermediate map afresh, and glibc
+serves blocks of 32 MiB and more (``M_MMAP_THRESHOLD``'s ceiling) with new pages from the kernel, which must
+be zero-filled and faulted in on first touch; smaller blocks are recycled from the heap. At 640 x 640 a
+DRSI-Net-s map of the first stage is 13 MiB per image, so at batch 8 most maps are above the threshold and every
+memory-bound operation pays the page faults: one thread, 640 x 640, CPU time per image of the fused
+channels-last model grew from 446-477 ms at batch 1 to 483-533 ms at batch 8, and with
+``MALLOC_MMAP_THRESHOLD_`` raised so that glibc recycles large blocks too, a DRSI stage's per-image time at
+batch 8 fell below batch 1 (0.88-0.95x). The convolutions themselves gain nothing from a larger batch at these
+sizes (their matrix products already have ``H x W`` rows per image), while small inputs still gain from
+batching, which the pixel budget keeps.
 """
 
 from __future__ import annotations
@@ -20,34 +33,62 @@ import weakref
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from itertools import chain
+from typing import Any
 
 import torch
 from torch import nn
 
 from .layers.fuse import fuse_model
 
-__all__ = ["ChannelsLastInput", "inference_module", "running_for_inference", "weights_key"]
+__all__ = ["CPU_CHUNK_PIXELS", "ChannelsLastInput", "inference_module", "running_for_inference", "weights_key"]
+
+CPU_CHUNK_PIXELS = 640 * 640
+"""Largest number of input pixels (batch x H x W, at least one image) per forward call on CPU (module docstring)."""
 
 _CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[Hashable, nn.Module]] = weakref.WeakKeyDictionary()
 
 
+def _cat_outputs(parts: list[Any]) -> Any:
+    """Concatenate per-chunk outputs along the batch: tensors, and lists/tuples/dicts of them (recursively)."""
+    first = parts[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(parts)
+    if isinstance(first, dict):
+        return {key: _cat_outputs([part[key] for part in parts]) for key in first}
+    if isinstance(first, (list, tuple)):
+        merged = [_cat_outputs(list(items)) for items in zip(*parts, strict=True)]
+        return type(first)(merged) if isinstance(first, list) else tuple(merged)
+    raise TypeError(f"cannot concatenate model outputs of type {type(first).__name__} along the batch")
+
+
 class ChannelsLastInput(nn.Module):
-    """Runs ``module`` on its input converted to channels-last memory (values unchanged).
+    """Runs ``module`` on its input converted to channels-last memory, in chunks of at most ``max_pixels`` pixels.
+
+    Values are unchanged; the chunks' outputs are concatenated along the batch (tensors and lists, tuples or dicts
+    of tensors), which equals one call for a module that treats every image independently (see the module
+    docstring for why chunks are faster on CPU).
 
     Args:
         module: A module whose weights are already channels-last.
+        max_pixels: Largest ``batch x H x W`` per call (at least one image per call); ``None`` runs the whole
+            batch at once.
 
     Shape:
         - Input: ``(B, C, H, W)`` in any memory layout
         - Output: whatever ``module`` returns
     """
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, module: nn.Module, max_pixels: int | None = CPU_CHUNK_PIXELS) -> None:
         super().__init__()
         self.module = module
+        self.max_pixels = max_pixels
 
     def forward(self, x: torch.Tensor) -> object:
-        return self.module(x.contiguous(memory_format=torch.channels_last))
+        x = x.contiguous(memory_format=torch.channels_last)
+        per_call = x.shape[0] if self.max_pixels is None else max(1, self.max_pixels // (x.shape[-2] * x.shape[-1]))
+        if x.shape[0] <= per_call:
+            return self.module(x)
+        return _cat_outputs([self.module(chunk) for chunk in torch.split(x, per_call)])
 
 
 def weights_key(model: nn.Module) -> tuple[Hashable, ...] | None:

@@ -22,6 +22,7 @@ from .weights import LoadReport, load_weights_file
 if TYPE_CHECKING:
     from huggingface_hub import CommitInfo
 
+    from .train.recipe import TrainRecipe
     from .train.trainer import TrainTask
 
 __all__ = ["PoseModel"]
@@ -50,8 +51,8 @@ class PoseModel(nn.Module):
     """State-dict prefixes of the keypoint head (the parameters whose shapes depend on ``num_joints``)."""
     pretrained_report: LoadReport | None = None
     """What the last weight load did (set by ``pretrained=`` and :meth:`from_pretrained`)."""
-    train_recipe: ClassVar[dict[str, Any]] = {}
-    """The paper's optimiser settings as :class:`~posecommon.TrainConfig` overrides (``optimizer``, ``lr``, ...)."""
+    train_recipe: ClassVar[TrainRecipe | None] = None
+    """The family's published training recipe (:class:`~posecommon.train.TrainRecipe`), used by ``posezoo train``."""
 
     def __init__(self, config: Any, keypoint_spec: KeypointSpec | None = None) -> None:
         super().__init__()

@@ -152,18 +152,31 @@ def test_evaluate_command_reports_an_empty_annotation_file(tmp_path, saved_model
 
 @pytest.mark.slow
 def test_train_command_runs_end_to_end_and_resumes(tmp_path, capsys):
-    args = ["train", "vttranspose_h_s", "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "2"]
+    run = tmp_path / "run"
+    args = ["train", "vttranspose_h_s", "--out", str(run), "--batch-size", "2", "--checkpoint-every", "1"]
     args += ["--input-size", "64", "48", "--synthetic-train", "4", "--synthetic-val", "2"]
     args += ["--synthetic-image-size", "96", "96", "--optimizer", "sgd"]
-    assert main(args) == 0
-    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["optimizer"] == "sgd"  # recipe: adam
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["after"]["step"] == 2 and 0.0 <= summary["after"]["AP"] <= 1.0
-    assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
-    assert len(list((tmp_path / "run" / "predictions").glob("*.png"))) == 2
-    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(line)["step"] for line in lines if "loss" in json.loads(line)] == [1, 2]
-    assert main(["evaluate", str(tmp_path / "run")]) == 0
+    assert main([*args, "--steps", "2"]) == 0
+    assert "recipe: VTTransPose" in capsys.readouterr().out
+    assert json.loads((run / "train_config.json").read_text())["optimizer"] == "sgd"  # recipe: adam
+    assert json.loads((run / "recipe.json").read_text())["sources"]["optimizer"] == "command line"
+    first = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in first if "loss" in json.loads(line)] == [1, 2]
+
+    assert main([*args, "--steps", "4"]) == 2  # another length: another cosine schedule
+    err = capsys.readouterr().err
+    assert "train.total_steps: 2 -> 4" in err and "--resume-anyway" in err and "Traceback" not in err
+    assert main([*args, "--steps", "4", "--resume-anyway"]) == 0
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    losses = [json.loads(line) for line in lines if "loss" in json.loads(line)]
+    assert [r["step"] for r in losses] == [1, 2, 3, 4]
+    assert [line for line in lines if json.loads(line)["step"] <= 2] == first  # resumed at 2: steps 1-2 kept as logged
+    assert json.loads((run / "checkpoints" / "latest.json").read_text())["step"] == 4
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["after"]["step"] == 4 and 0.0 <= summary["after"]["AP"] <= 1.0
+    assert (run / "final" / "model.safetensors").is_file()
+    assert len(list((run / "predictions").glob("*.png"))) == 2
+    assert main(["evaluate", str(run)]) == 0
     assert "AP50" in capsys.readouterr().out
 
 

@@ -1,5 +1,7 @@
-"""Tiny model, dataset and task for the trainer tests (also run by the DDP worker script)."""
+"""Tiny model, dataset and task for the trainer tests (also run by the DDP and crash worker scripts)."""
 
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -43,3 +45,32 @@ class RegressionTask:
         x, y = batch
         mse = nn.functional.mse_loss(model(x), y)
         return mse, {"mse": mse}
+
+
+class CrashError(Exception):
+    """Stands for the process dying (nothing after it runs: no checkpoint, no clean-up)."""
+
+
+class CrashingTask(RegressionTask):
+    """Raises :class:`CrashError` instead of computing the ``crash_at``-th loss of this task (1-based)."""
+
+    def __init__(self, crash_at: int) -> None:
+        self.crash_at = crash_at
+        self.calls = 0
+
+    def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        self.calls += 1
+        if self.calls == self.crash_at:
+            raise CrashError(f"crash in loss call {self.calls}")
+        return super().loss(model, batch)
+
+
+def logged_losses(run_dir: Path) -> dict[int, float]:
+    """``{step: loss}`` from a run's metrics.jsonl (fails on a repeated step)."""
+    losses: dict[int, float] = {}
+    for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if "loss" in record:
+            assert record["step"] not in losses, f"step {record['step']} logged twice"
+            losses[record["step"]] = record["loss"]
+    return losses

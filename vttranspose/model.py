@@ -33,6 +33,7 @@ from posecommon.preprocess import PreprocessConfig
 from posecommon.registry import PaperFigures, register_model
 from posecommon.sources import Frame, open_source
 from posecommon.structures import PoseResult
+from posecommon.train.recipe import TrainRecipe
 from posecommon.train.topdown_task import TopDownTask
 from posecommon.weights import load_pretrained
 
@@ -48,6 +49,7 @@ from .config import VARIANTS, VTTransPoseConfig
 from .hrnet import HRNetSLayers
 from .imagenet import BackboneLoadReport, load_backbone_weights
 from .predict import predict_topdown
+from .recipe import VTTRANSPOSE_RECIPE
 
 __all__ = ["VTTransPose", "feature_size", "transpose_h_s", "transpose_h_s_twin", "vttranspose_h_s"]
 
@@ -81,9 +83,10 @@ class VTTransPose(HRNetSLayers, PoseModel):
     """
 
     head_prefixes: tuple[str, ...] = ("final_layer.",)
-    train_recipe: ClassVar[dict[str, Any]] = {"optimizer": "adam", "lr": 1e-4, "lr_final": 1e-5}
-    """Paper, "Training details": Adam, cosine annealing from 1e-4 to 1e-5 (240 epochs of batch 16 on COCO)."""
     """State-dict prefixes of the keypoint head (replaced when fine-tuning for another ``num_joints``)."""
+    train_recipe: ClassVar[TrainRecipe] = VTTRANSPOSE_RECIPE
+    """Paper, "Training details": Adam, cosine annealing from 1e-4 to 1e-5 per epoch, 240 epochs of batch 16
+    (:mod:`vttranspose.recipe`)."""
 
     def __init__(self, config: VTTransPoseConfig, keypoint_spec: KeypointSpec | None = None) -> None:
         super().__init__(config, keypoint_spec)

@@ -9,23 +9,52 @@ Evaluation (``train=False``): the image is letterboxed (:func:`posecommon.letter
 sample carries the :class:`~posecommon.letterbox.LetterboxInfo` so that predictions map back to original-image
 pixels with :func:`~posecommon.letterbox.unletterbox_points` / :func:`~posecommon.letterbox.unletterbox_boxes`.
 
-Training, as YOLOv5:
+Training, as YOLO-Pose (branch ``yolo-pose`` of edgeai-yolov5; ``utils/datasets.py`` there, cited by line):
 
-1. *Mosaic* (probability ``mosaic``): the image and three others drawn at random are each resized so their long
-   side is ``S`` and placed on a ``2S x 2S`` canvas filled with ``pad_value``, around a centre drawn uniformly in
-   ``[S/2, 3S/2]^2`` (top-left image touching the centre with its bottom-right corner, and so on). Otherwise the
-   letterboxed image is the ``S x S`` canvas.
-2. *Scale and translate*: the canvas centre is mapped to the output centre, scaled by a factor uniform in
-   ``scale`` and shifted by up to ``translate * S`` pixels per axis, through
-   :func:`~posecommon.geometry.crop_images` (bilinear ``grid_sample``) and the same affine map for the targets.
-3. *Flip* (probability ``flip``): mirror ``x -> S - 1 - x``, with left/right joints swapped through
+1. *Mosaic* (probability ``mosaic``; ``load_mosaic``, ``:724-778``): the image and three others drawn at random
+   are each resized so their long side is ``S`` (``load_image``, ``:680-694``) and placed on a ``2S x 2S``
+   canvas filled with ``pad_value``, around a centre ``(int(u), int(v))`` with ``u, v`` uniform in
+   ``[S/2, 3S/2]`` (``:729``; top-left image touching the centre with its bottom-right corner, and so on,
+   ``:736-750``). Otherwise the letterboxed image (top-left aligned, padded bottom/right) is the ``S x S``
+   canvas.
+2. *Scale and translate* (``random_perspective``, ``:906-1006``, with ``degrees = shear = perspective = 0`` as
+   in ``data/hyp.scratch.yaml:27-31``): the canvas centre is mapped to the output centre, scaled by a factor
+   uniform in ``scale`` and shifted by a uniform ``[-translate, translate] * S`` pixels per axis. Output pixel
+   ``p`` shows canvas point ``(W_c - 1) / 2 + (p - shift - (S - 1) / 2) / factor`` (``W_c`` the canvas side).
+3. *HSV* (``augment_hsv``, ``:699-710``, applied at ``:595``): gains ``uniform(-1, 1) * (hsv_h, hsv_s, hsv_v)
+   + 1`` on OpenCV's 8-bit HSV channels (:mod:`posecommon.data.hsv`); all three gains 0 skips it.
+4. *Flip* (probability ``flip``; ``:619-627``): mirror ``x -> S - 1 - x``, with left/right joints swapped through
    ``keypoint_spec.flip_indices``.
+
+Steps 1-2 compose to one axis-aligned map per source image (``x_out = x_src * a + b``), so the pixels are
+rendered without any canvas: each visible source image is decoded and resampled once, in uint8, straight into
+the output pixels it covers (:mod:`posecommon.data.tiles`; bilinear, antialiased when shrinking), and a source
+that covers no output pixel is not even decoded. The canvas above defines the geometry only.
 
 Targets after each step: boxes are clipped to the visible image region (the pasted image, then the output);
 keypoints outside it become unlabelled ``(0, 0, 0)``; in training a person is dropped when its clipped box is
 narrower or lower than ``min_box_size`` pixels or keeps less than ``min_area_ratio`` of its unclipped area (YOLOv5's
-``box_candidates``); in evaluation only empty boxes are dropped. Persons with no labelled keypoint are kept as box
-targets (their keypoint loss is masked).
+``box_candidates``, ``:1009-1014``, without its aspect-ratio limit); in evaluation only empty boxes are dropped.
+Persons with no labelled keypoint are kept as box targets (their keypoint loss is masked).
+
+Where this differs from the official code (kept on purpose; none changes a random draw's distribution):
+
+- Geometry in the pixel-centre convention throughout; the official warp maps canvas point ``W_c / 2`` (not
+  ``(W_c - 1) / 2``) to ``S / 2`` (``:915-940``) while its labels use pixel edges, a half-pixel mismatch.
+- One antialiased resample per source image; the official code resizes with ``INTER_LINEAR`` (no antialiasing
+  in training, ``:692``) and then warps the canvas bilinearly.
+- Keypoints outside the pasted image or the output become unlabelled. The official mosaic clips keypoints, like
+  boxes, to the canvas (``:764-765``: a joint outside is moved onto the border and stays labelled), treats a
+  coordinate of exactly 0 as unlabelled (``:990``) and, for a joint outside the output in x only, zeroes x but
+  keeps y (``:994-995`` test the already zeroed x).
+- ``box_candidates``: the area ratio is taken against the whole annotated box (official: the box clipped to the
+  canvas, ``:1000``), and there is no aspect-ratio limit (official: below 20, ``:1013``).
+- Without mosaic the letterboxed image is padded bottom/right (as at inference); the official ``letterbox``
+  centres it (``:895-902``).
+- All three HSV gains 0 skip the conversion; the official code always round-trips through 8-bit HSV (lossy).
+
+Randomness: torch's global RNG, in this order: mosaic, mosaic centre x and y, the three other images, scale,
+shift x and y, flip, then the three HSV gains (see :mod:`posecommon.data.augment` for seeding).
 
 Images are **not normalised**: ``image`` is ``uint8`` ``(3, S, S)``; the model's
 :class:`~posecommon.preprocess.PreprocessConfig` normalises. ``pad_value`` should equal that config's
@@ -34,17 +63,21 @@ Images are **not normalised**: ``image`` is ``uint8`` ``(3, S, S)``; the model's
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
-from ..geometry import crop_images, image_to_crop
+from ..errors import BadImageError, DatasetError
 from ..keypoints import COCO17, KeypointSpec
-from ..letterbox import LetterboxInfo, letterbox, letterbox_points
+from ..letterbox import LetterboxInfo, letterbox, letterbox_info, letterbox_points
 from .augment import hflip_boxes, hflip_keypoints, mark_outside, rand_uniform
 from .coco import CocoKeypoints, load_coco_keypoints
+from .hsv import augment_hsv_, draw_hsv_gains
+from .tiles import TilePlacement, compose_tiles, open_rgb, planes_from_image
 
 __all__ = ["MultiPersonCocoDataset"]
 
@@ -67,13 +100,13 @@ class _Targets:
             torch.cat([p.areas for p in parts]),
         )
 
-    def shift_scale(self, scale: tuple[float, float], offset: tuple[float, float]) -> _Targets:
-        """``x' = (x + 0.5) * scale_x - 0.5 + offset_x`` (a resize in the pixel-centre convention, then a shift)."""
+    def affine(self, scale: tuple[float, float], offset: tuple[float, float]) -> _Targets:
+        """``x' = x * scale_x + offset_x`` (per axis) for boxes and labelled keypoints; areas scale along."""
         sx, sy = scale
         factor = torch.tensor((sx, sy))
         shift = torch.tensor(offset)
-        corners = (self.boxes.view(-1, 2, 2) + 0.5) * factor - 0.5 + shift
-        xy = (self.keypoints[..., :2] + 0.5) * factor - 0.5 + shift
+        corners = self.boxes.view(-1, 2, 2) * factor + shift
+        xy = self.keypoints[..., :2] * factor + shift
         labelled = self.keypoints[..., 2:] > 0
         keypoints = torch.where(labelled, torch.cat((xy, self.keypoints[..., 2:]), -1), self.keypoints)
         return _Targets(corners.view(-1, 4), keypoints, self.areas * sx * sy)
@@ -85,6 +118,28 @@ class _Targets:
         high = torch.tensor((x2, y2, x2, y2))
         boxes = torch.minimum(torch.maximum(self.boxes, low), high)
         return _Targets(boxes, mark_outside(self.keypoints, region), self.areas)
+
+
+@dataclass(frozen=True)
+class _Augmentation:
+    """The random draws of one training sample (see the module docstring for their distributions).
+
+    Args:
+        indices: Dataset indices of the images: 4 for a mosaic (quadrants top-left, top-right, bottom-left,
+            bottom-right), else 1.
+        centre: Mosaic centre ``(x, y)`` on the ``2S x 2S`` canvas, ``None`` without mosaic.
+        factor: Scale factor.
+        shift: ``(x, y)`` shift of the output in pixels.
+        flip: Mirror the output left-right.
+        hsv: HSV gains ``(r_h, r_s, r_v)``, ``None`` when HSV augmentation is off.
+    """
+
+    indices: tuple[int, ...]
+    centre: tuple[int, int] | None
+    factor: float
+    shift: tuple[float, float]
+    flip: bool
+    hsv: tuple[float, float, float] | None
 
 
 class MultiPersonCocoDataset(Dataset):
@@ -113,6 +168,9 @@ class MultiPersonCocoDataset(Dataset):
         flip: Probability of a horizontal flip.
         translate: Largest shift as a fraction of ``S``, per axis.
         scale: Range of the random scale factor.
+        hsv_h: Hue gain range of the HSV augmentation (YOLO-Pose ``hsv_h``), in ``[0, 1]``.
+        hsv_s: Saturation gain range (``hsv_s``), in ``[0, 1]``.
+        hsv_v: Value gain range (``hsv_v``), in ``[0, 1]``.
         pad_value: Pixel value (0-255) of the canvas and letterbox padding.
         min_box_size: Smallest kept box side after augmentation, in input pixels.
         min_area_ratio: Smallest kept fraction of a box's area after clipping.
@@ -120,6 +178,7 @@ class MultiPersonCocoDataset(Dataset):
 
     Raises:
         DatasetError: the annotation file is malformed or names a missing image.
+        ValueError: an augmentation parameter is out of range.
     """
 
     def __init__(
@@ -133,6 +192,9 @@ class MultiPersonCocoDataset(Dataset):
         flip: float = 0.5,
         translate: float = 0.1,
         scale: tuple[float, float] = (0.5, 1.5),
+        hsv_h: float = 0.015,
+        hsv_s: float = 0.7,
+        hsv_v: float = 0.4,
         pad_value: float = 114.0,
         min_box_size: float = 2.0,
         min_area_ratio: float = 0.1,
@@ -142,6 +204,12 @@ class MultiPersonCocoDataset(Dataset):
             raise ValueError(f"input_size must be positive, got {input_size}")
         if not 0 < scale[0] <= scale[1]:
             raise ValueError(f"scale must be an increasing pair of positive factors, got {scale}")
+        gains = {"hsv_h": hsv_h, "hsv_s": hsv_s, "hsv_v": hsv_v}
+        bad = {name: value for name, value in gains.items() if not 0 <= value <= 1}
+        if bad:
+            raise ValueError(f"HSV gains must be in [0, 1] (the gain 1 + uniform(-1, 1) * g must stay >= 0), got {bad}")
+        if not 0 <= pad_value <= 255:
+            raise ValueError(f"pad_value must be in [0, 255], got {pad_value}")
         self.data: CocoKeypoints = load_coco_keypoints(
             ann_file, image_dir, keypoint_spec, min_keypoints=0, check_files=check_files
         )
@@ -152,6 +220,7 @@ class MultiPersonCocoDataset(Dataset):
         self.flip = flip
         self.translate = translate
         self.scale = scale
+        self.hsv_gains = (hsv_h, hsv_s, hsv_v)
         self.pad_value = pad_value
         self.min_box_size = min_box_size
         self.min_area_ratio = min_area_ratio
@@ -160,72 +229,114 @@ class MultiPersonCocoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.image_ids)
 
-    def _letterboxed(self, index: int) -> tuple[torch.Tensor, _Targets, LetterboxInfo]:
-        """Image ``index`` resized to fit ``S x S`` (padded, float32) with its targets in input pixels."""
-        image_id = self.image_ids[index]
-        image, info = letterbox(self.data.load_image(image_id), (self.input_size, self.input_size), self.pad_value)
+    def _source_targets(self, image_id: int) -> _Targets:
+        """The persons of ``image_id`` in original-image pixels (areas: unclipped box areas)."""
         persons = self.data.persons.get(image_id, [])
         k = self.keypoint_spec.num_joints
         boxes = torch.tensor([p.bbox_xyxy for p in persons], dtype=torch.float32).view(-1, 4)
         keypoints = torch.stack([torch.from_numpy(p.keypoints) for p in persons]) if persons else torch.zeros(0, k, 3)
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        corners = letterbox_points(boxes.view(-1, 2, 2), info).view(-1, 4)
-        xy = letterbox_points(keypoints[..., :2], info)
-        keypoints = torch.where(keypoints[..., 2:] > 0, torch.cat((xy, keypoints[..., 2:]), -1), keypoints)
-        sx, sy = info.scale
-        targets = _Targets(corners, keypoints, areas * sx * sy)
-        new_h, new_w = info.resized_size
-        return image, targets.clip((-0.5, -0.5, new_w - 0.5, new_h - 0.5)), info
+        return _Targets(boxes, keypoints, areas)
 
-    def _mosaic(self, index: int) -> tuple[torch.Tensor, _Targets]:
-        """A ``2S x 2S`` canvas holding image ``index`` and three random others, with their targets."""
+    def _letterboxed(self, index: int) -> tuple[torch.Tensor, _Targets, LetterboxInfo]:
+        """Image ``index`` resized to fit ``S x S`` (padded, float32) with its targets in input pixels."""
+        image_id = self.image_ids[index]
+        image, info = letterbox(self.data.load_image(image_id), (self.input_size, self.input_size), self.pad_value)
+        targets = self._source_targets(image_id)
+        corners = letterbox_points(targets.boxes.view(-1, 2, 2), info).view(-1, 4)
+        xy = letterbox_points(targets.keypoints[..., :2], info)
+        kpts = targets.keypoints
+        keypoints = torch.where(kpts[..., 2:] > 0, torch.cat((xy, kpts[..., 2:]), -1), kpts)
+        sx, sy = info.scale
+        new_h, new_w = info.resized_size
+        letterboxed = _Targets(corners, keypoints, targets.areas * sx * sy)
+        return image, letterboxed.clip((-0.5, -0.5, new_w - 0.5, new_h - 0.5)), info
+
+    def _draw_augmentation(self, index: int) -> _Augmentation:
+        """Draw the random parameters of one training sample (in the documented order)."""
         s = self.input_size
-        canvas = torch.full((3, 2 * s, 2 * s), float(self.pad_value))
-        xc = int(rand_uniform(s / 2, 3 * s / 2))
-        yc = int(rand_uniform(s / 2, 3 * s / 2))
-        others = torch.randint(0, len(self), (3,)).tolist()
-        parts = []
-        for quadrant, i in enumerate([index, *others]):
-            image, targets, info = self._letterboxed(i)
+        centre = None
+        indices: tuple[int, ...] = (index,)
+        if float(torch.rand(())) < self.mosaic:
+            centre = (int(rand_uniform(s / 2, 3 * s / 2)), int(rand_uniform(s / 2, 3 * s / 2)))
+            indices = (index, *torch.randint(0, len(self), (3,)).tolist())
+        factor = rand_uniform(*self.scale)
+        shift = (rand_uniform(-self.translate, self.translate) * s, rand_uniform(-self.translate, self.translate) * s)
+        flip = float(torch.rand(())) < self.flip
+        hsv = draw_hsv_gains(*self.hsv_gains) if any(self.hsv_gains) else None
+        return _Augmentation(indices, centre, factor, shift, flip, hsv)
+
+    def _placements(self, aug: _Augmentation) -> list[TilePlacement]:
+        """Each image's composed map (letterbox resize, canvas position, scale and shift) into the output."""
+        s = self.input_size
+        canvas = 2 * s if aug.centre is not None else s
+        f = aug.factor
+
+        def to_output(c: float, shift: float) -> float:  # canvas coordinate -> output coordinate
+            return (c - (canvas - 1) / 2) * f + shift + (s - 1) / 2
+
+        placements = []
+        for quadrant, i in enumerate(aug.indices):
+            record = self.data.image(self.image_ids[i])
+            info = letterbox_info((record.height, record.width), (s, s))
             h, w = info.resized_size
-            left = xc - w if quadrant in (0, 2) else xc  # 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right
-            top = yc - h if quadrant in (0, 1) else yc
+            sx, sy = info.scale
+            left = top = 0
+            if aug.centre is not None:  # 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right
+                xc, yc = aug.centre
+                left = xc - w if quadrant in (0, 2) else xc
+                top = yc - h if quadrant in (0, 1) else yc
             x1, y1 = max(left, 0), max(top, 0)
-            x2, y2 = min(left + w, 2 * s), min(top + h, 2 * s)
-            canvas[:, y1:y2, x1:x2] = image[:, y1 - top : y2 - top, x1 - left : x2 - left]
-            moved = targets.shift_scale((1.0, 1.0), (float(left), float(top)))
-            parts.append(moved.clip((x1 - 0.5, y1 - 0.5, x2 - 0.5, y2 - 0.5)))
-        return canvas, _Targets.cat(parts, self.keypoint_spec.num_joints)
+            x2, y2 = min(left + w, canvas), min(top + h, canvas)
+            # source x -> letterboxed (x + 0.5) * sx - 0.5 -> canvas + left -> output
+            offset = (to_output(0.5 * sx - 0.5 + left, aug.shift[0]), to_output(0.5 * sy - 0.5 + top, aug.shift[1]))
+            region = (
+                to_output(x1 - 0.5, aug.shift[0]),
+                to_output(y1 - 0.5, aug.shift[1]),
+                to_output(x2 - 0.5, aug.shift[0]),
+                to_output(y2 - 0.5, aug.shift[1]),
+            )
+            placements.append(TilePlacement((sx * f, sy * f), offset, region))
+        return placements
+
+    def _open(self, image_id: int) -> Image.Image:
+        record = self.data.image(image_id)
+        try:
+            image = open_rgb(record.path)
+        except BadImageError as err:
+            raise DatasetError(f"{self.data.ann_file}: image id {image_id} ({record.path}): {err}") from err
+        if (image.height, image.width) != (record.height, record.width):
+            raise DatasetError(
+                f"{self.data.ann_file}: image id {image_id}: {record.path} is {image.width}x{image.height} (WxH) but "
+                f"the record says {record.width}x{record.height}"
+            )
+        return image
 
     def _augment(self, index: int) -> tuple[torch.Tensor, _Targets]:
         s = self.input_size
-        if float(torch.rand(())) < self.mosaic:
-            canvas, targets = self._mosaic(index)
-        else:
-            canvas, targets, _ = self._letterboxed(index)
-        # output pixel p shows canvas point centre + (p - (S - 1) / 2) / factor, with the canvas centre shifted
-        factor = rand_uniform(*self.scale)
-        shift_x = rand_uniform(-self.translate, self.translate) * s
-        shift_y = rand_uniform(-self.translate, self.translate) * s
-        canvas_h, canvas_w = canvas.shape[1:]
-        center = torch.tensor([[(canvas_w - 1) / 2 - shift_x / factor, (canvas_h - 1) / 2 - shift_y / factor]])
-        size = torch.tensor([[s / factor, s / factor]])
-        image = crop_images(canvas, center, size, (s, s), pad_value=self.pad_value)[0]
-        corners = image_to_crop(targets.boxes.view(1, -1, 2), center, size, (s, s))[0].view(-1, 4)
-        xy = image_to_crop(targets.keypoints[..., :2].reshape(1, -1, 2), center, size, (s, s))[0]
-        labelled = targets.keypoints[..., 2:] > 0
-        keypoints = torch.where(
-            labelled, torch.cat((xy.view_as(targets.keypoints[..., :2]), targets.keypoints[..., 2:]), -1), 0.0
-        )
-        targets = _Targets(corners, keypoints, targets.areas * factor**2).clip((-0.5, -0.5, s - 0.5, s - 0.5))
-        if float(torch.rand(())) < self.flip:
-            image = image.flip(-1)
+        aug = self._draw_augmentation(index)
+        placements = self._placements(aug)
+        image_ids = [self.image_ids[i] for i in aug.indices]
+        sources = [
+            self._open(image_id) if p.output_box((s, s)) is not None else None
+            for image_id, p in zip(image_ids, placements, strict=True)
+        ]
+        rendered = compose_tiles(sources, placements, (s, s), round(self.pad_value))
+        planes = planes_from_image(rendered, flip=aug.flip)
+        if aug.hsv is not None:
+            augment_hsv_(planes, aug.hsv)
+        parts = [
+            self._source_targets(image_id).affine(p.scale, p.offset).clip(p.region)
+            for image_id, p in zip(image_ids, placements, strict=True)
+        ]
+        targets = _Targets.cat(parts, self.keypoint_spec.num_joints).clip((-0.5, -0.5, s - 0.5, s - 0.5))
+        if aug.flip:
             targets = _Targets(
                 hflip_boxes(targets.boxes, s),
                 hflip_keypoints(targets.keypoints, s, self.keypoint_spec.flip_indices),
                 targets.areas,
             )
-        return image, targets
+        return torch.from_numpy(planes), targets
 
     def _filter(self, targets: _Targets) -> _Targets:
         w = targets.boxes[:, 2] - targets.boxes[:, 0]
@@ -241,10 +352,11 @@ class MultiPersonCocoDataset(Dataset):
         if self.train:
             image, targets = self._augment(index)
         else:
-            image, targets, info = self._letterboxed(index)
+            letterboxed, targets, info = self._letterboxed(index)
+            image = letterboxed.round().clamp(0, 255).to(torch.uint8)
         targets = self._filter(targets)
         return {
-            "image": image.round().clamp(0, 255).to(torch.uint8),
+            "image": image,
             "boxes": targets.boxes.float(),
             "keypoints": targets.keypoints.float(),
             "image_id": torch.tensor(self.image_ids[index]),

@@ -2,7 +2,7 @@
 
 from .act import ACTIVATIONS, get_act
 from .conv import ConvNormAct, DepthwiseSeparableConv
-from .fuse import fold_bn_into_conv, fuse_model
+from .fuse import fold_bn_into_conv, fuse_model, split_conv_outputs
 from .norm import LayerNorm2d
 
 __all__ = [
@@ -13,4 +13,5 @@ __all__ = [
     "fold_bn_into_conv",
     "fuse_model",
     "get_act",
+    "split_conv_outputs",
 ]

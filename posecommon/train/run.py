@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,21 @@ from ..image import load_image
 from ..model import PoseModel
 from ..registry import create_model
 from ..visualize import draw_pose
+from .loader import default_num_workers
+from .recipe import TrainRecipe
 from .trainer import TrainConfig, Trainer
 
-__all__ = ["CocoSplits", "RunOptions", "backbone_choice", "find_coco_splits", "run_training", "write_predictions"]
+__all__ = [
+    "CocoSplits",
+    "RunOptions",
+    "backbone_choice",
+    "describe_plan",
+    "effective_recipe",
+    "find_coco_splits",
+    "run_training",
+    "train_config_from_recipe",
+    "write_predictions",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -64,45 +77,59 @@ def find_coco_splits(root: str | Path, train_split: str = "train2017", val_split
 
 @dataclass(frozen=True)
 class RunOptions:
-    """Options of :func:`run_training` (the ``posezoo train`` flags).
+    """Options of :func:`run_training` (the ``posezoo train`` flags). None means: the model's recipe decides.
 
     Args:
-        steps: Optimiser steps.
-        batch_size: Samples per step.
+        epochs: Passes over the training data (None: the recipe's, unless ``steps`` is given).
+        steps: Batches of the run instead of ``epochs``; a short run: unless ``schedule`` says otherwise, it uses
+            the per-step cosine schedule with ``warmup_steps`` of linear warm-up and no gradient accumulation.
+        batch_size: Samples per batch over all processes (None: the recipe's).
         input_size: Model input ``(H, W)``; None keeps the model's default.
-        lr: Peak learning rate; None uses the model's paper recipe.
-        lr_final: Final learning rate; None uses the recipe.
-        optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"``; None uses the recipe's (the recipe's momentum stays:
-            SGD momentum or Adam's beta1).
-        warmup_steps: Linear warm-up steps.
-        num_workers: DataLoader workers.
+        lr: Peak learning rate (None: the recipe's).
+        lr_final: Final learning rate (None: the recipe's).
+        optimizer: ``"sgd"``, ``"adam"`` or ``"adamw"`` (None: the recipe's; its momentum stays: SGD momentum or
+            Adam's beta1).
+        schedule: ``"recipe"`` (the recipe's schedule, warm-up and gradient accumulation) or ``"cosine"`` (per
+            step); None: ``"cosine"`` when ``steps`` is given, else ``"recipe"``.
+        warmup_steps: Warm-up steps (None: the recipe's with ``schedule="recipe"``, 0 with ``"cosine"``).
+        nominal_batch_size: Accumulate gradients to this many samples per optimiser step, 0 for none (None: the
+            recipe's with ``schedule="recipe"``, none with ``"cosine"``).
+        grad_clip: Maximum gradient norm (None: the recipe's).
+        num_workers: DataLoader workers per process (None: :func:`~posecommon.train.default_num_workers`).
         eval_every: Evaluate on the validation split every this many steps (0: at the end only).
-        checkpoint_every: Write ``checkpoints/last`` every this many steps, so an interrupted run resumes there.
+        checkpoint_every: Write a checkpoint every this many steps (and at the end); an interrupted or killed run
+            resumes from the newest one when run again with the same ``out_dir``.
         eval_before: Also evaluate before training (to show that the model learns).
         max_eval_images: Evaluate on at most this many validation images.
         num_predictions: Annotated validation images to write at the end.
         device: ``"cpu"``, ``"cuda"``, ... (None: CUDA when available).
-        seed: Seed of data generation, order and augmentation.
+        seed: Seed of the initial weights, data generation, order and augmentation.
         synthetic_train: Synthetic training images (``--data synthetic``).
         synthetic_val: Synthetic validation images.
         synthetic_image_size: ``(H, W)`` of synthetic images.
-        amp: Mixed precision on CUDA.
-        augmentation: Overrides of the training dataset's augmentation arguments (the fields of
-            :class:`~posecommon.data.TopDownAugmentation` for top-down; ``mosaic``, ``translate``, ``flip`` for
-            multi-person).
+        amp: Mixed precision, ``"auto"``, ``"fp16"``, ``"bf16"`` or ``"none"`` (:mod:`posecommon.train.precision`).
+        resume_anyway: Resume a run directory even when its saved settings differ from these.
+        augmentation: Overrides of the recipe's augmentation (keyword arguments of the model's
+            ``training_dataset``: the fields of :class:`~posecommon.data.TopDownAugmentation` for top-down; ``mosaic``,
+            ``translate``, ``flip``, ``hsv_h``, ... for multi-person).
         backbone_weights: Backbone initialisation of models that have one (``model.init_backbone``, the
             VTTransPose family): ``"imagenet"``, ``"none"`` or a safetensors path; ``None`` picks
             :func:`backbone_choice`'s default.
+        recipe: Replaces the model's :attr:`~posecommon.PoseModel.train_recipe`.
     """
 
-    steps: int = 1000
-    batch_size: int = 16
+    epochs: int | None = None
+    steps: int | None = None
+    batch_size: int | None = None
     input_size: tuple[int, int] | None = None
     lr: float | None = None
     lr_final: float | None = None
     optimizer: str | None = None
-    warmup_steps: int = 0
-    num_workers: int = 0
+    schedule: str | None = None
+    warmup_steps: int | None = None
+    nominal_batch_size: int | None = None
+    grad_clip: float | None = None
+    num_workers: int | None = None
     eval_every: int = 0
     checkpoint_every: int = 100
     eval_before: bool = False
@@ -113,8 +140,10 @@ class RunOptions:
     synthetic_train: int = 400
     synthetic_val: int = 50
     synthetic_image_size: tuple[int, int] = (256, 256)
-    amp: bool = True
-    augmentation: dict[str, float] = field(default_factory=dict)
+    amp: str = "auto"
+    resume_anyway: bool = False
+    augmentation: dict[str, Any] = field(default_factory=dict)
+    recipe: TrainRecipe | None = None
     backbone_weights: str | None = None
 
 
@@ -134,6 +163,68 @@ def backbone_choice(model: PoseModel, data: str | Path, requested: str | None) -
     if requested is not None:
         return requested
     return "imagenet" if supported and str(data) != "synthetic" else "none"
+
+
+def effective_recipe(recipe: TrainRecipe, options: RunOptions) -> TrainRecipe:
+    """``recipe`` with the values ``options`` set (their sources become ``"command line"``)."""
+    changes: dict[str, Any] = {
+        name: getattr(options, name)
+        for name in ("epochs", "batch_size", "lr", "lr_final", "optimizer", "grad_clip")
+        if getattr(options, name) is not None
+    }
+    schedule = options.schedule or ("cosine" if options.steps is not None else "recipe")
+    if schedule not in ("recipe", "cosine"):
+        raise InvalidInputError(f"unknown schedule {schedule!r}; choose 'recipe' or 'cosine'")
+    if schedule == "cosine":
+        changes |= {"schedule": "cosine", "nominal_batch_size": None, "warmup_epochs": 0.0, "warmup_min_steps": 0}
+    if options.warmup_steps is not None:
+        changes |= {"warmup_epochs": 0.0, "warmup_min_steps": options.warmup_steps}
+    if options.nominal_batch_size is not None:
+        changes["nominal_batch_size"] = options.nominal_batch_size or None
+    if options.augmentation:
+        changes["augmentation"] = tuple({**recipe.augmentation_kwargs(), **options.augmentation}.items())
+    sources = dict(recipe.sources) | dict.fromkeys(changes, "command line")
+    return recipe.replace(**changes, sources=tuple(sources.items()))
+
+
+def train_config_from_recipe(
+    recipe: TrainRecipe, options: RunOptions, steps_per_epoch: int, num_workers: int
+) -> TrainConfig:
+    """The :class:`TrainConfig` of a run of ``options.steps`` (else ``recipe.epochs`` epochs) under ``recipe``."""
+    total_steps = options.steps if options.steps is not None else recipe.epochs * steps_per_epoch
+    return TrainConfig(
+        total_steps=total_steps,
+        batch_size=recipe.batch_size,
+        optimizer=recipe.optimizer,
+        lr=recipe.lr,
+        lr_final=recipe.lr_final,
+        momentum=recipe.momentum,
+        weight_decay=recipe.weight_decay,
+        schedule=recipe.schedule,
+        warmup_steps=recipe.warmup_steps(steps_per_epoch),
+        nominal_batch_size=recipe.nominal_batch_size,
+        warmup_bias_lr=recipe.warmup_bias_lr,
+        warmup_momentum=recipe.warmup_momentum,
+        grad_clip=recipe.grad_clip,
+        amp=options.amp,
+        ema_decay=recipe.ema_decay,
+        ema_ramp=recipe.ema_ramp,
+        eval_every=options.eval_every,
+        checkpoint_every=options.checkpoint_every,
+        num_workers=num_workers,
+        seed=options.seed,
+    )
+
+
+def describe_plan(config: TrainConfig, steps_per_epoch: int) -> str:
+    """One line saying how long the run is and how it steps the optimiser (printed after the recipe)."""
+    accumulate = max(round(config.nominal_batch_size / config.batch_size), 1) if config.nominal_batch_size else 1
+    return (
+        f"run: {config.total_steps} steps of batch {config.batch_size} ({config.total_steps / steps_per_epoch:.4g} "
+        f"epochs of {steps_per_epoch} steps), schedule {config.schedule}, warm-up {config.warmup_steps} steps, "
+        f"{accumulate} batch(es) per optimiser step, amp {config.amp}, checkpoint every {config.checkpoint_every} "
+        f"steps, {config.num_workers} data worker(s)"
+    )
 
 
 def _init_distributed(device: str | None) -> int:
@@ -187,15 +278,18 @@ def run_training(
     options: RunOptions,
     train_split: str = "train2017",
     val_split: str = "val2017",
+    report: Callable[[str], None] = logger.info,
 ) -> dict[str, Any]:
     """Train ``model_name`` on ``data`` (``"synthetic"``, a COCO-format root or a YOLO-format root), evaluate, predict.
 
     A YOLO-format root (``"yolo:DIR"``, or a DIR with ``images/`` and ``labels/``, see
     :mod:`posecommon.data.yolo_format`) is converted to COCO files under ``out_dir/data`` first.
 
-    Writes under ``out_dir``: ``data/`` (synthetic only), ``checkpoints/last/``, ``metrics.jsonl``,
-    ``final/`` (``save_pretrained``), ``predictions/`` and ``summary.json``. Re-running with the same
-    ``out_dir`` resumes from the last checkpoint.
+    The model's :class:`~posecommon.train.TrainRecipe` with the values ``options`` override is given to ``report``
+    (``posezoo train`` prints it) and saved as ``recipe.json``. Writes under ``out_dir``: ``data/`` (synthetic
+    only), ``recipe.json``, ``train_config.json``, ``checkpoints/``, ``metrics.jsonl``, ``final/``
+    (``save_pretrained``), ``predictions/`` and ``summary.json``. Re-running with the same ``out_dir`` resumes from
+    the newest checkpoint (after checking that the settings are the same, unless ``options.resume_anyway``).
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is initialised here (NCCL on CUDA, gloo on CPU), each
     process trains on its share of every global batch, and rank 0 alone generates data, evaluates and writes files.
@@ -203,6 +297,9 @@ def run_training(
     Returns:
         The summary: model, steps, COCO numbers before (if asked) and after training, paths (an empty dict on
         ranks other than 0).
+
+    Raises:
+        TrainingInterrupted: Ctrl-C; the checkpoint is written and running the same call again resumes.
     """
     out_dir = Path(out_dir)
     rank = _init_distributed(options.device)
@@ -217,6 +314,7 @@ def run_training(
     if yolo_root is None:
         splits = find_coco_splits(root, train_split, val_split)
     overrides = {"input_size": tuple(options.input_size)} if options.input_size else {}
+    torch.manual_seed(options.seed)  # the initial weights: the same run twice starts from the same model
     model = create_model(model_name, **overrides)
     if not isinstance(model, PoseModel):
         raise TypeError(f"{model_name} is not a posezoo PoseModel")
@@ -230,34 +328,37 @@ def run_training(
     backbone = backbone_choice(model, data, options.backbone_weights)
     if backbone != "none":
         model.init_backbone(backbone)
-    recipe = {**model.train_recipe}
-    if options.lr is not None:
-        recipe["lr"] = options.lr
-    if options.lr_final is not None:
-        recipe["lr_final"] = options.lr_final
-    if options.optimizer is not None:
-        recipe["optimizer"] = options.optimizer
-    config = replace(
-        TrainConfig(total_steps=options.steps, batch_size=options.batch_size, **recipe),
-        warmup_steps=options.warmup_steps,
-        num_workers=options.num_workers,
-        eval_every=options.eval_every,
-        checkpoint_every=options.checkpoint_every,
-        seed=options.seed,
-        amp=options.amp,
-    )
+    base_recipe = options.recipe or model.train_recipe
+    if base_recipe is None:
+        raise InvalidInputError(f"{model_name} declares no train_recipe; pass RunOptions(recipe=...)")
+    recipe = effective_recipe(base_recipe, options)
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         stats, _ = evaluate_model(m, splits.val_ann, splits.val_images, max_images=options.max_eval_images)
         return stats
 
-    summary: dict[str, Any] = {"model": model_name, "data": str(data), "steps": options.steps, "backbone": backbone}
+    summary: dict[str, Any] = {"model": model_name, "data": str(data), "backbone": backbone}
+    augmentation = recipe.augmentation_kwargs()
+    dataset = model.training_dataset(splits.train_ann, splits.train_images, train=True, **augmentation)
+    steps_per_epoch = max(1, len(dataset) // recipe.batch_size)  # type: ignore[arg-type]
+    num_workers = options.num_workers if options.num_workers is not None else default_num_workers()
+    config = train_config_from_recipe(recipe, options, steps_per_epoch, num_workers)
+    summary["steps"] = config.total_steps
+    if rank == 0:
+        report(recipe.format() + "\n" + describe_plan(config, steps_per_epoch))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        plan = {"steps": config.total_steps, "steps_per_epoch": steps_per_epoch, "warmup_steps": config.warmup_steps}
+        (out_dir / "recipe.json").write_text(json.dumps({**recipe.to_dict(), "run": plan}, indent=2))
     if options.eval_before and rank == 0:
         summary["before"] = evaluate(model)
-    dataset = model.training_dataset(splits.train_ann, splits.train_images, train=True, **options.augmentation)
-    task = model.training_task(options.batch_size)
-    trainer = Trainer(model, dataset, task, config, out_dir, evaluate=evaluate, device=options.device)
-    result = trainer.fit()
+    task = model.training_task(recipe.batch_size)
+    run_info = {"data": str(data), "splits": [train_split, val_split], "augmentation": augmentation}
+    if str(data) == "synthetic":
+        run_info["synthetic"] = [options.synthetic_train, options.synthetic_val, list(options.synthetic_image_size)]
+    trainer = Trainer(
+        model, dataset, task, config, out_dir, evaluate=evaluate, device=options.device, run_info=run_info
+    )
+    result = trainer.fit(resume_anyway=options.resume_anyway)
     if dist.is_initialized():
         dist.barrier()
     if rank != 0:

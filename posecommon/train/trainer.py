@@ -1,8 +1,8 @@
 """A small, explicit training loop shared by both model families.
 
 What differs between families (collation, loss, evaluation) comes in through a :class:`TrainTask`; the loop
-handles devices, AMP on CUDA, the cosine schedule, gradient clipping, EMA, atomic checkpoints with exact resume,
-DDP under ``torchrun``, progress bars and the metrics log.
+handles devices, mixed precision, the learning-rate / momentum / accumulation schedule, gradient clipping, EMA,
+crash-safe checkpoints with exact resume, Ctrl-C, DDP under ``torchrun``, progress bars and the metrics log.
 """
 
 from __future__ import annotations
@@ -13,23 +13,34 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
 from huggingface_hub.utils import tqdm
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from ..errors import CheckpointError, InvalidInputError, RunMismatchError, TrainingInterrupted
+from .checkpoint import CheckpointStore
+from .durable import atomic_write_bytes
 from .ema import ModelEMA
-from .sampling import SeededSamples, StepBatchSampler, derive_seed
-from .schedule import cosine_lr
+from .interrupt import StopRequest
+from .loader import build_loader
+from .metrics_log import MetricsLog
+from .optim import OPTIMIZERS, build_optimizer
+from .precision import AMP_MODES, resolve_precision
+from .run_identity import describe_run, diff_runs
+from .sampling import derive_seed
+from .schedule import StepPlan, TrainSchedule
 
 __all__ = ["TrainConfig", "TrainTask", "Trainer"]
 
 logger = logging.getLogger(__name__)
+
+LEGACY_CHECKPOINTS = ("last", "last.old", "last.tmp")
+"""Checkpoint directories of posezoo 0.1 runs (one ``checkpoints/last`` swapped by renames)."""
 
 
 class TrainTask(Protocol):
@@ -42,79 +53,114 @@ class TrainTask(Protocol):
         """Move a batch to ``device``."""
 
     def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Forward ``batch`` and return the scalar loss (a mean over samples) and its named terms."""
+        """Forward ``batch`` and return the scalar loss and its named terms."""
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyper-parameters of a run.
 
+    A *step* is one batch (forward and backward); with gradient accumulation the optimiser steps every
+    ``accumulate`` batches (see :mod:`posecommon.train.schedule`).
+
     Args:
-        total_steps: Optimiser steps of the whole run.
-        batch_size: Samples per step over all processes.
+        total_steps: Batches of the whole run.
+        batch_size: Samples per batch over all processes.
         optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (SGD uses Nesterov momentum).
-        lr: Peak learning rate.
+        lr: Peak (initial) learning rate.
         lr_final: Learning rate at the end of the cosine decay.
         momentum: SGD momentum / Adam beta1.
-        weight_decay: Applied to weights of rank >= 2 (convolutions, linear layers) only, not to biases or norms.
-        warmup_steps: Linear warm-up steps.
+        weight_decay: Applied to weights of rank >= 2 only (not to biases or norm scales); multiplied by
+            ``batch_size * accumulate / nominal_batch_size`` when accumulating.
+        schedule: ``"cosine"`` (per step, linear warm-up) or ``"epoch_cosine"`` (YOLOv5: per epoch, YOLOv5 warm-up
+            and accumulation ramp).
+        warmup_steps: Warm-up steps.
+        nominal_batch_size: Accumulate gradients to about this many samples per optimiser step (None: never).
+        warmup_bias_lr: ``epoch_cosine`` warm-up: initial learning rate of the biases.
+        warmup_momentum: ``epoch_cosine`` warm-up: initial SGD momentum.
         grad_clip: Maximum global gradient norm, or None.
-        amp: Use float16 autocast + gradient scaling when training on CUDA (ignored on CPU).
-        ema_decay: Keep an EMA of the weights with this decay (None: no EMA).
+        amp: ``"auto"`` (float16 + gradient scaling on CUDA, float32 on CPU), ``"fp16"`` (CUDA), ``"bf16"`` (CPU or
+            CUDA, no scaling) or ``"none"``; see :mod:`posecommon.train.precision`.
+        ema_decay: Keep an EMA of the weights with this decay (None: no EMA), updated after each optimiser step.
+        ema_ramp: EMA updates over which the decay ramps up.
         eval_every: Run the evaluation callback every this many steps (0: only at the end).
-        checkpoint_every: Write ``checkpoints/last`` every this many steps (0: only at the end).
+        checkpoint_every: Write a checkpoint every this many steps (0: only at the end of :meth:`Trainer.fit`).
+        keep_checkpoints: Complete checkpoints kept (the latest and the fall-backs).
         num_workers: DataLoader worker processes.
+        prefetch_factor: Batches each worker keeps ready.
         seed: Seed of data order, augmentation and initial randomness.
     """
 
     total_steps: int
     batch_size: int
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    optimizer: str = "adam"
     lr: float = 1e-3
     lr_final: float = 1e-4
     momentum: float = 0.9
     weight_decay: float = 0.0
+    schedule: str = "cosine"
     warmup_steps: int = 0
+    nominal_batch_size: int | None = None
+    warmup_bias_lr: float = 0.1
+    warmup_momentum: float = 0.8
     grad_clip: float | None = None
-    amp: bool = True
+    amp: str = "auto"
     ema_decay: float | None = None
+    ema_ramp: float = 2000.0
     eval_every: int = 0
     checkpoint_every: int = 0
+    keep_checkpoints: int = 3
     num_workers: int = 0
+    prefetch_factor: int = 2
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.total_steps < 0 or self.batch_size < 1:
+            problems.append(f"total_steps >= 0 and batch_size >= 1 (got {self.total_steps}, {self.batch_size})")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer one of {OPTIMIZERS} (got {self.optimizer!r})")
+        if self.amp not in AMP_MODES:
+            problems.append(f"amp one of {AMP_MODES} (got {self.amp!r})")
+        if self.schedule not in ("cosine", "epoch_cosine"):
+            problems.append(f"schedule 'cosine' or 'epoch_cosine' (got {self.schedule!r})")
+        if self.lr <= 0:
+            problems.append(f"lr > 0 (got {self.lr})")
+        if self.nominal_batch_size is not None and self.nominal_batch_size < 1:
+            problems.append(f"nominal_batch_size >= 1 or None (got {self.nominal_batch_size})")
+        if min(self.warmup_steps, self.eval_every, self.checkpoint_every, self.num_workers) < 0:
+            problems.append("warmup_steps, eval_every, checkpoint_every and num_workers >= 0")
+        if self.keep_checkpoints < 1 or self.prefetch_factor < 1:
+            problems.append("keep_checkpoints >= 1 and prefetch_factor >= 1")
+        if problems:
+            raise InvalidInputError("invalid TrainConfig: expected " + "; ".join(problems))
 
 
 @dataclass
 class TrainResult:
-    """What :meth:`Trainer.fit` returns: the final step, per-step losses and evaluation results."""
+    """What :meth:`Trainer.fit` returns: the final step, per-step losses and evaluations of this call."""
 
     step: int
     losses: list[float] = field(default_factory=list)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=config.lr, betas=(config.momentum, 0.999))
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=config.lr, betas=(config.momentum, 0.999))
-    raise ValueError(f"unknown optimizer {config.optimizer!r}; choose 'adam', 'adamw' or 'sgd'")
-
-
 class Trainer:
     """Trains ``model`` on ``dataset`` for ``config.total_steps`` steps, writing everything under ``out_dir``.
 
-    Layout of ``out_dir``: ``checkpoints/last/`` (see :mod:`posecommon.train.checkpoint`), ``metrics.jsonl`` (one
-    JSON object per logged step or evaluation), ``train_config.json``, and ``final/`` (``save_pretrained`` export
-    of the EMA weights when EMA is on, else of the model) when the model supports it.
+    Layout of ``out_dir``: ``checkpoints/`` (:class:`~posecommon.train.checkpoint.CheckpointStore`:
+    ``step-<step>/`` directories and the ``latest.json`` pointer), ``metrics.jsonl`` (one JSON object per step or
+    evaluation), ``train_config.json``, and ``final/`` (``save_pretrained`` export of the EMA weights when EMA is
+    on, else of the model) when the model supports it.
+
+    Resuming restores model, optimiser, EMA, gradient scaler, accumulated gradients and step from the newest
+    loadable checkpoint, after checking that the run is the same (model, training settings and ``run_info``;
+    :func:`~posecommon.train.run_identity.describe_run`). Data order, augmentation and dropout are seeded by
+    step, so the resumed run computes exactly what the uninterrupted one would.
 
     Under ``torchrun`` (``torch.distributed`` initialised before the trainer is built) the model is wrapped in
-    DDP, each rank loads its share of every global batch, and only rank 0 writes files or shows progress.
+    DDP, each rank loads its share of every global batch, and only rank 0 writes files or shows progress; every
+    rank reads the checkpoints, so ``out_dir`` must be on a file system they share.
 
     Args:
         model: The model (a :class:`~posecommon.PoseModel` for the final export).
@@ -124,6 +170,7 @@ class Trainer:
         out_dir: Run directory.
         evaluate: Callback ``evaluate(model) -> {"AP": ...}`` run on rank 0 with the EMA (or plain) model.
         device: Training device (default: CUDA when available, else CPU).
+        run_info: JSON-able facts about the run that a resume must not change (data, augmentation, ...).
     """
 
     def __init__(
@@ -135,6 +182,7 @@ class Trainer:
         out_dir: str | Path,
         evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
         device: str | torch.device | None = None,
+        run_info: dict[str, Any] | None = None,
     ) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.device.type == "cuda" and self.device.index is None:
@@ -145,156 +193,310 @@ class Trainer:
         self.config = config
         self.out_dir = Path(out_dir)
         self.evaluate_fn = evaluate
+        self.run_info = run_info or {}
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
         self.world_size = dist.get_world_size() if self.distributed else 1
-        self.use_amp = config.amp and self.device.type == "cuda"
-        self.optimizer = _build_optimizer(self.model, config)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
-        self.ema = ModelEMA(self.model, config.ema_decay) if config.ema_decay else None
+        self.precision = resolve_precision(config.amp, self.device)
+        steps_per_epoch = max(1, len(dataset) // config.batch_size)  # type: ignore[arg-type]
+        self.schedule = TrainSchedule(
+            kind=config.schedule,
+            total_steps=config.total_steps,
+            steps_per_epoch=steps_per_epoch,
+            lr=config.lr,
+            lr_final=config.lr_final,
+            momentum=config.momentum,
+            warmup_steps=config.warmup_steps,
+            batch_size=config.batch_size,
+            nominal_batch_size=config.nominal_batch_size,
+            warmup_bias_lr=config.warmup_bias_lr,
+            warmup_momentum=config.warmup_momentum,
+        )
+        weight_decay = config.weight_decay * self.schedule.weight_decay_scale()
+        self.optimizer = build_optimizer(self.model, config.optimizer, config.lr, config.momentum, weight_decay)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.grad_scaling)
+        self.ema = ModelEMA(self.model, config.ema_decay, config.ema_ramp) if config.ema_decay else None
+        self.store = CheckpointStore(self.out_dir / "checkpoints", keep=config.keep_checkpoints)
+        self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
         self.step = 0
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        """``out_dir/checkpoints/last``."""
-        return self.out_dir / "checkpoints" / "last"
+        self._saved_step: int | None = None
 
     @property
     def eval_model(self) -> nn.Module:
         """The EMA model when EMA is on, else the trained model."""
         return self.ema.module if self.ema is not None else self.model
 
-    def resume(self) -> bool:
-        """Restore model, optimiser, EMA and step from ``checkpoints/last`` if it exists; return whether it did."""
-        if not (self.checkpoint_dir / "state.json").is_file():
+    def describe(self) -> dict[str, Any]:
+        """This run's description, stored in each checkpoint and compared on resume."""
+        return describe_run(self.model, self.config, self.run_info)
+
+    def _check_legacy(self) -> None:
+        legacy = [self.store.root / name for name in LEGACY_CHECKPOINTS if (self.store.root / name).exists()]
+        if legacy and not self.store.has_material():
+            raise CheckpointError(
+                f"{self.out_dir} holds a checkpoint of an earlier posezoo version ({legacy[0]}), which this version "
+                "cannot resume exactly (its optimiser layout differs). Its weights are in "
+                f"{legacy[0] / 'model.safetensors'} (create_model(name, pretrained=that file) loads them) and in "
+                f"{self.out_dir / 'final'} if the run finished. Train into a new --out."
+            )
+
+    def _check_same_run(self, saved: dict[str, Any], where: Path, resume_anyway: bool) -> list[str]:
+        current = self.describe()
+        if saved.get("model") != current["model"] or saved.get("model_layout") != current["model_layout"]:
+            what = (
+                f"another model ({saved.get('model')!r})"
+                if saved.get("model") != current["model"]
+                else f"a {current['model']} of another shape (parameter names or shapes differ)"
+            )
+            raise RunMismatchError(
+                f"{self.out_dir} holds a run of {what} in checkpoint {where.name}; this run trains "
+                f"{current['model']!r}. Use another --out.",
+                diff_runs(
+                    {k: saved.get(k) for k in ("model", "model_layout")},
+                    {k: current[k] for k in ("model", "model_layout")},
+                ),
+            )
+        differences = diff_runs(saved, current)
+        if differences and not resume_anyway:
+            listed = "\n  ".join(differences)
+            raise RunMismatchError(
+                f"{self.out_dir} holds a run with other settings (checkpoint {where.name}, saved -> now):\n  {listed}\n"
+                "Run again with the saved settings to resume it, pass --resume-anyway (resume_anyway=True) to "
+                "continue it with the new ones, or use another --out.",
+                differences,
+            )
+        if differences:
+            logger.warning("resuming %s with changed settings: %s", self.out_dir, "; ".join(differences))
+        return differences
+
+    def resume(self, resume_anyway: bool = False) -> bool:
+        """Restore the newest loadable checkpoint of ``out_dir``; return whether there was one.
+
+        Args:
+            resume_anyway: Continue even when the saved run's settings differ from this one's (the model must be
+                the same).
+
+        Raises:
+            CheckpointError: the run directory holds checkpoints but none loads, or only an earlier version's.
+            RunMismatchError: the checkpoint belongs to another model, or (without ``resume_anyway``) another
+                configuration; the message lists the differences.
+        """
+        self._check_legacy()
+        found = self.store.load_latest()
+        if found is None:
             return False
-        state = load_checkpoint(self.checkpoint_dir)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        state, where = found
+        differences = self._check_same_run(state["extra"].get("run", {}), where, resume_anyway)
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise RunMismatchError(f"checkpoint {where} does not fit this model or optimiser: {err}") from None
         if self.ema is not None and state["ema"] is not None:
             self.ema.module.load_state_dict(state["ema"])
             self.ema.updates = state["ema_updates"]
-        if state["scaler"]:
+        elif self.ema is not None:  # EMA switched on by a resume_anyway: average from the resumed weights
+            self.ema = ModelEMA(self.model, self.config.ema_decay or 0.0, self.config.ema_ramp)
+        if state["scaler"] and self.precision.grad_scaling:
             self.scaler.load_state_dict(state["scaler"])
+        grads = state["grads"] or {}
+        for name, param in self.model.named_parameters():
+            param.grad = grads[name].to(param.device) if name in grads else None
         self.step = state["step"]
-        logger.info("resumed from %s at step %d", self.checkpoint_dir, self.step)
+        self._saved_step = self.step
+        if differences and self.rank == 0:
+            (self.out_dir / f"train_config.before-step-{self.step}.json").write_text(
+                json.dumps(state["extra"].get("run", {}), indent=2)
+            )
+            self._write_config()
+        logger.info("resumed from %s at step %d", where, self.step)
         return True
 
-    def save(self) -> None:
-        """Write ``checkpoints/last`` (rank 0 only)."""
+    def _write_config(self) -> None:
+        atomic_write_bytes(self.out_dir / "train_config.json", json.dumps(asdict(self.config), indent=2).encode())
+
+    def save(self) -> Path | None:
+        """Write a checkpoint of the current step (rank 0 only; other ranks return None)."""
         if self.rank != 0:
-            return
-        save_checkpoint(
-            self.checkpoint_dir,
-            step=self.step,
+            return None
+        self.metrics.sync()
+        grads = {n: p.grad for n, p in self.model.named_parameters() if p.grad is not None}
+        directory = self.store.save(
+            self.step,
             model=self.model,
             optimizer=self.optimizer,
             ema=self.ema.module if self.ema is not None else None,
             ema_updates=self.ema.updates if self.ema is not None else 0,
-            scaler_state=self.scaler.state_dict() if self.use_amp else None,
-            extra={"config": asdict(self.config)},
+            scaler_state=self.scaler.state_dict() if self.precision.grad_scaling else None,
+            grads=grads or None,
+            extra={"run": self.describe()},
         )
-
-    def _loader(self, stop_step: int) -> DataLoader:
-        sampler = StepBatchSampler(
-            len(self.dataset),  # type: ignore[arg-type]
-            self.config.batch_size,
-            stop_step,
-            start_step=self.step,
-            seed=self.config.seed,
-            rank=self.rank,
-            world_size=self.world_size,
-        )
-        return DataLoader(
-            SeededSamples(self.dataset, self.config.seed),
-            batch_sampler=sampler,
-            collate_fn=self.task.collate,
-            num_workers=self.config.num_workers,
-            pin_memory=self.device.type == "cuda",
-        )
-
-    def _log(self, record: dict[str, Any]) -> None:
-        if self.rank == 0:
-            with (self.out_dir / "metrics.jsonl").open("a") as handle:
-                handle.write(json.dumps(record) + "\n")
+        self._saved_step = self.step
+        return directory
 
     def _evaluate(self, result: TrainResult) -> None:
         if self.evaluate_fn is None or self.rank != 0:
             return
         metrics = self.evaluate_fn(self.eval_model)
         result.evaluations.append({"step": self.step, **metrics})
-        self._log({"step": self.step, "eval": metrics})
+        self.metrics.append({"step": self.step, "eval": metrics})
         self.model.train()
 
-    def _train_step(self, model: nn.Module, batch: Any) -> tuple[float, dict[str, float]]:
-        cfg = self.config
-        lr = cosine_lr(self.step, cfg.total_steps, cfg.lr, cfg.lr_final, cfg.warmup_steps)
-        for group in self.optimizer.param_groups:
+    def _apply(self, plan: StepPlan) -> None:
+        for group, lr in zip(self.optimizer.param_groups, plan.lrs, strict=True):
             group["lr"] = lr
+            if plan.momentum is not None and "momentum" in group:
+                group["momentum"] = plan.momentum
+        if plan.clear_gradients:
+            self.optimizer.zero_grad(set_to_none=True)
+
+    def _train_step(self, model: nn.Module, batch: Any, plan: StepPlan) -> tuple[float, dict[str, float]]:
+        cfg = self.config
+        self._apply(plan)
         torch.manual_seed(derive_seed(cfg.seed, self.step, self.rank, 1))
-        with torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp):
+        with self.precision.autocast(self.device):
             loss, terms = self.task.loss(model, batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"loss is {loss.item()} at step {self.step}; lower the learning rate or check data"
             )
-        self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        if cfg.grad_clip is not None:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        if self.ema is not None:
-            self.ema.update(self.model)
-        return float(loss.detach()), {k: float(v.detach()) for k, v in terms.items()} | {"lr": lr}
+        if plan.optimizer_step:
+            if cfg.grad_clip is not None:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.ema is not None:
+                self.ema.update(self.model)
+        return float(loss.detach().float()), {k: float(v.detach().float()) for k, v in terms.items()}
 
-    def fit(self, resume: bool = True, stop_step: int | None = None) -> TrainResult:
+    def _schedule_record(self, plan: StepPlan) -> dict[str, Any]:
+        record: dict[str, Any] = {"lr": plan.lrs[1]}
+        if self.config.schedule == "epoch_cosine":
+            record |= {"lr_bias": plan.lrs[2], "epoch": plan.epoch}
+            if plan.momentum is not None and "momentum" in self.optimizer.param_groups[0]:
+                record["momentum"] = plan.momentum
+        if self.config.nominal_batch_size is not None:
+            record |= {"accumulate": plan.accumulate, "optimizer_step": plan.optimizer_step}
+        return record
+
+    def _stop_everywhere(self, requested: bool) -> bool:
+        if not self.distributed:
+            return requested
+        flag = torch.tensor([1.0 if requested else 0.0], device=self.device)
+        dist.all_reduce(flag)
+        return bool(flag.item() > 0)
+
+    def _prepare(self, resume: bool, resume_anyway: bool) -> None:
+        if self.rank == 0:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            resumed = self.resume(resume_anyway)
+        else:
+            self._check_legacy()
+            if self.store.has_material():
+                raise CheckpointError(
+                    f"{self.out_dir} already holds checkpoints; resume them (resume=True) or use another out_dir"
+                )
+            resumed = False
+        if self.rank != 0:
+            return
+        dropped = self.metrics.trim(self.step)
+        if not resumed:
+            if dropped:
+                logger.warning(
+                    "%s has no complete checkpoint (an earlier attempt stopped before its first one): starting at "
+                    "step 0 and dropping %d line(s) of its metrics log",
+                    self.out_dir,
+                    dropped,
+                )
+            self._write_config()
+
+    def fit(self, resume: bool = True, stop_step: int | None = None, resume_anyway: bool = False) -> TrainResult:
         """Run (or resume) training; returns the losses and evaluations of this call.
 
         Args:
-            resume: Continue from ``checkpoints/last`` when it exists.
-            stop_step: Stop (with a checkpoint) after this step instead of ``config.total_steps``; the learning-rate
-                schedule still spans ``config.total_steps``, so a later ``fit()`` continues exactly.
+            resume: Continue from the newest checkpoint of ``out_dir`` (see :meth:`resume`). With False the run
+                directory must hold no checkpoints.
+            stop_step: Stop (with a checkpoint) after this step instead of ``config.total_steps``; the schedule
+                still spans ``config.total_steps``, so a later ``fit()`` continues exactly.
+            resume_anyway: Resume even when the saved settings differ from this run's (see :meth:`resume`).
+
+        Raises:
+            TrainingInterrupted: on SIGINT (Ctrl-C), after the running step finished and a checkpoint was written.
         """
         stop = self.config.total_steps if stop_step is None else min(stop_step, self.config.total_steps)
-        if self.rank == 0:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "train_config.json").write_text(json.dumps(asdict(self.config), indent=2))
-        if resume:
-            self.resume()
+        with StopRequest() as interrupt:
+            self._prepare(resume, resume_anyway)
+            result = self._loop(stop, interrupt)
+        result.step = self.step
+        if self._saved_step != self.step:
+            self.save()
+        if self.step == self.config.total_steps:
+            if not (self.config.eval_every and self.step % self.config.eval_every == 0):
+                self._evaluate(result)
+            self._export()
+        self.metrics.close()
+        return result
+
+    def _loop(self, stop: int, interrupt: StopRequest) -> TrainResult:
+        cfg = self.config
         model: nn.Module = self.model
         if self.distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             model = DistributedDataParallel(self.model, device_ids=device_ids)
         model.train()
         result = TrainResult(step=self.step)
-        progress = tqdm(
-            total=self.config.total_steps, initial=self.step, desc="train", unit="step", disable=self.rank != 0
+        loader = build_loader(
+            self.dataset,
+            self.task.collate,
+            batch_size=cfg.batch_size,
+            start_step=self.step,
+            stop_step=stop,
+            seed=cfg.seed,
+            rank=self.rank,
+            world_size=self.world_size,
+            num_workers=cfg.num_workers,
+            prefetch_factor=cfg.prefetch_factor,
+            pin_memory=self.device.type == "cuda",
         )
-        tick = time.perf_counter()
-        for batch in self._loader(stop):
-            batch = self.task.to_device(batch, self.device)
-            loss, terms = self._train_step(model, batch)
-            self.step += 1
-            result.losses.append(loss)
-            elapsed = max(time.perf_counter() - tick, 1e-9)
-            tick = time.perf_counter()
-            images_per_s = self.config.batch_size / elapsed
-            self._log({"step": self.step, "loss": loss, "images_per_s": images_per_s, **terms})
-            progress.set_postfix(loss=f"{loss:.4g}", img_s=f"{images_per_s:.1f}")
-            progress.update(1)
-            if self.config.eval_every and self.step % self.config.eval_every == 0:
-                self._evaluate(result)
-            if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
-                self.save()
-        progress.close()
-        result.step = self.step
-        self.save()
-        if self.step == self.config.total_steps:
-            if not (self.config.eval_every and self.step % self.config.eval_every == 0):
-                self._evaluate(result)
-            self._export()
+        batches = iter(loader)
+        progress = tqdm(total=cfg.total_steps, initial=self.step, desc="train", unit="step", disable=self.rank != 0)
+        try:
+            while not self._stop_everywhere(interrupt.requested):
+                started = time.perf_counter()
+                batch = next(batches, None)
+                if batch is None:
+                    break
+                batch = self.task.to_device(batch, self.device)
+                data_wait = time.perf_counter() - started
+                plan = self.schedule.plan(self.step)
+                loss, terms = self._train_step(model, batch, plan)
+                self.step += 1
+                result.losses.append(loss)
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                record = {"step": self.step, "loss": loss, **terms, **self._schedule_record(plan)}
+                record |= {"images_per_s": cfg.batch_size / elapsed, "data_wait_s": data_wait, "step_s": elapsed}
+                if self.rank == 0:
+                    self.metrics.append(record)
+                progress.set_postfix(
+                    loss=f"{loss:.4g}", img_s=f"{record['images_per_s']:.1f}", data=f"{data_wait / elapsed:.0%}"
+                )
+                progress.update(1)
+                if cfg.eval_every and self.step % cfg.eval_every == 0:
+                    self._evaluate(result)
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self.save()
+        finally:
+            progress.close()
+            del batches, loader  # stop the workers
+        if interrupt.requested:
+            directory = self.save() if self._saved_step != self.step else None
+            self.metrics.close()
+            checkpoint = directory or (self.store.candidates() or [None])[0]
+            raise TrainingInterrupted(self.step, str(checkpoint) if checkpoint else None, self.rank)
         return result
 
     def _export(self) -> None:

@@ -1,0 +1,26 @@
+"""The bf16 and batch-scaling sections of the benchmark suite: numbers come from the measurements."""
+
+import json
+
+import pytest
+
+from posecommon.cli import main
+
+
+@pytest.mark.slow
+def test_bf16_and_batch_scaling_sections(tmp_path, capsys):
+    args = ["bench", "--quick", "--models", "vttranspose_h_s", "--modes", "channels_last", "bf16", "--no-claims"]
+    options = ["--batch", "0", "--train-batch", "0", "--repeats", "2", "--warmup", "1", "--scaling-batch", "3"]
+    assert main([*args, *options, "--threads", "1", "--out-dir", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "bench.json").read_text())
+    modes = report["models"]["vttranspose_h_s"]["modes"]
+    (bf16,) = report["bf16"]
+    assert bf16["fp32_ms"] == modes["channels_last"]["b1"]["ms"] and bf16["bf16_ms"] == modes["bf16"]["b1"]["ms"]
+    assert bf16["ratio"] == pytest.approx(bf16["bf16_ms"] / bf16["fp32_ms"])
+    (row,) = report["batch_scaling"]
+    assert row["batch"] == 3 and row["input_size"] == [64, 48] and row["mode"] == "fused, channels-last"
+    assert row["b1_ms"] > 0 and row["bN_ms_per_image"] > 0
+    assert row["ratio"] == pytest.approx(row["bN_ms_per_image"] / row["b1_ms"])  # wall clock, the default
+    text = capsys.readouterr().out
+    assert "bf16 (CPU autocast) beside float32" in text and "per-image time at batch 3 / at batch 1" in text
+    assert f"| {bf16['ratio']:.2f}x |" in text and f"| {row['ratio']:.2f}x |" in text

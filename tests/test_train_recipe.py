@@ -1,0 +1,101 @@
+"""The published training recipes and how ``posezoo train`` turns them (and its flags) into a run."""
+
+import json
+
+import pytest
+
+from drsinet import drsi_net_l, drsi_net_s
+from drsinet.recipe import DRSI_RECIPE, drsi_recipe
+from posecommon.cli import build_parser
+from posecommon.train import TrainSchedule
+from posecommon.train.run import RunOptions, effective_recipe, train_config_from_recipe
+from vttranspose import vttranspose_h_s
+from vttranspose.recipe import VTTRANSPOSE_RECIPE
+
+COCO_STEPS_36 = 57000 // 36  # batches of 36 per epoch of a COCO-sized training set
+
+
+def _options(argv: list[str]) -> RunOptions:
+    args = build_parser().parse_args(["train", *argv, "--out", "unused"])
+    return RunOptions(
+        epochs=args.epochs,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        lr_final=args.lr_final,
+        optimizer=args.optimizer,
+        schedule=args.schedule,
+        warmup_steps=args.warmup_steps,
+        nominal_batch_size=args.nominal_batch_size,
+        grad_clip=args.grad_clip,
+        checkpoint_every=args.checkpoint_every,
+        amp=args.amp,
+        augmentation=dict(args.augment),
+    )
+
+
+def test_each_model_carries_its_papers_recipe():
+    assert drsi_net_s(width_multiple=0.25, depth_multiple=0.2).train_recipe.batch_size == 36
+    assert drsi_net_l(width_multiple=0.25, depth_multiple=0.2).train_recipe.batch_size == 8
+    assert [drsi_recipe(n).batch_size for n in ("drsi_net_m", "yolo_pose_s6")] == [16, 64]
+    recipe = DRSI_RECIPE
+    assert (recipe.epochs, recipe.optimizer, recipe.lr, recipe.momentum, recipe.weight_decay) == (
+        300, "sgd", 3e-3, 0.937, 5e-4
+    )  # fmt: skip
+    assert recipe.lr_final == pytest.approx(3e-3 * 0.2)
+    assert (recipe.nominal_batch_size, recipe.warmup_epochs, recipe.warmup_min_steps) == (64, 3.0, 1000)
+    assert (recipe.warmup_bias_lr, recipe.warmup_momentum, recipe.ema_decay) == (0.1, 0.8, 0.9999)
+    assert recipe.augmentation_kwargs() == {
+        "mosaic": 1.0, "flip": 0.5, "translate": 0.1, "scale": (0.5, 1.5), "hsv_h": 0.015, "hsv_s": 0.7, "hsv_v": 0.4
+    }  # fmt: skip
+    assert vttranspose_h_s(input_size=(64, 48)).train_recipe is VTTRANSPOSE_RECIPE
+    assert (VTTRANSPOSE_RECIPE.epochs, VTTRANSPOSE_RECIPE.batch_size, VTTRANSPOSE_RECIPE.optimizer) == (240, 16, "adam")
+    for value in (DRSI_RECIPE, VTTRANSPOSE_RECIPE):
+        cited = dict(value.sources)
+        assert {"epochs", "batch_size", "lr", "lr_final", "schedule", "augmentation"} <= set(cited)
+        assert json.loads(json.dumps(value.to_dict()))["name"] == value.name
+        assert all(f"[{cited['lr']}]" in line for line in value.format().splitlines() if line.split()[0] == "lr")
+
+
+def test_one_command_trains_drsi_net_with_the_papers_schedule():
+    recipe = effective_recipe(drsi_recipe("drsi_net_s"), _options(["drsi_net_s", "--data", "COCO"]))
+    config = train_config_from_recipe(recipe, RunOptions(), COCO_STEPS_36, num_workers=8)
+    assert config.total_steps == 300 * COCO_STEPS_36 and config.batch_size == 36
+    assert (config.optimizer, config.lr, config.momentum, config.schedule) == ("sgd", 3e-3, 0.937, "epoch_cosine")
+    assert config.warmup_steps == max(round(3 * COCO_STEPS_36), 1000) and config.nominal_batch_size == 64
+    assert (config.warmup_bias_lr, config.warmup_momentum) == (0.1, 0.8)
+    assert (config.ema_decay, config.grad_clip) == (0.9999, None)
+    schedule = TrainSchedule(
+        config.schedule, config.total_steps, COCO_STEPS_36, config.lr, config.lr_final, config.momentum,
+        config.warmup_steps, config.batch_size, config.nominal_batch_size,
+    )  # fmt: skip
+    assert schedule.accumulate == 2 and schedule.weight_decay_scale() == 36 * 2 / 64
+    assert config.checkpoint_every == 100 and config.amp == "auto"
+
+
+def test_steps_make_a_short_per_step_cosine_run_and_flags_override_the_recipe():
+    argv = ["vttranspose_h_s", "--steps", "400", "--batch-size", "16", "--lr", "2e-3", "--lr-final", "2e-5"]
+    argv += ["--warmup-steps", "20", "--augment", "rotation=15", "half_body=0", "scale=0.25"]
+    options = _options(argv)
+    recipe = effective_recipe(VTTRANSPOSE_RECIPE, options)
+    config = train_config_from_recipe(recipe, options, steps_per_epoch=25, num_workers=1)
+    # the README's main job: what it ran before the recipes existed
+    assert (config.total_steps, config.batch_size, config.schedule, config.warmup_steps) == (400, 16, "cosine", 20)
+    assert (config.optimizer, config.lr, config.lr_final, config.momentum, config.weight_decay) == (
+        "adam", 2e-3, 2e-5, 0.9, 0.0
+    )  # fmt: skip
+    assert (config.nominal_batch_size, config.ema_decay, config.grad_clip) == (None, None, None)
+    assert recipe.augmentation_kwargs() == {
+        "flip": 0.5, "rotation": 15.0, "rotation_prob": 0.6, "scale": 0.25, "half_body": 0.0
+    }  # fmt: skip
+    assert dict(recipe.sources)["lr"] == "command line" and "TransPose" in dict(recipe.sources)["epochs"]
+
+    short = effective_recipe(DRSI_RECIPE, _options(["drsi_net_s", "--steps", "50"]))
+    assert (short.schedule, short.nominal_batch_size, short.warmup_steps(10)) == ("cosine", None, 0)
+    official = effective_recipe(DRSI_RECIPE, _options(["drsi_net_s", "--steps", "50", "--schedule", "recipe"]))
+    assert (official.schedule, official.nominal_batch_size, official.warmup_steps(10)) == ("epoch_cosine", 64, 1000)
+    override = _options(["drsi_net_s", "--nominal-batch-size", "0", "--warmup-steps", "30", "--grad-clip", "10"])
+    changed = effective_recipe(DRSI_RECIPE, override)
+    assert (changed.nominal_batch_size, changed.warmup_steps(500), changed.grad_clip) == (None, 30, 10.0)
+    with pytest.raises(SystemExit):
+        _options(["drsi_net_s", "--steps", "5", "--epochs", "2"])  # one length only

@@ -1,0 +1,49 @@
+"""VTTransPose's COCO training recipe: the paper's "Training details" on TransPose's training code.
+
+The paper gives Adam, 240 epochs, batch 16 and a cosine annealing of the learning rate from 1e-4 to 1e-5, and uses
+TransPose's data augmentation. The rest is TransPose's code (github.com/yangsenius/TransPose): the TP-H yaml
+``experiments/coco/transpose_h/TP_H_w32_256x192_stage3_1_4_d64_h128_relu_enc4_mh1.yaml`` (TRAIN and DATASET
+sections), ``tools/train.py`` (``CosineAnnealingLR(T_max=END_EPOCH, eta_min=LR_END)`` stepped once per epoch) and
+``lib/utils/utils.py`` (Adam with torch's default betas and no weight decay).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from posecommon.data.topdown import TopDownAugmentation
+from posecommon.train.recipe import TrainRecipe
+
+__all__ = ["VTTRANSPOSE_RECIPE"]
+
+_PAPER = 'VTTransPose paper, "Training details"'
+_YAML = "TransPose TP_H_w32 yaml"
+
+VTTRANSPOSE_RECIPE = TrainRecipe(
+    name="VTTransPose on COCO (paper 'Training details' on TransPose's training code)",
+    epochs=240,
+    batch_size=16,
+    optimizer="adam",
+    lr=1e-4,
+    lr_final=1e-5,
+    momentum=0.9,
+    weight_decay=0.0,
+    schedule="epoch_cosine",
+    augmentation=tuple(asdict(TopDownAugmentation()).items()),  # the TP-H-S values, documented in one place
+    sources=(
+        ("epochs", f"{_PAPER}; {_YAML}:88"),
+        ("batch_size", f"{_PAPER} (TransPose: 16 per GPU on 2 GPUs, {_YAML}:7, :85)"),
+        ("optimizer", f"{_PAPER}; {_YAML}:89; lib/utils/utils.py:70-74"),
+        ("lr", f"{_PAPER}; {_YAML}:90"),
+        ("lr_final", f"{_PAPER}; {_YAML}:91"),
+        ("momentum", "Adam beta1: torch's default, lib/utils/utils.py:71-74 passes no betas"),
+        ("weight_decay", "none for Adam: lib/utils/utils.py:71-74 (WD 0.1 of the yaml is SGD's)"),
+        ("schedule", "tools/train.py:194-195 (CosineAnnealingLR), :213 (stepped per epoch)"),
+        (
+            "augmentation",
+            f"{_PAPER} (TransPose's): posecommon.data.TopDownAugmentation; {_YAML}:17-22 (flip, half body 0.3 above 8 "
+            "joints, rotation 45, scale 0.35); lib/dataset/JointsDataset.py:66-109, 146-166",
+        ),
+    ),
+)
+"""The recipe of VTTransPose and the TransPose-H-S baselines."""
