@@ -18,7 +18,7 @@ from huggingface_hub import constants as hf_constants
 from safetensors.torch import save, save_file
 
 import vttranspose
-from posecommon import ChecksumError, IncompatibleWeightsError, InvalidInputError, create_model
+from posecommon import ChecksumError, HubUnavailableError, IncompatibleWeightsError, InvalidInputError, create_model
 from posecommon.train.run import backbone_choice
 from tests.hub_server import LocalHub
 from vttranspose.imagenet import IMAGENET_HRNET_W32, PRETRAINED_LAYERS, load_backbone_weights, plan_backbone_load
@@ -125,6 +125,13 @@ def test_corrupted_download_is_a_checksum_error(hub, reference):
     hub.corrupt(hashlib.sha256(data).hexdigest(), data[:-4] + b"XXXX")  # same size, other bytes
     with pytest.raises(ChecksumError, match="sha256 mismatch"):
         load_backbone_weights(vttranspose.transpose_h_s(), "imagenet")
+
+
+def test_offline_without_a_cached_copy_says_how_to_train_without_it(hub, monkeypatch):
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubUnavailableError, match=r"offline mode.*--backbone-weights none"):
+        load_backbone_weights(vttranspose.transpose_h_s(input_size=(64, 48)), "imagenet")
+    assert hub.requests == []
 
 
 @pytest.fixture(scope="module")

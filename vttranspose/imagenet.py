@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from posecommon.errors import IncompatibleWeightsError, InvalidInputError
+from posecommon.errors import HubUnavailableError, IncompatibleWeightsError, InvalidInputError, WeightsNotFoundError
 from posecommon.hub import download_file, sha256_file, verify_sha256
 from posecommon.weights import read_safetensors
 
@@ -178,7 +178,13 @@ def download_imagenet_backbone(hub_file: HubFile = IMAGENET_HRNET_W32) -> tuple[
         HubUnavailableError: the Hub cannot be reached (or offline mode is on) and the file is not cached.
         ChecksumError: the file's sha256 differs from the LFS sha256 of the pinned commit.
     """
-    path = download_file(hub_file.repo_id, hub_file.filename, hub_file.revision)
+    try:
+        path = download_file(hub_file.repo_id, hub_file.filename, hub_file.revision)
+    except (HubUnavailableError, WeightsNotFoundError) as err:
+        raise type(err)(
+            f"{err} To train without the ImageNet initialisation, pass backbone_weights='none' (posezoo train "
+            "--backbone-weights none); or download the file elsewhere and pass its path."
+        ) from err
     blob = path.resolve()
     what = f"{hub_file.filename} of {hub_file.repo_id}@{hub_file.revision}"
     if blob.parent.name == "blobs" and _SHA256.match(blob.name):
