@@ -1,6 +1,6 @@
 """Export a posezoo model to ONNX, run the file with onnxruntime on an image and compare with PyTorch.
 
-VTTransPose (top-down; the graph outputs heatmaps, decoded here with HeatmapCodec)::
+VTTransPose (top-down; the graph outputs heatmaps, decoded here with TopDownCodec)::
 
     python examples/export_onnx.py --weights runs/vt/final --image photo.jpg --box 40 20 220 400 --out vt.onnx
 
@@ -26,10 +26,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from posecommon import HeatmapCodec, PoseModel, create_model, load_image
+from posecommon import PoseModel, TopDownCodec, create_model, load_image
 from posecommon.data import generate_synthetic_coco, load_coco_keypoints
 from posecommon.export import export_module, export_onnx
-from posecommon.geometry import box_to_center_scale, crop_images, crop_to_image
 from posecommon.letterbox import letterbox
 
 
@@ -113,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
             boxes = gt_boxes
         else:
             boxes = torch.tensor([[0.0, 0.0, pixels.shape[2] - 1.0, pixels.shape[1] - 1.0]])
-        center, box_size = box_to_center_scale(boxes, aspect_ratio=width / height)
-        inputs = crop_images(pixels, center, box_size, (height, width), pad_value=preprocess.pad_value)
+        cropper = TopDownCodec((height, width), (height, width))  # regions and crops need no heatmap size
+        regions = cropper.regions(boxes)
+        inputs = cropper.crop(pixels, regions, pad_value=preprocess.pad_value)
     else:  # the whole image, letterboxed
         inputs = letterbox(pixels, (height, width), preprocess.pad_value)[0][None]
     inputs = preprocess.normalize(inputs)
@@ -140,9 +140,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if top_down:  # decode the ONNX heatmaps and map the keypoints back to the image
         heatmaps = torch.from_numpy(got[0])
-        codec = HeatmapCodec((height, width), tuple(heatmaps.shape[-2:]), use_dark=True)
-        points, scores = codec.decode(heatmaps)
-        keypoints = crop_to_image(points, center, box_size, (height, width))
+        codec = TopDownCodec((height, width), tuple(heatmaps.shape[-2:]))
+        keypoints, scores = codec.decode(heatmaps, regions)  # DARK, then straight back to image pixels
         shape = tuple(keypoints.shape)
         print(f"{len(boxes)} people, keypoints {shape} in image pixels, mean confidence {float(scores.mean()):.3g}")
     verdict = "agrees with" if agree else "DIFFERS from"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from . import codecs, data, errors, evaluation, geometry, hub, layers, train
-    from .codecs import HeatmapCodec
+    from .codecs import HeatmapCodec, TopDownCodec
     from .config_utils import config_from_dict, config_to_dict, replace_config
     from .errors import (
         BadImageError,
@@ -72,6 +72,7 @@ __all__ = [
     "PoseResult",
     "PosezooError",
     "PreprocessConfig",
+    "TopDownCodec",
     "TrainConfig",
     "Trainer",
     "UnknownModelError",
@@ -114,6 +115,7 @@ __all__ = [
 _SUBMODULES = ("codecs", "data", "errors", "evaluation", "geometry", "hub", "layers", "train")
 _EXPORTS: dict[str, str] = {
     "HeatmapCodec": "codecs",
+    "TopDownCodec": "codecs",
     "config_from_dict": "config_utils",
     "config_to_dict": "config_utils",
     "replace_config": "config_utils",

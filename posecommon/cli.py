@@ -100,6 +100,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         amp=args.amp,
         resume_anyway=args.resume_anyway,
         augmentation=dict(args.augment),
+        backbone_weights=args.backbone_weights,
     )
     try:
         summary = run_training(args.model, args.data, args.out, options, args.train_split, args.val_split, report=print)
@@ -153,8 +154,17 @@ def _format_stats(stats: dict[str, float]) -> str:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.runner import evaluate_model
+    from .registry import list_models
 
     ann, images = args.ann, args.images
+    if args.run is not None and not Path(args.run).is_dir() and args.run in list_models():
+        if args.model is not None and args.model != args.run:
+            raise WeightsNotFoundError(f"two model names given: {args.run} and --model {args.model}")
+        args.model, args.run = args.run, None
+    if args.det_json is not None and (args.detector is not None or args.use_gt_boxes):
+        raise InvalidInputError("--det-json, --detector and --use-gt-boxes choose the person boxes: pass only one")
+    if args.use_gt_boxes and args.detector is not None:
+        raise InvalidInputError("--use-gt-boxes and --detector choose the person boxes: pass only one")
     if args.run is not None:
         summary_path = Path(args.run) / "summary.json"
         if not summary_path.is_file():
@@ -166,7 +176,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise WeightsNotFoundError("pass --ann COCO_JSON and --images DIR (or a run directory)")
     model = load_model(args.model, args.weights or args.run)
     detector = load_model(args.detector, args.detector_weights) if args.detector else None
-    stats, results = evaluate_model(model, ann, images, detector=detector, max_images=args.max_images)
+    stats, results = evaluate_model(
+        model, ann, images, detector=detector, detections=args.det_json, max_images=args.max_images
+    )
     print(_format_stats(stats))
     if args.results:
         Path(args.results).write_text(json.dumps(results))
@@ -344,6 +356,12 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="override the recipe's augmentation, e.g. rotation=15 half_body=0",
     )
+    train.add_argument(
+        "--backbone-weights",
+        default=None,
+        metavar="imagenet|none|PATH",
+        help="backbone initialisation of the VTTransPose family (default: imagenet on COCO data, none on synthetic)",
+    )
 
 
 def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -371,12 +389,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="COCO keypoint AP of a model on a COCO-format dataset")
-    evaluate.add_argument("run", nargs="?", default=None, help="a training run directory (uses its val split)")
+    evaluate.add_argument(
+        "run", nargs="?", default=None, help="a training run directory (uses its val split), or a model name"
+    )
     evaluate.add_argument("--model", default=None, help="registry name (not needed with a run or saved directory)")
     evaluate.add_argument("--weights", default=None, help="safetensors file, save_pretrained dir or hf-hub:org/repo")
     evaluate.add_argument("--ann", default=None, help="COCO keypoints annotation JSON")
     evaluate.add_argument("--images", default=None, help="image directory")
     evaluate.add_argument("--detector", default=None, help="detector for a top-down model (default: GT boxes)")
+    evaluate.add_argument(
+        "--det-json", default=None, help="COCO detection-results JSON of person boxes for a top-down model"
+    )
+    evaluate.add_argument(
+        "--use-gt-boxes", action="store_true", help="top-down: ground-truth person boxes (the default without boxes)"
+    )
     evaluate.add_argument("--detector-weights", default=None)
     evaluate.add_argument("--max-images", type=int, default=None)
     evaluate.add_argument("--results", default=None, help="also write the COCO results JSON here")

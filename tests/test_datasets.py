@@ -11,9 +11,10 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from posecommon import KeypointSpec
+from posecommon import HeatmapCodec, KeypointSpec
+from posecommon.codecs import TopDownRegions
 from posecommon.data import MultiPersonCocoDataset, TopDownCocoDataset, generate_synthetic_coco
-from posecommon.geometry import crop_to_image
+from posecommon.geometry import clean_coco_boxes, invert_affine, transform_points
 from posecommon.letterbox import unletterbox_boxes, unletterbox_points
 
 SPEC6 = KeypointSpec.from_flip_pairs(
@@ -79,19 +80,28 @@ def _original_keypoints(dataset: TopDownCocoDataset, index: int) -> torch.Tensor
 
 
 def _assert_heatmaps_decode_to_keypoints(dataset: TopDownCocoDataset, sample: dict) -> None:
-    decoded, _ = dataset.codec.decode(sample["heatmaps"][None])
+    codec = HeatmapCodec(dataset.input_size, dataset.codec.heatmap_size)  # crop-space view of the same geometry
+    decoded, _ = codec.decode(sample["heatmaps"][None])
     kpts, weight = sample["keypoints"], sample["target_weight"]
     height, width = dataset.input_size
     inside = (kpts[:, 0] >= 0) & (kpts[:, 0] <= width - 1) & (kpts[:, 1] >= 0) & (kpts[:, 1] <= height - 1)
     assert torch.equal(weight[kpts[:, 2] == 0], torch.zeros(int((kpts[:, 2] == 0).sum())))
     assert (weight[inside & (kpts[:, 2] > 0)] == 1).all()
-    # decoding can only return heatmap pixel positions: [0, (w - 1) * stride_x] x [0, (h - 1) * stride_y]
-    stride_x, stride_y = dataset.codec.stride
-    low_res_h, low_res_w = dataset.codec.heatmap_size
-    check = (weight > 0) & (kpts[:, 0] >= 0) & (kpts[:, 1] >= 0)
-    check &= (kpts[:, 0] <= (low_res_w - 1) * stride_x) & (kpts[:, 1] <= (low_res_h - 1) * stride_y)
-    error = (decoded[0, check] - kpts[check, :2]).abs() / torch.tensor(dataset.codec.stride)
+    # decoding can only return positions on the heatmap grid [0, w - 1] x [0, h - 1]
+    low_res_h, low_res_w = codec.heatmap_size
+    on_map = codec.input_to_heatmap(kpts[:, :2])
+    check = (weight > 0) & (on_map[:, 0] >= 0) & (on_map[:, 1] >= 0)
+    check &= (on_map[:, 0] <= low_res_w - 1) & (on_map[:, 1] <= low_res_h - 1)
+    error = (codec.input_to_heatmap(decoded[0, check]) - on_map[check]).abs()
     assert check.any() and (error <= 0.5).all(), error  # heatmap pixels (quarter-pixel decoding, 0.5 at borders)
+
+
+def _crop_to_image(dataset: TopDownCocoDataset, sample: dict, points: torch.Tensor) -> torch.Tensor:
+    regions = TopDownRegions(
+        sample["center"][None], sample["size"][None], sample["rotation"][None], sample["flipped"][None]
+    )
+    inverse = invert_affine(dataset.codec.input_transform(regions))
+    return transform_points(points[None].double(), inverse)[0].float()
 
 
 def test_topdown_eval_sample(dots):
@@ -103,21 +113,41 @@ def test_topdown_eval_sample(dots):
         assert sample["heatmaps"].shape == (6, 16, 12) and sample["target_weight"].shape == (6,)
         assert float(sample["rotation"]) == 0 and not bool(sample["flipped"]) and float(sample["score"]) == 1
         # the meta maps crop keypoints back onto the annotation exactly
-        back = crop_to_image(sample["keypoints"][None, :, :2], sample["center"][None], sample["size"][None], (64, 48))
+        back = _crop_to_image(dataset, sample, sample["keypoints"][:, :2])
         original = _original_keypoints(dataset, index)
         labelled = original[:, 2] > 0
-        assert torch.allclose(back[0, labelled], original[labelled, :2], atol=1e-3)
+        assert torch.allclose(back[labelled], original[labelled, :2], atol=1e-3)
         assert (sample["keypoints"][~labelled] == 0).all()
-        # the crop region is the box grown to 3:4 and padded by 1.25
-        x1, y1, x2, y2 = dataset.persons[index].bbox_xyxy
+        # the crop region is the sanitised box grown to 3:4 and padded by 1.25, centred at x + (w - 1) / 2
+        person = dataset.persons[index]
+        record = dataset.data.image(person.image_id)
+        raw = torch.tensor([dataset.data.coco.anns[person.annotation_id]["bbox"]], dtype=torch.float64)
+        x, y, w, h = clean_coco_boxes(raw, record.width, record.height)[0][0].tolist()
+        assert sample["center"].tolist() == pytest.approx([x + (w - 1) / 2, y + (h - 1) / 2], abs=1e-4)
         assert sample["size"][0] / sample["size"][1] == pytest.approx(48 / 64)
-        assert min(float(sample["size"][0]) / (x2 - x1), float(sample["size"][1]) / (y2 - y1)) == pytest.approx(1.25)
+        assert min(float(sample["size"][0]) / w, float(sample["size"][1]) / h) == pytest.approx(1.25)
         _assert_white_at_labelled(sample["image"], sample["keypoints"])
         _assert_heatmaps_decode_to_keypoints(dataset, sample)
 
 
+def test_topdown_boxes_are_sanitised_like_the_official_loader(tmp_path, dots):
+    ann, root = dots
+    dataset = json.loads(ann.read_text())
+    width = next(image["width"] for image in dataset["images"] if image["id"] == 1)
+    dataset["annotations"][0]["bbox"] = [-4.0, -2.0, width + 10.0, 30.0]  # starts left of and ends right of the image
+    dataset["annotations"][1]["area"] = 0.0  # the official loader keeps only area > 0
+    path = tmp_path / "boxes.json"
+    path.write_text(json.dumps(dataset))
+    topdown = TopDownCocoDataset(path, root, input_size=(64, 48), keypoint_spec=SPEC6, train=False)
+    assert len(topdown) == 11 and topdown.skipped == {"box_or_area": 1}
+    # moved to x1 = y1 = 0, x2 = min(W - 1, 0 + w - 1) = W - 1: clean box [0, 0, W, 30], centre x + (w - 1) / 2
+    assert topdown[0]["center"].tolist() == pytest.approx([(width - 1) / 2, 14.5])
+    assert float(topdown[0]["size"][0]) == pytest.approx(max(width, 30 * 0.75) * 1.25)
+
+
 def test_topdown_train_augmentation_keeps_pixels_and_targets_together(dots):
-    dataset = TopDownCocoDataset(*dots, input_size=(64, 48), keypoint_spec=SPEC6, half_body=0.5, rotation_prob=1.0)
+    augmentation = {"half_body": 0.5, "half_body_min_joints": 3, "rotation_prob": 1.0}
+    dataset = TopDownCocoDataset(*dots, input_size=(64, 48), keypoint_spec=SPEC6, augmentation=augmentation)
     torch.manual_seed(0)
     checked, rotations, flips = 0, set(), 0
     for _ in range(3):
@@ -132,9 +162,8 @@ def test_topdown_train_augmentation_keeps_pixels_and_targets_together(dots):
 
 def test_topdown_flip_swaps_left_and_right(dots):
     plain = TopDownCocoDataset(*dots, input_size=(64, 48), keypoint_spec=SPEC6, train=False)
-    flipped = TopDownCocoDataset(
-        *dots, input_size=(64, 48), keypoint_spec=SPEC6, flip=1.0, rotation_prob=0.0, scale=0.0, half_body=0.0
-    )
+    augmentation = {"flip": 1.0, "rotation_prob": 0.0, "scale": 0.0, "half_body": 0.0}
+    flipped = TopDownCocoDataset(*dots, input_size=(64, 48), keypoint_spec=SPEC6, augmentation=augmentation)
     for index in range(len(plain)):
         a, b = plain[index], flipped[index]
         assert bool(b["flipped"])
@@ -151,9 +180,8 @@ def test_topdown_flip_swaps_left_and_right(dots):
 
 
 def test_topdown_half_body_crops_one_half(dots):
-    dataset = TopDownCocoDataset(
-        *dots, input_size=(64, 48), keypoint_spec=SPEC6, half_body=1.0, flip=0.0, rotation_prob=0.0, scale=0.0
-    )
+    augmentation = {"half_body": 1.0, "half_body_min_joints": 3, "flip": 0.0, "rotation_prob": 0.0, "scale": 0.0}
+    dataset = TopDownCocoDataset(*dots, input_size=(64, 48), keypoint_spec=SPEC6, augmentation=augmentation)
     full = TopDownCocoDataset(*dots, input_size=(64, 48), keypoint_spec=SPEC6, train=False)
     torch.manual_seed(1)
     for index in range(len(dataset)):

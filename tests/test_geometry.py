@@ -1,4 +1,8 @@
-"""Top-down geometry: box conversions, center/size, affine crops and their exact inverse."""
+"""Geometry: box conversions, official centre/scale and box sanitisation, region crops and their exact inverse.
+
+The official top-down transform (``topdown_affine``) is checked against an independent re-derivation of the official
+formulas in ``tests/test_topdown_protocol.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,17 @@ import torch
 
 from posecommon import InvalidInputError
 from posecommon.geometry import (
-    box_to_center_scale,
     box_xywh_to_xyxy,
     box_xyxy_to_xywh,
+    clean_coco_boxes,
     crop_images,
     crop_to_image,
     crop_to_image_matrix,
     image_to_crop,
     image_to_crop_matrix,
+    topdown_affine,
+    warp_affine,
+    xywh_to_center_scale,
 )
 
 OUTPUT = (256, 192)
@@ -27,15 +34,26 @@ def test_box_conversions_round_trip():
     assert torch.equal(box_xywh_to_xyxy(xywh), xyxy)
 
 
-def test_box_to_center_scale_aspect_and_padding():
-    boxes = torch.tensor([[10.0, 20.0, 110.0, 60.0], [0.0, 0.0, 30.0, 200.0], [5.0, 5.0, 5.0, 5.0]])
-    center, size = box_to_center_scale(boxes, aspect_ratio=0.75, padding=1.25)
-    assert center.tolist() == [[60.0, 40.0], [15.0, 100.0], [5.0, 5.0]]
+def test_xywh_to_center_scale_is_the_official_xywh2cs():
+    boxes = torch.tensor([[10.0, 20.0, 100.0, 40.0], [0.0, 0.0, 30.0, 200.0], [5.0, 5.0, 0.0, 0.0]])
+    center, size = xywh_to_center_scale(boxes, aspect_ratio=0.75, padding=1.25)
+    # centre x + (w - 1) / 2 (coco.py:217-218), half a pixel up-left of the geometric centre
+    assert center.tolist() == [[59.5, 39.5], [14.5, 99.5], [4.5, 4.5]]
     # wide box: width kept, height = width / 0.75; tall box: height kept, width = 0.75 * height; point: min size
-    torch.testing.assert_close(size, torch.tensor([[125.0, 125.0 / 0.75], [187.5, 250.0], [1.0, 1.0]]))
-    for bad in ([[0.0, 0.0, float("nan"), 1.0]], [[10.0, 0.0, 5.0, 1.0]], [[0.0, 1.0, 2.0]]):
+    torch.testing.assert_close(size, torch.tensor([[125.0, 125.0 / 0.75], [187.5, 250.0], [2.0, 2.0]]))
+    for bad in ([[0.0, 0.0, float("nan"), 1.0]], [[10.0, 0.0, -5.0, 1.0]], [[0.0, 1.0, 2.0]]):
         with pytest.raises(InvalidInputError):
-            box_to_center_scale(torch.tensor(bad), 0.75)
+            xywh_to_center_scale(torch.tensor(bad), 0.75)
+
+
+def test_clean_coco_boxes_is_the_official_sanitisation():
+    boxes = torch.tensor(
+        [[10.5, 20.0, 30.0, 40.0], [-5.0, -3.0, 20.0, 10.0], [90.0, 50.0, 40.0, 80.0], [120.0, 10.0, 5.0, 5.0]]
+    )
+    clean, valid = clean_coco_boxes(boxes, image_width=100, image_height=80)
+    # x1 = max(0, x); x2 = min(W - 1, x1 + max(0, w - 1)); clean = [x1, y1, x2 - x1 + 1, y2 - y1 + 1]
+    assert clean[:3].tolist() == [[10.5, 20.0, 30.0, 40.0], [0.0, 0.0, 20.0, 10.0], [90.0, 50.0, 10.0, 30.0]]
+    assert valid.tolist() == [True, True, True, False]  # the last box starts right of the image
 
 
 @pytest.mark.parametrize("rotation", [None, [0.0, 25.0, -40.0, 90.0, 180.0, 13.0]])
@@ -67,7 +85,7 @@ def test_crop_region_maps_edges_to_edges():
 def _bright_point_case(image_hw, point, boxes, rotation):
     image = torch.zeros(3, *image_hw)
     image[:, point[1], point[0]] = 255.0
-    center, size = box_to_center_scale(torch.tensor(boxes), aspect_ratio=OUTPUT[1] / OUTPUT[0])
+    center, size = xywh_to_center_scale(box_xyxy_to_xywh(torch.tensor(boxes)), aspect_ratio=OUTPUT[1] / OUTPUT[0])
     rot = None if rotation is None else torch.tensor(rotation)
     crops = crop_images(image, center, size, OUTPUT, rot)
     flat = crops[:, 0].flatten(1)
@@ -118,8 +136,7 @@ def test_crop_shared_image_equals_per_crop_images_and_does_not_modify_input():
 
 def test_crop_one_by_one_image_and_zero_boxes():
     image = torch.full((3, 1, 1), 128, dtype=torch.uint8)
-    center, size = box_to_center_scale(torch.tensor([[0.0, 0.0, 1.0, 1.0]]), 0.75)
-    crops = crop_images(image, center, size, OUTPUT)
+    crops = crop_images(image, torch.tensor([[0.5, 0.5]]), torch.tensor([[1.25, 5 / 3]]), OUTPUT)
     assert crops.shape == (1, 3, *OUTPUT) and torch.isfinite(crops).all()
     assert 120 < crops.max() <= 128 and crops.min() == 0  # the pixel in the middle, padding around it
     empty = crop_images(image, torch.zeros(0, 2), torch.zeros(0, 2), OUTPUT)
@@ -134,3 +151,20 @@ def test_crop_rejects_bad_regions():
         crop_images(image, torch.tensor([[float("nan"), 1.0]]), torch.ones(1, 2), (4, 4))
     with pytest.raises(InvalidInputError, match="non-empty"):
         crop_images(torch.zeros(3, 0, 5), torch.zeros(1, 2), torch.ones(1, 2), (4, 4))
+
+
+def test_warp_affine_with_the_topdown_transform_finds_a_bright_pixel():
+    image = torch.zeros(3, 100, 150)
+    image[:, 40, 70] = 255.0
+    center = torch.tensor([[72.0, 45.0], [68.3, 43.1], [66.0, 36.0]])
+    size = torch.tensor([[60.0, 80.0], [30.0, 40.0], [48.0, 64.0]])
+    rotation = torch.tensor([0.0, 30.0, -45.0])
+    flip = torch.tensor([False, True, True])
+    matrices = topdown_affine(center, size, OUTPUT, rotation, flip)
+    crops = warp_affine(image, matrices, OUTPUT)
+    index = crops[:, 0].flatten(1).argmax(dim=1)
+    found = torch.stack((index % OUTPUT[1], index // OUTPUT[1]), dim=-1).float()
+    expected = matrices[:, :, :2] @ torch.tensor([70.0, 40.0]) + matrices[:, :, 2]
+    assert ((found - expected).abs() <= 0.5 + 1e-4).all(), (found, expected)
+    with pytest.raises(InvalidInputError, match="more than 1 pixel"):
+        topdown_affine(center, torch.ones(3, 2), OUTPUT)

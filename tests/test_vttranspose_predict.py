@@ -7,16 +7,18 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 import vttranspose
-from posecommon import BadImageError, InvalidInputError, KeypointSpec, PreprocessConfig
-from posecommon.geometry import box_to_center_scale
+from posecommon import BadImageError, HeatmapCodec, InvalidInputError, KeypointSpec, PreprocessConfig, TopDownCodec
+from posecommon.geometry import invert_affine, transform_points
 from posecommon.model import PoseModel
 from vttranspose.predict import predict_topdown
 
 INPUT = (64, 48)
+HEATMAP = (16, 12)
 
 
 @dataclass(frozen=True)
@@ -25,10 +27,11 @@ class _BlobConfig:
 
 
 class _BlobModel(PoseModel):
-    """Heatmaps = the crop's red channel sampled at every 4th pixel, so heatmap pixel i is crop pixel 4 i.
+    """Heatmaps = the crop's red channel sampled at the crop point of each heatmap pixel centre.
 
-    A Gaussian blob in the image becomes a Gaussian heatmap peak exactly where the codec's convention puts it, so
-    the whole crop -> decode -> inverse chain can be checked against the blob's known position.
+    The crop points come from the official input <-> heatmap relation (:meth:`HeatmapCodec.heatmap_to_input`), so a
+    Gaussian blob in the image becomes a heatmap peak exactly where the codec's geometry puts it, and the whole
+    crop -> decode -> inverse chain can be checked against the blob's known position.
     """
 
     def __init__(self) -> None:
@@ -40,7 +43,11 @@ class _BlobModel(PoseModel):
         return PreprocessConfig(input_size=INPUT, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x[:, :1, ::4, ::4] * self.gain).expand(-1, 3, -1, -1)
+        ys, xs = torch.meshgrid(torch.arange(HEATMAP[0]).float(), torch.arange(HEATMAP[1]).float(), indexing="ij")
+        points = HeatmapCodec(INPUT, HEATMAP).heatmap_to_input(torch.stack((xs, ys), dim=-1))
+        grid = points / torch.tensor([INPUT[1] - 1.0, INPUT[0] - 1.0]) * 2 - 1  # align_corners=True normalisation
+        sampled = F.grid_sample(x[:, :1], grid.expand(x.shape[0], -1, -1, -1), align_corners=True)
+        return (sampled * self.gain).expand(-1, 3, -1, -1)
 
 
 def _blob_image(point: torch.Tensor, sigma: float, size=(400, 400)) -> torch.Tensor:
@@ -60,15 +67,15 @@ BOXES = [
 
 
 @pytest.mark.parametrize(
-    ("flip_test", "use_dark", "tolerance"), [(False, False, 0.5), (False, True, 0.1), (True, True, 0.25)]
+    ("flip_test", "use_dark", "tolerance"), [(False, False, 0.5), (False, True, 0.1), (True, True, 0.1)]
 )
 def test_blob_is_found_where_it_is(flip_test, use_dark, tolerance):
-    """Errors in heatmap pixels: < 0.5 argmax + shift, < 0.1 DARK, flip test adds TransPose's 1/8-pixel bias."""
+    """Errors in heatmap pixels: < 0.5 argmax + quarter shift, < 0.1 DARK, with or without flip test (no shift)."""
     point = POINT
     model = _BlobModel()
     for box in BOXES:
-        _, size = box_to_center_scale(torch.tensor([box]), INPUT[1] / INPUT[0])
-        heatmap_pixel = float(size[0, 0]) / INPUT[1] * 4  # image pixels per heatmap pixel
+        size = TopDownCodec(INPUT, HEATMAP).regions(torch.tensor([box])).size
+        heatmap_pixel = (float(size[0, 0]) - 1) / (HEATMAP[1] - 1)  # image pixels per heatmap pixel
         image = _blob_image(point, sigma=1.5 * heatmap_pixel)  # the blob stays inside the image
         result = predict_topdown(model, image, [box], flip_test=flip_test, use_dark=use_dark)
         error = (result.keypoints[0, :, :2] - point).abs().max() / heatmap_pixel
@@ -104,10 +111,13 @@ def test_real_model_shapes_and_ranges(small_vttranspose):
     result = predict_topdown(small_vttranspose, image, boxes, box_scores=torch.tensor([0.9, 0.8, 0.7]))
     assert result.keypoints.shape == (3, 17, 3) and result.boxes.shape == (3, 4) and result.scores.shape == (3,)
     assert torch.isfinite(result.keypoints).all() and torch.isfinite(result.scores).all()
-    # keypoints lie inside each box's padded crop region (the third box is wholly outside the image)
-    center, size = box_to_center_scale(boxes, INPUT[1] / INPUT[0])
-    offset = (result.keypoints[..., :2] - center[:, None]).abs()
-    assert (offset <= size[:, None] / 2 + 1e-3).all()
+    # keypoints lie inside the image of each box's heatmap rectangle (the third box is wholly outside the image)
+    codec = TopDownCodec(INPUT, HEATMAP)
+    corners = torch.tensor([[0.0, 0.0], [HEATMAP[1] - 1.0, HEATMAP[0] - 1.0]]).expand(3, 2, 2)
+    inverse = invert_affine(codec.heatmap_transform(codec.regions(boxes)))
+    low, high = transform_points(corners.double(), inverse).unbind(1)
+    points = result.keypoints[..., :2].double()
+    assert ((points >= low[:, None] - 1e-3) & (points <= high[:, None] + 1e-3)).all()
     unbatched = predict_topdown(small_vttranspose, image, boxes, box_scores=[0.9, 0.8, 0.7], batch_size=1)
     torch.testing.assert_close(unbatched.keypoints, result.keypoints, atol=1e-3, rtol=1e-4)
 

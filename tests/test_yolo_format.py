@@ -169,6 +169,7 @@ def test_train_command_on_a_yolo_dataset(tmp_path: Path) -> None:
     _tree(tmp_path / "data")
     args = ["train", "vttranspose_h_s", "--data", f"yolo:{tmp_path / 'data'}", "--out", str(tmp_path / "run")]
     args += ["--steps", "1", "--batch-size", "1", "--input-size", "64", "48"]  # one person with keypoints
+    args += ["--backbone-weights", "none"]  # offline: no ImageNet download (the default on real data)
     assert main(args) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["after"]["step"] == 1

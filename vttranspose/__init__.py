@@ -16,13 +16,16 @@ from .blocks import (
 from .config import VARIANTS, VTTransPoseConfig
 from .convert import ConversionReport, convert_official_checkpoint
 from .hrnet import BasicBlock, Bottleneck, ConvBN, HRModule, HRNetS, HRNetSLayers
+from .imagenet import IMAGENET_HRNET_W32, BackboneLoadReport, load_backbone_weights
 from .model import VTTransPose, feature_size, transpose_h_s, transpose_h_s_twin, vttranspose_h_s
 from .predict import predict_topdown
 
 __all__ = [
+    "IMAGENET_HRNET_W32",
     "VARIANTS",
     "AsymmetricConv",
     "AxialPositionEmbedding",
+    "BackboneLoadReport",
     "BasicBlock",
     "Bottleneck",
     "ConvBN",
@@ -42,6 +45,7 @@ __all__ = [
     "VTTransPoseConfig",
     "convert_official_checkpoint",
     "feature_size",
+    "load_backbone_weights",
     "predict_topdown",
     "sine_position_table",
     "transpose_h_s",

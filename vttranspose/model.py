@@ -16,8 +16,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from posecommon.config_utils import config_for_keypoints
-from posecommon.data.topdown import TopDownCocoDataset
+from posecommon.config_utils import config_for_keypoints, replace_config
+from posecommon.data.topdown import TopDownAugmentation, TopDownCocoDataset
 from posecommon.errors import InvalidInputError
 from posecommon.keypoints import KeypointSpec
 from posecommon.model import PoseModel
@@ -47,6 +47,7 @@ from .blocks import (
 )
 from .config import VARIANTS, VTTransPoseConfig
 from .hrnet import HRNetSLayers
+from .imagenet import BackboneLoadReport, load_backbone_weights
 from .predict import predict_topdown
 from .recipe import VTTRANSPOSE_RECIPE
 
@@ -69,7 +70,8 @@ class VTTransPose(HRNetSLayers, PoseModel):
     Readings: see :class:`~vttranspose.VTTransPoseConfig` (V-block count and placement), :class:`~vttranspose.VBlock`,
     :class:`~vttranspose.TwinAttention`, :class:`~vttranspose.DWSeparableFFN` and
     :class:`~vttranspose.AxialPositionEmbedding`. Initialisation follows the official code: convolutions
-    N(0, 0.001), BatchNorm (1, 0), linear layers Xavier-uniform with zero bias.
+    N(0, 0.001), BatchNorm (1, 0), linear layers Xavier-uniform with zero bias; the official training then starts
+    the stem and stages 1-3 from ImageNet HRNet-W32 (:meth:`init_backbone`, ``backbone_weights="imagenet"``).
 
     Args:
         config: Architecture (see :data:`~vttranspose.config.VARIANTS`).
@@ -252,6 +254,19 @@ class VTTransPose(HRNetSLayers, PoseModel):
 
         return run_predict(opened, predict_frames, stream=stream, keypoint_spec=self.keypoint_spec)
 
+    def init_backbone(self, weights: str | Path = "imagenet") -> BackboneLoadReport:
+        """Initialise the stem and stages 1-3 from ImageNet HRNet-W32, as the official recipe does.
+
+        Args:
+            weights: ``"imagenet"`` (``timm/hrnet_w32.ms_in1k`` at a pinned commit, through huggingface_hub) or a
+                safetensors file in the same layout; see :func:`~vttranspose.imagenet.load_backbone_weights`.
+
+        Returns:
+            The report, also kept as ``self.backbone_report``.
+        """
+        self.backbone_report = load_backbone_weights(self, weights)
+        return self.backbone_report
+
     def training_task(self, global_batch_size: int) -> TopDownTask:
         """Target-weighted heatmap MSE on normalised crops (the batch size does not enter the loss)."""
         return TopDownTask(self.preprocess)
@@ -259,9 +274,23 @@ class VTTransPose(HRNetSLayers, PoseModel):
     def training_dataset(
         self, ann_file: str | Path, image_dir: str | Path, train: bool = True, **augmentation: float
     ) -> Dataset:
-        """A :class:`~posecommon.data.TopDownCocoDataset` at this model's input size and keypoint set."""
+        """A :class:`~posecommon.data.TopDownCocoDataset` at this model's input size and keypoint set.
+
+        Args:
+            ann_file: COCO keypoints JSON.
+            image_dir: Its image directory.
+            train: Random augmentation on.
+            **augmentation: Overrides of :class:`~posecommon.data.TopDownAugmentation` (the TP-H-S recipe), e.g.
+                ``rotation=15``.
+        """
         return TopDownCocoDataset(
-            ann_file, image_dir, self.config.input_size, self.keypoint_spec, train=train, pad_value=0.0, **augmentation
+            ann_file,
+            image_dir,
+            self.config.input_size,
+            self.keypoint_spec,
+            train=train,
+            augmentation=replace_config(TopDownAugmentation(), **augmentation),
+            pad_value=0.0,
         )
 
     def fuse(self) -> VTTransPose:
@@ -284,8 +313,16 @@ def _check_input_size(input_size: Sequence[int] | None) -> tuple[int, int] | Non
 
 def _create(name: str, pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
     keypoint_spec = kwargs.pop("keypoint_spec", None)
+    backbone_weights = str(kwargs.pop("backbone_weights", "none"))
+    if pretrained and backbone_weights != "none":
+        raise InvalidInputError(
+            f"pass pretrained= or backbone_weights=, not both: pretrained weights replace the whole model, including "
+            f"the {backbone_weights!r} backbone"
+        )
     model = VTTransPose(config_for_keypoints(VARIANTS[name], keypoint_spec, **kwargs), keypoint_spec=keypoint_spec)
     model.model_name = name
+    if backbone_weights != "none":
+        model.init_backbone(backbone_weights)
     return load_pretrained(model, name, pretrained)
 
 
@@ -300,8 +337,10 @@ def vttranspose_h_s(pretrained: bool | str = False, **kwargs: Any) -> VTTransPos
     Args:
         pretrained: ``False``, ``True`` (default published weights), a weight tag, a ``.safetensors`` path or
             ``"hf-hub:org/repo[@revision]"`` (see :func:`posecommon.load_pretrained`).
-        **kwargs: :class:`~vttranspose.config.VTTransPoseConfig` overrides (``num_joints``, ``input_size``, ...) and
-            ``keypoint_spec``.
+        **kwargs: :class:`~vttranspose.config.VTTransPoseConfig` overrides (``num_joints``, ``input_size``, ...),
+            ``keypoint_spec``, and ``backbone_weights``: ``"none"`` (default), ``"imagenet"`` (the official
+            training start: ImageNet HRNet-W32 in the stem and stages 1-3, :meth:`VTTransPose.init_backbone`) or
+            the path of a safetensors file in that layout.
     """
     return _create("vttranspose_h_s", pretrained, **kwargs)
 
@@ -317,8 +356,10 @@ def transpose_h_s(pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
     Args:
         pretrained: ``False``, ``True`` (default published weights), a weight tag, a ``.safetensors`` path or
             ``"hf-hub:org/repo[@revision]"`` (see :func:`posecommon.load_pretrained`).
-        **kwargs: :class:`~vttranspose.config.VTTransPoseConfig` overrides (``num_joints``, ``input_size``, ...) and
-            ``keypoint_spec``.
+        **kwargs: :class:`~vttranspose.config.VTTransPoseConfig` overrides (``num_joints``, ``input_size``, ...),
+            ``keypoint_spec``, and ``backbone_weights``: ``"none"`` (default), ``"imagenet"`` (the official
+            training start: ImageNet HRNet-W32 in the stem and stages 1-3, :meth:`VTTransPose.init_backbone`) or
+            the path of a safetensors file in that layout.
     """
     return _create("transpose_h_s", pretrained, **kwargs)
 
@@ -336,7 +377,9 @@ def transpose_h_s_twin(pretrained: bool | str = False, **kwargs: Any) -> VTTrans
     Args:
         pretrained: ``False``, ``True`` (default published weights), a weight tag, a ``.safetensors`` path or
             ``"hf-hub:org/repo[@revision]"`` (see :func:`posecommon.load_pretrained`).
-        **kwargs: :class:`~vttranspose.config.VTTransPoseConfig` overrides (``num_joints``, ``input_size``, ...) and
-            ``keypoint_spec``.
+        **kwargs: :class:`~vttranspose.config.VTTransPoseConfig` overrides (``num_joints``, ``input_size``, ...),
+            ``keypoint_spec``, and ``backbone_weights``: ``"none"`` (default), ``"imagenet"`` (the official
+            training start: ImageNet HRNet-W32 in the stem and stages 1-3, :meth:`VTTransPose.init_backbone`) or
+            the path of a safetensors file in that layout.
     """
     return _create("transpose_h_s_twin", pretrained, **kwargs)

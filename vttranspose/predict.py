@@ -2,12 +2,16 @@
 
 Shape key: N person boxes, K joints; boxes ``(N, 4)`` ``xyxy`` in image pixels; crops ``(N, 3, H, W)`` with
 ``(H, W)`` = ``model.preprocess.input_size``; heatmaps ``(N, K, h, w)``. Pixel centres are integer coordinates
-everywhere (see :mod:`posecommon.geometry` and :mod:`posecommon.codecs.heatmap`).
+everywhere (see :mod:`posecommon.geometry`).
 
-As in TransPose's evaluation: each box is grown to the input aspect ratio and padded by 1.25, cropped, normalised
-with ImageNet mean/std, run through the model with the horizontally flipped crop as well (averaged after
-``flip_back`` and the one-pixel heatmap shift), decoded with DARK, mapped back to the image, and scored
-``box score x mean keypoint confidence above 0.2`` (:func:`posecommon.evaluation.instance_scores`).
+As TransPose's ``validate`` + ``evaluate`` (``lib/core/function.py:98-198``, ``lib/dataset/coco.py:290-357``), through
+:class:`~posecommon.codecs.TopDownCodec`: each box becomes a region (``_xywh2cs``: centre ``x + (w - 1) / 2``,
+input aspect ratio, padding 1.25), is cropped with the official affine transform, normalised with ImageNet
+mean/std, run through the model together with the horizontally flipped crop (averaged after ``flip_back``, with
+no shift), decoded with DARK in heatmap pixels, mapped straight back to the image with the inverse heatmap-size
+transform, and scored ``box score x mean keypoint confidence above 0.2``
+(:func:`posecommon.evaluation.instance_scores`). OKS-NMS across instances is the evaluation's job
+(:func:`posecommon.evaluation.predict_dataset`), not prediction's.
 """
 
 from __future__ import annotations
@@ -17,10 +21,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from posecommon.codecs import HeatmapCodec, flip_average
+from posecommon.codecs import TopDownCodec, flip_average
 from posecommon.errors import InvalidInputError
 from posecommon.evaluation import instance_scores
-from posecommon.geometry import box_to_center_scale, crop_images, crop_to_image
 from posecommon.image import ImageInput, load_image
 from posecommon.inference import running_for_inference
 from posecommon.structures import PoseResult
@@ -78,8 +81,9 @@ def predict_topdown(
 
     Boxes may lie partly or wholly outside the image (the outside is padded with ``model.preprocess.pad_value``).
     Boxes of zero width and/or height are valid: the crop is grown to the input aspect ratio and to at least
-    1 pixel. The model runs in eval mode, by default as a cached fused copy (:mod:`posecommon.inference`); the model's
-    own train/eval mode is left as it was.
+    2 pixels. A box ``(x1, y1, x2, y2)`` is treated as the COCO box ``(x1, y1, x2 - x1, y2 - y1)``, as the official
+    code treats a detection (:meth:`~posecommon.codecs.TopDownCodec.regions`). The model runs in eval mode, by
+    default as a cached fused copy (:mod:`posecommon.inference`); the model's own train/eval mode is left as it was.
 
     Args:
         model: A VTTransPose / TransPose-H-S model (anything with ``preprocess``, ``keypoint_spec`` and a forward
@@ -87,7 +91,7 @@ def predict_topdown(
         image: Path, PIL image, numpy array or ``(3, H, W)`` uint8 tensor (see :func:`posecommon.image.load_image`).
         boxes: ``(N, 4)`` person boxes ``(x1, y1, x2, y2)`` in image pixels; ``N = 0`` gives an empty result.
         box_scores: ``(N,)`` detector scores; 1 when omitted.
-        flip_test: Average with the heatmaps of the mirrored crops (TransPose's flip test with heatmap shift).
+        flip_test: Average with the heatmaps of the mirrored crops (TransPose's flip test; no heatmap shift).
         use_dark: Decode with DARK (TransPose's default); otherwise argmax + quarter-pixel shift.
         batch_size: Crops per forward pass.
         padding: Box padding factor.
@@ -116,22 +120,23 @@ def predict_topdown(
         return PoseResult.empty(num_joints, device=param.device)
     preprocess = model.preprocess
     input_h, input_w = input_size or preprocess.input_size
-    center, size = box_to_center_scale(boxes, aspect_ratio=input_w / input_h, padding=padding)
+    # regions and crops do not depend on the heatmap size; decoding uses the network's output size
+    cropper = TopDownCodec((input_h, input_w), (input_h, input_w), padding=padding)
+    regions = cropper.regions(boxes)
     pixels = pixels.to(param.device)
     keypoints, confidences = [], []
     with running_for_inference(model, fuse, channels_last) as net:
         for start in range(0, boxes.shape[0], batch_size):
-            part = slice(start, start + batch_size)
-            part_center, part_size = center[part].to(param.device), size[part].to(param.device)
-            crops = crop_images(pixels, part_center, part_size, (input_h, input_w), pad_value=preprocess.pad_value)
+            part = regions[start : start + batch_size]
+            crops = cropper.crop(pixels, part, pad_value=preprocess.pad_value)
             inputs = preprocess.normalize(crops).to(param.dtype)
             heatmaps = net(inputs).float()
             if flip_test:
                 flipped = net(inputs.flip(-1)).float()
                 heatmaps = flip_average(heatmaps, flipped, model.keypoint_spec.flip_indices)
-            codec = HeatmapCodec((input_h, input_w), tuple(heatmaps.shape[-2:]), use_dark=use_dark)
-            crop_points, scores = codec.decode(heatmaps)
-            keypoints.append(crop_to_image(crop_points, part_center.float(), part_size.float(), (input_h, input_w)))
+            codec = TopDownCodec((input_h, input_w), tuple(heatmaps.shape[-2:]), use_dark=use_dark, padding=padding)
+            image_points, scores = codec.decode(heatmaps, part)
+            keypoints.append(image_points)
             confidences.append(scores)
     keypoints = torch.cat(keypoints)
     confidences = torch.cat(confidences)

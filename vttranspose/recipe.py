@@ -9,6 +9,7 @@ sections), ``tools/train.py`` (``CosineAnnealingLR(T_max=END_EPOCH, eta_min=LR_E
 
 from __future__ import annotations
 
+from posecommon.data.topdown import TopDownAugmentation
 from posecommon.train.recipe import TrainRecipe
 
 __all__ = ["VTTRANSPOSE_RECIPE"]
@@ -26,7 +27,11 @@ VTTRANSPOSE_RECIPE = TrainRecipe(
     momentum=0.9,
     weight_decay=0.0,
     schedule="epoch_cosine",
-    augmentation=(("flip", 0.5), ("rotation", 45.0), ("rotation_prob", 0.6), ("scale", 0.35), ("half_body", 0.3)),
+    # the TP-H-S values, documented in one place (the half-body threshold 8 and padding 1.5 are its defaults too)
+    augmentation=tuple(
+        (name, getattr(TopDownAugmentation(), name))
+        for name in ("flip", "rotation", "rotation_prob", "scale", "half_body")
+    ),
     sources=(
         ("epochs", f"{_PAPER}; {_YAML}:88"),
         ("batch_size", f"{_PAPER} (TransPose: 16 per GPU on 2 GPUs, {_YAML}:7, :85)"),
@@ -38,8 +43,8 @@ VTTRANSPOSE_RECIPE = TrainRecipe(
         ("schedule", "tools/train.py:194-195 (CosineAnnealingLR), :213 (stepped per epoch)"),
         (
             "augmentation",
-            f"{_PAPER} (TransPose's); {_YAML}:17 (flip), :19 (half body 0.3), :21 (rotation 45), :22 (scale 0.35); "
-            "lib/dataset/JointsDataset.py:158-162 (scale clip, rotation with probability 0.6, flip 0.5)",
+            f"{_PAPER} (TransPose's): posecommon.data.TopDownAugmentation; {_YAML}:17-22 (flip, half body 0.3 above 8 "
+            "joints, rotation 45, scale 0.35); lib/dataset/JointsDataset.py:66-109, 146-166",
         ),
     ),
 )

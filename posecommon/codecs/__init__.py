@@ -2,6 +2,7 @@
 
 from .heatmap import (
     HeatmapCodec,
+    decode_heatmaps,
     flip_average,
     flip_back,
     gaussian_blur_heatmaps,
@@ -9,11 +10,14 @@ from .heatmap import (
     get_heatmap_maximum,
     refine_dark,
     refine_quarter_offset,
-    shift_heatmaps,
 )
+from .topdown import TopDownCodec, TopDownRegions
 
 __all__ = [
     "HeatmapCodec",
+    "TopDownCodec",
+    "TopDownRegions",
+    "decode_heatmaps",
     "flip_average",
     "flip_back",
     "gaussian_blur_heatmaps",
@@ -21,5 +25,4 @@ __all__ = [
     "get_heatmap_maximum",
     "refine_dark",
     "refine_quarter_offset",
-    "shift_heatmaps",
 ]

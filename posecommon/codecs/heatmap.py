@@ -1,24 +1,24 @@
-"""Gaussian heatmap codec of top-down pose models (TransPose / HRNet / SimpleBaseline), batched in torch.
+"""Gaussian heatmaps of top-down pose models (TransPose / VTTransPose), batched in torch.
 
 Shape key:
     - N: instances (person crops), K: joints.
-    - Keypoints: ``(N, K, 2)`` float ``(x, y)`` in **input-image pixels** (the model input crop, not the original
-      image; :mod:`posecommon.geometry` maps crop pixels to image pixels).
+    - Heatmap points: ``(N, K, 2)`` float ``(x, y)`` in **heatmap pixels**; integer coordinates are pixel centres
+      (column ``x``, row ``y``).
     - Heatmaps: ``(N, K, h, w)`` tensors. Sizes are given as ``(H, W)`` / ``(h, w)`` pairs, height first, like
-      :attr:`posecommon.PreprocessConfig.input_size` and tensor shapes; strides as ``(stride_x, stride_y)`` pairs,
-      x first, like keypoints.
+      :attr:`posecommon.PreprocessConfig.input_size` and tensor shapes.
 
-Pixel-centre convention (the HRNet one, used by both :meth:`HeatmapCodec.encode` and :meth:`HeatmapCodec.decode`):
-integer coordinates are pixel centres in both spaces, and the centre of heatmap pixel ``(i, j)`` (column ``i``,
-row ``j``) is the input-image point ``(i * stride_x, j * stride_y)``, with ``stride_x = W / w`` and
-``stride_y = H / h``. So a keypoint at input pixel ``(x, y)`` sits at heatmap position ``(x / stride_x, y /
-stride_y)``, and decoding multiplies by the strides.
+The functions here work in heatmap pixels: :func:`generate_gaussian_heatmaps` draws the training targets,
+:func:`decode_heatmaps` finds each map's maximum and refines it (DARK by default), :func:`flip_average` merges the
+flip test. :class:`~posecommon.codecs.TopDownCodec` maps original-image pixels to heatmap pixels and back with the
+official top-down transform; :class:`HeatmapCodec` does the same for keypoints given in model-input (crop) pixels.
 
-Encoding draws an unnormalised Gaussian (peak 1) centred at the exact sub-pixel heatmap position (no rounding of
-the centre, as in mmpose's unbiased encoding), so a decoder can recover sub-pixel positions. Decoding is argmax
-plus a quarter-pixel shift towards the higher neighbour (HRNet/TransPose), or DARK (Zhang et al., CVPR 2020), the
-refinement TransPose uses at test time: Gaussian blur with an 11x11 kernel rescaled to keep each map's maximum,
-log, then one Newton (second-order Taylor) step from the argmax. No function here modifies its inputs.
+Encoding draws an unnormalised Gaussian (peak 1) centred at the exact sub-pixel heatmap position, over the whole
+heatmap, as TransPose's ``generate_target`` (``lib/dataset/JointsDataset.py:239-280``). Decoding is the official
+``get_final_preds`` (``lib/core/inference.py:90-112``): argmax (``get_max_preds``, with coordinates set to 0 where
+the maximum is not positive, ``inference.py:44-47``), then DARK (Zhang et al., CVPR 2020): Gaussian blur with an
+11x11 kernel rescaled to keep each map's maximum, log, one Newton (second-order Taylor) step from the argmax. The
+argmax plus a quarter-pixel shift towards the higher neighbour (HRNet) is available as the alternative. No function
+here modifies its inputs.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "HeatmapCodec",
+    "decode_heatmaps",
     "flip_average",
     "flip_back",
     "gaussian_blur_heatmaps",
@@ -39,50 +40,52 @@ __all__ = [
     "get_heatmap_maximum",
     "refine_dark",
     "refine_quarter_offset",
-    "shift_heatmaps",
 ]
 
 
 def generate_gaussian_heatmaps(
-    keypoints: torch.Tensor,
+    points: torch.Tensor,
     visible: torch.Tensor,
     heatmap_size: tuple[int, int],
-    stride: tuple[float, float],
     sigma: float = 2.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gaussian target heatmaps and target weights.
+    """Gaussian target heatmaps and target weights, as TransPose's ``generate_target``.
 
-    A joint gets weight 0 (and an all-zero heatmap) when it is not visible, has a non-finite coordinate, or lies
-    so far outside the heatmap that its ``3 * sigma`` window ``[mu - 3 sigma, mu + 3 sigma + 1]`` does not overlap
-    it (the HRNet rule). Joints just outside the heatmap keep weight 1 and their Gaussian tail.
+    The weight of a joint starts as its visibility ``min(v, 1)`` (``lib/dataset/coco.py:191-194``; any ``v > 0``
+    counts) and becomes 0 when its ``3 * sigma`` window misses the heatmap: with ``ul = int(mu - 3 sigma)`` and
+    ``br = int(mu + 3 sigma + 1)`` (``int`` truncating towards zero), per axis, when ``ul >= size`` or ``br < 0``
+    (``adjust_target_weight``, ``JointsDataset.py:283-295``). A joint with weight 1 gets
+    ``exp(-((x - mu_x)^2 + (y - mu_y)^2) / (2 sigma^2))`` over the whole map (``JointsDataset.py:263-275``), so a
+    joint just outside the heatmap keeps weight 1 and its Gaussian tail; a joint with weight 0 gets an all-zero map.
+    Joints with a non-finite coordinate get weight 0.
 
     Args:
-        keypoints: ``(N, K, 2)`` keypoints in input-image pixels.
+        points: ``(N, K, 2)`` joint positions in heatmap pixels.
         visible: ``(N, K)`` visibility; any value ``> 0`` counts as visible (COCO ``v = 1`` and ``v = 2``).
         heatmap_size: Heatmap ``(h, w)``.
-        stride: ``(stride_x, stride_y)`` = input size / heatmap size.
         sigma: Gaussian standard deviation in heatmap pixels.
 
     Returns:
-        ``(heatmaps, weights)``: ``(N, K, h, w)`` heatmaps with peak value 1 at the keypoint, and ``(N, K)``
-        weights in ``{0, 1}``, both float32 (or the keypoints' floating dtype).
+        ``(heatmaps, weights)``: ``(N, K, h, w)`` heatmaps with peak value 1 at the joint, and ``(N, K)`` weights
+        in ``{0, 1}``, both float32 (or the points' floating dtype).
     """
-    if keypoints.dim() != 3 or keypoints.shape[-1] != 2:
-        raise ValueError(f"keypoints must be (N, K, 2), got {tuple(keypoints.shape)}")
-    if visible.shape != keypoints.shape[:2]:
-        raise ValueError(f"visible must be {tuple(keypoints.shape[:2])}, got {tuple(visible.shape)}")
-    dtype = keypoints.dtype if keypoints.is_floating_point() else torch.float32
+    if points.dim() != 3 or points.shape[-1] != 2:
+        raise ValueError(f"points must be (N, K, 2), got {tuple(points.shape)}")
+    if visible.shape != points.shape[:2]:
+        raise ValueError(f"visible must be {tuple(points.shape[:2])}, got {tuple(visible.shape)}")
+    dtype = points.dtype if points.is_floating_point() else torch.float32
     h, w = heatmap_size
-    mu = keypoints.to(dtype) / torch.tensor(stride, dtype=dtype, device=keypoints.device)
+    mu = points.to(dtype)
     finite = torch.isfinite(mu).all(dim=-1)
     mu = torch.where(finite[..., None], mu, torch.zeros_like(mu))
     radius = 3.0 * sigma
-    lower = mu - radius
-    upper = mu + radius + 1.0
-    inside = (lower[..., 0] < w) & (lower[..., 1] < h) & (upper[..., 0] >= 0) & (upper[..., 1] >= 0)
-    weights = (finite & inside & (visible > 0)).to(dtype)
-    xs = torch.arange(w, dtype=dtype, device=keypoints.device)
-    ys = torch.arange(h, dtype=dtype, device=keypoints.device)
+    upper_left = torch.trunc(mu - radius)
+    bottom_right = torch.trunc(mu + radius + 1.0)
+    outside = (upper_left[..., 0] >= w) | (upper_left[..., 1] >= h) | (bottom_right[..., 0] < 0)
+    outside |= bottom_right[..., 1] < 0
+    weights = (finite & ~outside & (visible > 0)).to(dtype)
+    xs = torch.arange(w, dtype=dtype, device=points.device)
+    ys = torch.arange(h, dtype=dtype, device=points.device)
     gauss_x = torch.exp(-((xs - mu[..., 0:1]) ** 2) / (2 * sigma**2))  # (N, K, w)
     gauss_y = torch.exp(-((ys - mu[..., 1:2]) ** 2) / (2 * sigma**2))  # (N, K, h)
     heatmaps = gauss_y[..., :, None] * gauss_x[..., None, :] * weights[..., None, None]
@@ -111,7 +114,9 @@ def _gather(maps: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tenso
 
 
 def refine_quarter_offset(heatmaps: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-    """Move integer maxima a quarter pixel towards the higher neighbour, per axis (HRNet/TransPose).
+    """Move integer maxima a quarter pixel towards the higher neighbour, per axis (HRNet without DARK).
+
+    TransPose itself always refines with DARK (:func:`refine_dark`); this is the cheaper alternative.
 
     An axis is refined only where both neighbours along it exist (``0 < x < w - 1``); HRNet's ``1 < x`` test also
     skips column 1, which we do not copy. Equal neighbours give no shift.
@@ -251,52 +256,66 @@ def flip_back(heatmaps: torch.Tensor, flip_indices: Sequence[int] | torch.Tensor
     return heatmaps.index_select(1, index).flip(-1)
 
 
-def shift_heatmaps(heatmaps: torch.Tensor) -> torch.Tensor:
-    """Shift heatmaps one pixel to the right (column 0 is kept), TransPose's ``SHIFT_HEATMAP`` flip-test fix.
-
-    Under our convention a flipped-back heatmap lies ``1 - 1 / stride_x`` heatmap pixels (0.75 for stride 4) left
-    of the unflipped one; TransPose/HRNet compensate with this one-pixel shift, which we copy.
-
-    Args:
-        heatmaps: ``(N, K, h, w)`` heatmaps.
-
-    Returns:
-        ``(N, K, h, w)`` shifted heatmaps (a new tensor).
-    """
-    return torch.cat((heatmaps[..., :1], heatmaps[..., :-1]), dim=-1)
-
-
 def flip_average(
-    heatmaps: torch.Tensor,
-    flipped_heatmaps: torch.Tensor,
-    flip_indices: Sequence[int] | torch.Tensor,
-    shift: bool = True,
+    heatmaps: torch.Tensor, flipped_heatmaps: torch.Tensor, flip_indices: Sequence[int] | torch.Tensor
 ) -> torch.Tensor:
-    """Flip-test averaging: ``(heatmaps + shift(flip_back(flipped_heatmaps))) / 2``.
+    """Flip-test averaging: ``(heatmaps + flip_back(flipped_heatmaps)) / 2``, with no shift.
+
+    As TransPose's ``validate`` (``lib/core/function.py:127-143``). Its config's ``SHIFT_HEATMAP`` is read
+    nowhere in the code, and under the official top-down transform (:func:`posecommon.geometry.topdown_affine`)
+    mirroring the input crop mirrors the heatmap exactly (``x -> w - 1 - x``), so no shift is needed.
 
     Args:
         heatmaps: ``(N, K, h, w)`` heatmaps of the crops.
         flipped_heatmaps: ``(N, K, h, w)`` heatmaps the model produced for the horizontally mirrored crops.
         flip_indices: ``K`` joint permutation of the keypoint set.
-        shift: Apply :func:`shift_heatmaps` to the flipped-back heatmaps (TransPose's default).
 
     Returns:
         ``(N, K, h, w)`` averaged heatmaps.
     """
     if heatmaps.shape != flipped_heatmaps.shape:
         raise ValueError(f"shape mismatch: {tuple(heatmaps.shape)} vs {tuple(flipped_heatmaps.shape)}")
-    back = flip_back(flipped_heatmaps, flip_indices)
-    if shift:
-        back = shift_heatmaps(back)
-    return (heatmaps + back) * 0.5
+    return (heatmaps + flip_back(flipped_heatmaps, flip_indices)) * 0.5
+
+
+def decode_heatmaps(
+    heatmaps: torch.Tensor, use_dark: bool = True, blur_kernel_size: int = 11
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Maximum location (refined) and value of each heatmap, as TransPose's ``get_final_preds`` before its
+    transform back (``lib/core/inference.py:90-101``).
+
+    The argmax of a map whose maximum is not positive is set to ``(0, 0)`` (``get_max_preds``,
+    ``inference.py:44-47``) and then left unrefined (DARK's stencil does not fit at the border).
+
+    Args:
+        heatmaps: ``(N, K, h, w)`` heatmaps (after flip averaging, if any).
+        use_dark: Refine with :func:`refine_dark` (TransPose); otherwise :func:`refine_quarter_offset`.
+        blur_kernel_size: DARK's blur kernel (``TEST.BLUR_KERNEL`` = 11 in the TP-H-S yaml, line 104).
+
+    Returns:
+        ``(coords, maxvals)``: ``(N, K, 2)`` ``(x, y)`` in heatmap pixels and ``(N, K)`` maxima of the unblurred
+        heatmaps, float32 or the heatmaps' dtype if wider.
+    """
+    if heatmaps.dim() != 4:
+        raise ValueError(f"heatmaps must be (N, K, h, w), got {tuple(heatmaps.shape)}")
+    maps = heatmaps if heatmaps.dtype in (torch.float32, torch.float64) else heatmaps.float()
+    coords, maxvals = get_heatmap_maximum(maps)
+    coords = coords * (maxvals > 0)[..., None]
+    refine = refine_dark(maps, coords, blur_kernel_size) if use_dark else refine_quarter_offset(maps, coords)
+    return refine, maxvals
 
 
 @dataclass(frozen=True)
 class HeatmapCodec:
-    """Encode keypoints as Gaussian heatmaps and decode heatmaps back to keypoints, in input-image pixels.
+    """Encode keypoints given in model-input (crop) pixels as Gaussian heatmaps, and decode heatmaps back to them.
 
-    Training targets and inference decoding share one stride, so they cannot drift apart. The pixel-centre
-    convention is in the module docstring.
+    The relation between input pixels and heatmap pixels is the one the official top-down transform gives when the
+    crop and its heatmap are made from the same region (:func:`posecommon.geometry.topdown_affine` at the input and
+    at the heatmap size): heatmap point = ``c_h + f * (p - c_in)`` with ``c_in = ((W - 1) / 2, (H - 1) / 2)``,
+    ``c_h = ((w - 1) / 2, (h - 1) / 2)`` and **one** factor ``f = (w - 1) / (W - 1)`` for both axes. For
+    256x192 -> 64x48 that is ``f = 47 / 191``, not ``1 / 4``: heatmaps are not input coordinates divided by 4.
+    It is exactly :class:`~posecommon.codecs.TopDownCodec` with the whole crop as the region, so keypoints decoded
+    here and mapped to the image with the crop's transform agree with :meth:`TopDownCodec.decode`.
 
     Args:
         input_size: Model input ``(H, W)`` in pixels, e.g. ``(256, 192)``.
@@ -320,25 +339,43 @@ class HeatmapCodec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
         object.__setattr__(self, "heatmap_size", tuple(int(v) for v in self.heatmap_size))
-        if len(self.input_size) != 2 or min(self.input_size) <= 0:
-            raise ValueError(f"input_size must be a positive (H, W) pair, got {self.input_size}")
-        if len(self.heatmap_size) != 2 or min(self.heatmap_size) <= 0:
-            raise ValueError(f"heatmap_size must be a positive (h, w) pair, got {self.heatmap_size}")
+        if len(self.input_size) != 2 or min(self.input_size) <= 1:
+            raise ValueError(f"input_size must be an (H, W) pair larger than 1, got {self.input_size}")
+        if len(self.heatmap_size) != 2 or min(self.heatmap_size) <= 1:
+            raise ValueError(f"heatmap_size must be an (h, w) pair larger than 1, got {self.heatmap_size}")
         if not (self.sigma > 0 and math.isfinite(self.sigma)):
             raise ValueError(f"sigma must be positive, got {self.sigma}")
         if self.blur_kernel_size < 1 or self.blur_kernel_size % 2 == 0:
             raise ValueError(f"blur_kernel_size must be a positive odd integer, got {self.blur_kernel_size}")
 
     @property
-    def stride(self) -> tuple[float, float]:
-        """``(stride_x, stride_y)`` = ``(W / w, H / h)``."""
-        return (self.input_size[1] / self.heatmap_size[1], self.input_size[0] / self.heatmap_size[0])
+    def factor(self) -> float:
+        """Heatmap pixels per input pixel, ``(w - 1) / (W - 1)``, on both axes."""
+        return (self.heatmap_size[1] - 1) / (self.input_size[1] - 1)
+
+    def _centres(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        (in_h, in_w), (hm_h, hm_w) = self.input_size, self.heatmap_size
+        c_in = torch.tensor(((in_w - 1) / 2, (in_h - 1) / 2), dtype=like.dtype, device=like.device)
+        c_hm = torch.tensor(((hm_w - 1) / 2, (hm_h - 1) / 2), dtype=like.dtype, device=like.device)
+        return c_in, c_hm
+
+    def input_to_heatmap(self, points: torch.Tensor) -> torch.Tensor:
+        """``(..., 2)`` input pixels -> heatmap pixels (a new tensor)."""
+        points = points if points.is_floating_point() else points.float()
+        c_in, c_hm = self._centres(points)
+        return c_hm + (points - c_in) * self.factor
+
+    def heatmap_to_input(self, points: torch.Tensor) -> torch.Tensor:
+        """``(..., 2)`` heatmap pixels -> input pixels (a new tensor; inverse of :meth:`input_to_heatmap`)."""
+        points = points if points.is_floating_point() else points.float()
+        c_in, c_hm = self._centres(points)
+        return c_in + (points - c_hm) / self.factor
 
     def encode(self, keypoints: torch.Tensor, visible: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gaussian targets for keypoints given in input-image pixels.
+        """Gaussian targets for keypoints given in input pixels.
 
         Args:
-            keypoints: ``(N, K, 2)`` keypoints in input-image pixels.
+            keypoints: ``(N, K, 2)`` keypoints in input pixels.
             visible: ``(N, K)`` visibility (``> 0`` = labelled); all visible when omitted.
 
         Returns:
@@ -346,28 +383,22 @@ class HeatmapCodec:
         """
         if visible is None:
             visible = torch.ones(keypoints.shape[:2], device=keypoints.device)
-        return generate_gaussian_heatmaps(keypoints, visible, self.heatmap_size, self.stride, self.sigma)
+        return generate_gaussian_heatmaps(self.input_to_heatmap(keypoints), visible, self.heatmap_size, self.sigma)
 
     def decode(self, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keypoints and their scores from heatmaps.
+        """Keypoints in input pixels and their scores from heatmaps.
 
         Args:
             heatmaps: ``(N, K, h, w)`` heatmaps (after flip averaging, if any); ``h, w`` must match
                 :attr:`heatmap_size`.
 
         Returns:
-            ``(keypoints, scores)``: ``(N, K, 2)`` ``(x, y)`` in input-image pixels and ``(N, K)`` heatmap maxima
-            (of the unblurred heatmaps), float32 or the heatmaps' dtype if wider.
+            ``(keypoints, scores)``: ``(N, K, 2)`` ``(x, y)`` in input pixels and ``(N, K)`` heatmap maxima (of the
+            unblurred heatmaps), float32 or the heatmaps' dtype if wider.
         """
         if heatmaps.dim() != 4 or tuple(heatmaps.shape[-2:]) != self.heatmap_size:
             raise ValueError(
                 f"heatmaps must be (N, K, {self.heatmap_size[0]}, {self.heatmap_size[1]}), got {tuple(heatmaps.shape)}"
             )
-        maps = heatmaps if heatmaps.dtype in (torch.float32, torch.float64) else heatmaps.float()
-        coords, scores = get_heatmap_maximum(maps)
-        if self.use_dark:
-            coords = refine_dark(maps, coords, self.blur_kernel_size)
-        else:
-            coords = refine_quarter_offset(maps, coords)
-        stride = torch.tensor(self.stride, dtype=coords.dtype, device=coords.device)
-        return coords * stride, scores
+        coords, scores = decode_heatmaps(heatmaps, self.use_dark, self.blur_kernel_size)
+        return self.heatmap_to_input(coords), scores

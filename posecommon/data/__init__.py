@@ -4,7 +4,7 @@ synthetic generator."""
 from .coco import CocoKeypoints, ImageRecord, PersonRecord, load_coco_keypoints, split_coco_file
 from .multiperson import MultiPersonCocoDataset
 from .synthetic import BODY_POINTS, SyntheticCoco, generate_synthetic_coco, generate_synthetic_splits
-from .topdown import TopDownCocoDataset, default_lower_body_joints
+from .topdown import TopDownAugmentation, TopDownCocoDataset, default_lower_body_joints
 from .yolo_format import YoloSplits, find_yolo_root, prepare_yolo_splits, read_yolo_label_file, yolo_split_to_coco
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "MultiPersonCocoDataset",
     "PersonRecord",
     "SyntheticCoco",
+    "TopDownAugmentation",
     "TopDownCocoDataset",
     "YoloSplits",
     "default_lower_body_joints",

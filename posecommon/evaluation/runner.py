@@ -1,4 +1,11 @@
-"""Run a model over every image of a COCO-format dataset and score it with :func:`evaluate_coco`."""
+"""Run a model over every image of a COCO-format dataset and score it with :func:`evaluate_coco`.
+
+Top-down models (``preprocess.resize == "affine_crop"``: VTTransPose, TransPose-H-S) are evaluated as TransPose's
+``validate`` + ``evaluate`` (``lib/core/function.py:98-198``, ``lib/dataset/coco.py:290-367``): person boxes
+(ground truth by default, or a COCO detection-results file, or a detector) -> ``model.predict`` (crops, flip test,
+DARK, rescoring ``box score x mean keypoint confidence > 0.2``) -> OKS-NMS per image at
+:data:`TOPDOWN_OKS_NMS_THRESHOLD` with the padded crop areas as instance areas -> COCOeval.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +16,19 @@ import torch
 from huggingface_hub.utils import tqdm
 
 from ..data.coco import CocoKeypoints, load_coco_keypoints
+from ..errors import InvalidInputError
+from ..geometry import box_xywh_to_xyxy, box_xyxy_to_xywh, xywh_to_center_scale
 from ..structures import PoseResult
 from .coco import evaluate_coco, results_to_coco
+from .oks_nms import oks_nms
+from .person_boxes import PersonBoxes, ground_truth_person_boxes, load_person_detections
 
 __all__ = [
     "SINGLE_STAGE_IOU_THRESHOLD",
     "SINGLE_STAGE_MAX_DETECTIONS",
     "SINGLE_STAGE_SCORE_THRESHOLD",
+    "TOPDOWN_BOX_SCORE_THRESHOLD",
+    "TOPDOWN_OKS_NMS_THRESHOLD",
     "evaluate_model",
     "predict_dataset",
 ]
@@ -35,9 +48,50 @@ _SINGLE_STAGE_EVAL = {
     "max_detections": SINGLE_STAGE_MAX_DETECTIONS,
 }
 
+TOPDOWN_OKS_NMS_THRESHOLD = 0.9
+"""OKS-NMS threshold of top-down evaluation (``TEST.OKS_THRE: 0.9``, TP-H-S yaml line 112)."""
+
+TOPDOWN_BOX_SCORE_THRESHOLD = 0.0
+"""Person boxes with a lower score are not evaluated (``TEST.IMAGE_THRE: 0.0``, TP-H-S yaml line 108)."""
+
 
 def _is_top_down(model: Any) -> bool:
     return model.preprocess.resize == "affine_crop"
+
+
+def _detector_boxes(detector: Any, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """COCO ``(x, y, w, h)`` boxes and scores of a single-stage detector, kept down to its evaluation threshold.
+
+    The official protocol evaluates every box of its detection file with a score of at least
+    :data:`TOPDOWN_BOX_SCORE_THRESHOLD` (0.0); a detector run here gives its boxes with its own COCO evaluation
+    settings (:data:`SINGLE_STAGE_SCORE_THRESHOLD` 0.001, not the 0.25 of ``predict``'s default; IoU and
+    detection count as in its evaluation).
+    """
+    found: PoseResult = detector.predict(pixels, **_SINGLE_STAGE_EVAL)
+    boxes, scores = found.boxes.detach().cpu().double(), found.scores.detach().cpu().double()
+    keep = scores >= TOPDOWN_BOX_SCORE_THRESHOLD
+    return box_xyxy_to_xywh(boxes[keep]), scores[keep]
+
+
+def _topdown_results(
+    model: Any,
+    pixels: torch.Tensor,
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    image_id: int,
+    oks_threshold: float,
+    predict_kwargs: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """COCO results of one image: predict on COCO ``(x, y, w, h)`` boxes, then OKS-NMS (``coco.py:327-357``)."""
+    if boxes.shape[0] == 0:
+        return []
+    found: PoseResult = model.predict(pixels, box_xywh_to_xyxy(boxes).float(), scores.float(), **predict_kwargs)
+    input_h, input_w = model.preprocess.input_size
+    _, size = xywh_to_center_scale(boxes, input_w / input_h, predict_kwargs.get("padding", 1.25))
+    sigmas = model.keypoint_spec if model.keypoint_spec.sigmas is not None else None
+    keep = oks_nms(found.keypoints.cpu(), found.scores.cpu(), size.prod(dim=-1), oks_threshold, sigmas)
+    entries = results_to_coco(found, image_id)
+    return [entries[i] for i in keep.tolist()]
 
 
 def predict_dataset(
@@ -45,43 +99,61 @@ def predict_dataset(
     data: CocoKeypoints,
     *,
     detector: Any | None = None,
+    person_boxes: PersonBoxes | None = None,
     max_images: int | None = None,
     progress: bool = True,
+    oks_threshold: float = TOPDOWN_OKS_NMS_THRESHOLD,
     **predict_kwargs: Any,
 ) -> list[dict[str, Any]]:
     """COCO keypoint results of ``model`` on every image of ``data``.
 
-    A top-down model (``preprocess.resize == "affine_crop"``) is given the ground-truth person boxes of each image
-    (the COCO "GT boxes" protocol; annotations with no labelled keypoint or crowd are not used as boxes), or the
-    boxes of ``detector`` when one is passed. A single-stage model predicts from the whole image with YOLO-Pose's
-    evaluation settings, :data:`SINGLE_STAGE_SCORE_THRESHOLD`, :data:`SINGLE_STAGE_IOU_THRESHOLD` and
-    :data:`SINGLE_STAGE_MAX_DETECTIONS`, unless ``predict_kwargs`` override them.
+    A top-down model (``preprocess.resize == "affine_crop"``) is given person boxes: ``person_boxes`` when given
+    (e.g. :func:`~posecommon.evaluation.load_person_detections`), else the boxes of ``detector`` when one is passed,
+    else the official ground-truth boxes (:func:`~posecommon.evaluation.ground_truth_person_boxes`, the "GT boxes"
+    protocol). Its instances are then filtered per image by OKS-NMS (the official ``evaluate``). A single-stage
+    model predicts from the whole image with YOLO-Pose's evaluation settings, :data:`SINGLE_STAGE_SCORE_THRESHOLD`,
+    :data:`SINGLE_STAGE_IOU_THRESHOLD` and :data:`SINGLE_STAGE_MAX_DETECTIONS`, unless ``predict_kwargs`` override
+    them.
 
     Args:
         model: A posezoo model with ``predict``.
         data: The dataset from :func:`~posecommon.data.coco.load_coco_keypoints`.
         detector: Optional single-stage model whose boxes feed a top-down ``model``.
+        person_boxes: Person boxes for a top-down ``model`` (exclusive with ``detector``).
         max_images: Evaluate only the first this many images (sorted by id).
         progress: Show a progress bar.
+        oks_threshold: OKS-NMS threshold of top-down models (:data:`TOPDOWN_OKS_NMS_THRESHOLD`).
         **predict_kwargs: Passed to ``model.predict``.
 
     Returns:
         COCO results ``[{image_id, category_id, keypoints, score, bbox}]``.
+
+    Raises:
+        InvalidInputError: both ``detector`` and ``person_boxes``, or boxes for a single-stage model.
     """
+    top_down = _is_top_down(model)
+    if detector is not None and person_boxes is not None:
+        raise InvalidInputError("pass either a detector or person boxes (a detection file), not both")
+    if not top_down and (detector is not None or person_boxes is not None):
+        raise InvalidInputError(
+            f"{type(model).__name__} is a single-stage model: it finds people itself, so it takes no detector or "
+            "person boxes"
+        )
+    if top_down and detector is None and person_boxes is None:
+        person_boxes = ground_truth_person_boxes(data)
     images = data.images[:max_images] if max_images is not None else data.images
     results: list[dict[str, Any]] = []
     for record in tqdm(images, desc="evaluate", unit="img", disable=not progress):
         pixels = data.load_image(record.image_id)
-        if not _is_top_down(model):
+        if not top_down:
             found: PoseResult = model.predict(pixels, **{**_SINGLE_STAGE_EVAL, **predict_kwargs})
-        elif detector is not None:
-            boxes = detector.predict(pixels)
-            found = model.predict(pixels, boxes.boxes, boxes.scores, **predict_kwargs)
+            results.extend(results_to_coco(found, record.image_id))
+            continue
+        if person_boxes is not None:
+            boxes, scores = (torch.from_numpy(a) for a in person_boxes.of_image(record.image_id))
         else:
-            persons = data.persons.get(record.image_id, [])
-            boxes = torch.tensor([p.bbox_xyxy for p in persons], dtype=torch.float32).view(-1, 4)
-            found = model.predict(pixels, boxes, **predict_kwargs)
-        results.extend(results_to_coco(found, record.image_id))
+            boxes, scores = _detector_boxes(detector, pixels)
+        results.extend(_topdown_results(model, pixels, boxes, scores, record.image_id, oks_threshold, predict_kwargs))
     return results
 
 
@@ -91,8 +163,10 @@ def evaluate_model(
     image_dir: str | Path,
     *,
     detector: Any | None = None,
+    detections: str | Path | None = None,
     max_images: int | None = None,
     progress: bool = True,
+    oks_threshold: float = TOPDOWN_OKS_NMS_THRESHOLD,
     **predict_kwargs: Any,
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Predict on a COCO-format dataset and evaluate with pycocotools.
@@ -102,19 +176,35 @@ def evaluate_model(
         ann_file: COCO keypoints annotation file.
         image_dir: Directory of its images.
         detector: See :func:`predict_dataset`.
+        detections: COCO detection-results JSON of person boxes for a top-down model (the official detected-box
+            protocol); every box with a score of at least :data:`TOPDOWN_BOX_SCORE_THRESHOLD` is evaluated.
+            Without it and without ``detector``, top-down models get the ground-truth boxes.
         max_images: See :func:`predict_dataset`; the ground truth is restricted to the same images.
         progress: Show a progress bar.
+        oks_threshold: See :func:`predict_dataset`.
         **predict_kwargs: Passed to ``model.predict``.
 
     Returns:
         The 10 COCO numbers (see :func:`evaluate_coco`) and the results list.
 
     Raises:
-        DatasetError: the annotation file is malformed or an image is missing/unreadable.
+        DatasetError: the annotation or detection file is malformed, a detection names an image that is not in the
+            annotation file, or an image is missing/unreadable.
+        InvalidInputError: both ``detector`` and ``detections``, or either with a single-stage model.
     """
     data = load_coco_keypoints(ann_file, image_dir, model.keypoint_spec, check_files=True)
+    person_boxes = None
+    if detections is not None:
+        person_boxes = load_person_detections(detections, data, TOPDOWN_BOX_SCORE_THRESHOLD)
     results = predict_dataset(
-        model, data, detector=detector, max_images=max_images, progress=progress, **predict_kwargs
+        model,
+        data,
+        detector=detector,
+        person_boxes=person_boxes,
+        max_images=max_images,
+        progress=progress,
+        oks_threshold=oks_threshold,
+        **predict_kwargs,
     )
     ground_truth: Any = data.coco
     if max_images is not None:

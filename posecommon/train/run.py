@@ -33,6 +33,7 @@ from .trainer import TrainConfig, Trainer
 __all__ = [
     "CocoSplits",
     "RunOptions",
+    "backbone_choice",
     "describe_plan",
     "effective_recipe",
     "find_coco_splits",
@@ -109,8 +110,11 @@ class RunOptions:
         amp: Mixed precision, ``"auto"``, ``"fp16"``, ``"bf16"`` or ``"none"`` (:mod:`posecommon.train.precision`).
         resume_anyway: Resume a run directory even when its saved settings differ from these.
         augmentation: Overrides of the recipe's augmentation (keyword arguments of the model's
-            ``training_dataset``: ``rotation``, ``scale``, ``half_body``, ``flip`` for top-down; ``mosaic``,
+            ``training_dataset``: the fields of :class:`~posecommon.data.TopDownAugmentation` for top-down; ``mosaic``,
             ``translate``, ``flip``, ``hsv_h``, ... for multi-person).
+        backbone_weights: Backbone initialisation of models that have one (``model.init_backbone``, the
+            VTTransPose family): ``"imagenet"``, ``"none"`` or a safetensors path; ``None`` picks
+            :func:`backbone_choice`'s default.
         recipe: Replaces the model's :attr:`~posecommon.PoseModel.train_recipe`.
     """
 
@@ -140,6 +144,25 @@ class RunOptions:
     resume_anyway: bool = False
     augmentation: dict[str, Any] = field(default_factory=dict)
     recipe: TrainRecipe | None = None
+    backbone_weights: str | None = None
+
+
+def backbone_choice(model: PoseModel, data: str | Path, requested: str | None) -> str:
+    """The backbone initialisation a run uses: ``requested``, else ``"imagenet"`` on COCO-format data (the
+    official TransPose recipe, ``MODEL.PRETRAINED`` in the TP-H-S yaml) and ``"none"`` on synthetic data (which
+    stays offline), for models with an ``init_backbone`` method; ``"none"`` for the others.
+
+    Raises:
+        InvalidInputError: a backbone initialisation is requested for a model that has none.
+    """
+    supported = callable(getattr(model, "init_backbone", None))
+    if requested is not None and requested != "none" and not supported:
+        raise InvalidInputError(
+            f"{type(model).__name__} has no backbone initialisation; drop --backbone-weights (or pass 'none')"
+        )
+    if requested is not None:
+        return requested
+    return "imagenet" if supported and str(data) != "synthetic" else "none"
 
 
 def effective_recipe(recipe: TrainRecipe, options: RunOptions) -> TrainRecipe:
@@ -302,6 +325,9 @@ def run_training(
             dist.barrier()
         yolo = prepare_yolo_splits(yolo_root, out_dir / "data", model.keypoint_spec, train_split, val_split)
         splits = CocoSplits(yolo.train_ann, yolo.train_images, yolo.val_ann, yolo.val_images)
+    backbone = backbone_choice(model, data, options.backbone_weights)
+    if backbone != "none":
+        model.init_backbone(backbone)
     base_recipe = options.recipe or model.train_recipe
     if base_recipe is None:
         raise InvalidInputError(f"{model_name} declares no train_recipe; pass RunOptions(recipe=...)")
@@ -311,7 +337,7 @@ def run_training(
         stats, _ = evaluate_model(m, splits.val_ann, splits.val_images, max_images=options.max_eval_images)
         return stats
 
-    summary: dict[str, Any] = {"model": model_name, "data": str(data)}
+    summary: dict[str, Any] = {"model": model_name, "data": str(data), "backbone": backbone}
     augmentation = recipe.augmentation_kwargs()
     dataset = model.training_dataset(splits.train_ann, splits.train_images, train=True, **augmentation)
     steps_per_epoch = max(1, len(dataset) // recipe.batch_size)  # type: ignore[arg-type]
