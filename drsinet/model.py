@@ -68,6 +68,7 @@ class DRSINet(PoseModel):
 
     head_prefixes: tuple[str, ...] = ("head.kpt_out",)
     """Parameter-name prefixes whose shapes depend on ``num_joints`` (dropped when fine-tuning to another K)."""
+
     @property
     def train_recipe(self) -> TrainRecipe:  # type: ignore[override]
         """The COCO recipe of :mod:`drsinet.recipe` with this model's batch size (the paper's 36 / 16 / 8 for s / m /

@@ -263,7 +263,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     )
     worst = max(report.max_abs_diff.values())
     verdict = "agrees with" if report.ok else "DIFFERS from"
-    print(f"onnxruntime {verdict} PyTorch (max abs diff {worst:.2e}, atol {report.atol}, rtol {report.rtol})")
+    batches = ", ".join(sorted({key.rsplit("@b", 1)[1] for key in report.max_abs_diff}, key=int))
+    print(
+        f"onnxruntime {verdict} PyTorch at batch sizes {batches} "
+        f"(max abs diff {worst:.2e}, atol {report.atol}, rtol {report.rtol})"
+    )
     return 0 if report.ok else 1
 
 

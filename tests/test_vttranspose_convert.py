@@ -7,13 +7,12 @@ lines, computed from the reference JSON; the model code is not used to produce i
 
 import hashlib
 import math
-import pickle
 
 import numpy as np
 import pytest
 import torch
 
-from posecommon.errors import IncompatibleWeightsError
+from posecommon.errors import IncompatibleWeightsError, UnsafeWeightsError
 from vttranspose import (
     TransformerEncoder,
     TransformerEncoderLayer,
@@ -161,7 +160,7 @@ def test_convert_refuses_pickled_objects_without_running_them(tmp_path):
     torch.load(path, weights_only=False)["extra"].close()  # positive control: a plain load runs the trap
     assert marker.exists()
     marker.unlink()
-    with pytest.raises(pickle.UnpicklingError, match=r"^Weights only load failed"):
+    with pytest.raises(UnsafeWeightsError, match=r"evil\.pth holds pickled objects .* Weights only load failed"):
         convert_official_checkpoint(path, transpose_h_s())
     assert not marker.exists()
 

@@ -9,6 +9,7 @@ one to one; the converter only checks shapes, drops a DataParallel ``module.`` p
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from posecommon.errors import IncompatibleWeightsError, WeightsNotFoundError
+from posecommon.errors import IncompatibleWeightsError, UnsafeWeightsError, WeightsNotFoundError
 
 __all__ = ["ConversionReport", "convert_official_checkpoint"]
 
@@ -54,7 +55,15 @@ def _read_state_dict(source: str | Path | Mapping[str, torch.Tensor]) -> dict[st
         path = Path(source)
         if not path.is_file():
             raise WeightsNotFoundError(f"checkpoint not found: {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            first_line = str(err).strip().splitlines()[0]
+            raise UnsafeWeightsError(
+                f"{path} holds pickled objects other than tensors, which posezoo does not unpickle "
+                f"(torch.load with weights_only=True refused it: {first_line}); convert the official TransPose "
+                "checkpoint file itself, or save a plain state dict of tensors"
+            ) from None
     for wrapper in ("state_dict", "model"):
         if wrapper in state and isinstance(state[wrapper], Mapping):
             state = dict(state[wrapper])
@@ -90,6 +99,8 @@ def convert_official_checkpoint(
 
     Raises:
         WeightsNotFoundError: the path does not exist.
+        UnsafeWeightsError: the file pickles objects other than tensors (refused unopened by
+            ``torch.load(weights_only=True)``; nothing in it runs).
         IncompatibleWeightsError: a non-tensor entry, or ``strict`` and the report is not complete (the message
             names the first keys).
     """
