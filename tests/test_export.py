@@ -53,10 +53,10 @@ def test_onnxruntime_matches_pytorch_with_dynamic_batch(tmp_path, name):
 
 
 @pytest.mark.slow
-# top_k=None here; the top-k graph (with its "indices" output) is exported and checked by
-# tests/test_examples.py::test_export_onnx_agrees_with_pytorch (--decode --top-k 20).
-@pytest.mark.parametrize("top_k", [None])
-def test_drsinet_export_with_decoding(tmp_path, top_k):
+def test_drsinet_export_with_decoding(tmp_path):
+    # Without top-k; the top-k graph (with its "indices" output) is exported and checked by
+    # tests/test_examples.py::test_export_onnx_agrees_with_pytorch (--decode --top-k 20).
+    top_k = None
     model = _nontrivial_(create_model("drsi_net_s", input_size=(128, 128)))
     path = export_onnx(model, tmp_path / "decoded.onnx", include_decode=True, top_k=top_k)
     report = check_onnx(path, model, include_decode=True, top_k=top_k, batch_sizes=(1, 3))
