@@ -2,7 +2,9 @@
 
 The dataset's random draws are recorded by wrapping its ``_draw_augmentation`` (the real method still runs); every
 output keypoint and box is then recomputed here from the source annotations with the documented maps (letterbox
-resize, mosaic placement, scale and shift about the canvas centre, flip with swapped joints).
+resize, mosaic placement, scale and shift about the canvas centre, flip with swapped joints). The pipeline moves
+each image's placement by at most half an output pixel onto the resampling grid (``TilePlacement.on_source_grid``);
+the tests bound that move, check that it is unbiased, and check that pixels and targets follow the moved placement.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from PIL import Image
 from posecommon import KeypointSpec
 from posecommon.data import MultiPersonCocoDataset
 from posecommon.data.hsv import augment_hsv_, draw_hsv_gains
-from posecommon.data.tiles import TilePlacement, compose_tiles
+from posecommon.data.tiles import TilePlacement, compose_tiles, pixels_of
 
 SPEC4 = KeypointSpec.from_flip_pairs(
     "four", ("left_a", "right_a", "left_b", "right_b"), ((0, 1), (2, 3)), ((0, 1), (2, 3))
 )
 SIZE = 64
+GRID_MOVE = 0.5  # the largest move of a placement onto the resampling grid, in output pixels
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +89,9 @@ def _expected_persons(dataset: MultiPersonCocoDataset, aug) -> list[tuple[np.nda
             xy = person.keypoints[:, :2].astype(np.float64)
             kx, ky = canvas_to_output((xy[:, 0] + 0.5) * sx - 0.5 + left, (xy[:, 1] + 0.5) * sy - 0.5 + top)
             visible = (kx >= rx1) & (kx < rx2) & (ky >= ry1) & (ky < ry2)
+            # within half a pixel of the region's border the on-grid move may decide either way
+            edge_distance = np.minimum.reduce([np.abs(kx - rx1), np.abs(kx - rx2), np.abs(ky - ry1), np.abs(ky - ry2)])
+            certain = edge_distance > GRID_MOVE + 1e-6
             x1, y1, x2, y2 = person.bbox_xyxy
             bx, by = canvas_to_output(
                 (np.array([x1, x2]) + 0.5) * sx - 0.5 + left, (np.array([y1, y2]) + 0.5) * sy - 0.5 + top
@@ -96,9 +102,10 @@ def _expected_persons(dataset: MultiPersonCocoDataset, aug) -> list[tuple[np.nda
             keypoints = np.stack((kx, ky), -1)
             if aug.flip:
                 keypoints[:, 0] = s - 1 - keypoints[:, 0]
-                keypoints, visible = keypoints[list(SPEC4.flip_indices)], visible[list(SPEC4.flip_indices)]
+                flip = list(SPEC4.flip_indices)
+                keypoints, visible, certain = keypoints[flip], visible[flip], certain[flip]
                 box = np.array([s - 1 - box[2], box[1], s - 1 - box[0], box[3]])
-            out.append((keypoints, visible, box))
+            out.append((keypoints, visible, certain, box))
     return out
 
 
@@ -115,21 +122,29 @@ def test_targets_follow_the_analytic_map_and_draws_have_the_documented_ranges(pe
     monkeypatch.setattr(dataset, "_draw_augmentation", recording)
     torch.manual_seed(0)
     matched = 0
+    moves = []
     for step in range(240):
         sample = dataset[step % len(dataset)]
         candidates = _expected_persons(dataset, draws[-1])
         for keypoints, box in zip(sample["keypoints"].double().numpy(), sample["boxes"].double().numpy(), strict=True):
-            # the source person whose expected box is nearest; every coordinate must agree to 0.01 px (the issue
-            # asks for 0.5 px; float rounding gives 1e-4)
-            best = min(candidates, key=lambda c: np.abs(c[2] - box).max())
-            exp_kpts, visible, exp_box = best
-            assert np.abs(exp_box - box).max() < 0.01, (step, exp_box, box)
+            # the source person whose expected box is nearest; every coordinate must agree to 0.5 px (the issue's
+            # bound; the on-grid move is at most 0.5 px and float rounding adds 1e-4)
+            best = min(candidates, key=lambda c: np.abs(c[3] - box).max())
+            exp_kpts, visible, certain, exp_box = best
+            assert np.abs(exp_box - box).max() <= GRID_MOVE + 1e-3, (step, exp_box, box)
             labelled = keypoints[:, 2] > 0
-            assert (labelled == visible).all(), (step, labelled, visible)
-            assert np.abs(exp_kpts[labelled] - keypoints[labelled, :2]).max(initial=0) < 0.01, step
+            assert (labelled == visible)[certain].all(), (step, labelled, visible)
+            both = labelled & visible
+            move = keypoints[both, :2] - exp_kpts[both]
+            assert np.abs(move).max(initial=0) <= GRID_MOVE + 1e-3, step
+            moves.append(move)
             assert (keypoints[~labelled] == 0).all()
             matched += 1
     assert matched > 300
+    moves = np.concatenate(moves)
+    assert len(moves) > 500
+    assert np.abs(moves.mean(0)).max() < 0.05  # unbiased: each axis's move is uniform on [-0.5, 0.5] (sd 0.29)
+    assert np.abs(moves).mean() > 0.1  # the comparison above sees the move (no move would be 0)
     factors = np.array([a.factor for a in draws])
     shifts = np.array([a.shift for a in draws])
     centres = np.array([a.centre for a in draws if a.centre is not None])
@@ -170,13 +185,19 @@ def test_bad_augmentation_parameters_are_rejected(people, bad):
 
 @pytest.mark.parametrize(("scale", "offset"), [((2.5, 1.75), (3.3, -7.6)), ((0.45, 0.6), (10.2, 4.9))])
 def test_compose_tiles_samples_where_the_placement_says(scale, offset):
-    """On linear ramps, each output pixel's value is the ramp at the mapped source point (half a pixel = 1 level)."""
+    """On linear ramps, each output pixel's value is the ramp at the mapped source point (half a pixel = 1 level).
+
+    Tolerance: half a level of uint8 rounding, plus up to 0.17 level (0.08 source pixel) of the sampled triangle's
+    off-centre weight when shrinking by a non-integer factor (Pillow's ``BILINEAR`` filter has the same); an output
+    pixel misplaced by half a pixel is off by at least 1.6 levels here."""
     xs, ys = np.meshgrid(np.arange(120), np.arange(100))
     ramp = np.stack((2 * xs + 5, 2 * ys + 5, np.full_like(xs, 77)), -1).astype(np.uint8)
     source = Image.fromarray(ramp)
     region = (offset[0] - 0.5 * scale[0] + 0.3, offset[1] - 0.5 * scale[1] + 0.2, 60.4, 50.7)
-    placement = TilePlacement(scale, offset, region)
-    out = np.asarray(compose_tiles([source], [placement], (56, 64), 114)).astype(np.float64)
+    placement = TilePlacement(scale, offset, region).on_source_grid((56, 64))
+    assert np.abs(np.subtract(placement.offset, offset)).max() <= GRID_MOVE + 1e-9
+    offset = placement.offset  # pixels follow the on-grid placement exactly
+    out = compose_tiles([pixels_of(source)], [placement], (56, 64), 114).numpy().astype(np.float64)
     left, top, right, bottom = placement.output_box((56, 64))
     assert (out[:top] == 114).all() and (out[:, :left] == 114).all()
     assert (out[bottom:] == 114).all() and (out[:, right:] == 114).all()
@@ -187,6 +208,6 @@ def test_compose_tiles_samples_where_the_placement_says(scale, offset):
     interior = (src_x > support) & (src_x < 119 - support) & (src_y > support) & (src_y < 99 - support)
     assert interior.sum() > 100
     got = out[top:bottom, left:right]
-    assert np.abs(got[..., 0] - (2 * src_x + 5))[interior].max() < 0.6
-    assert np.abs(got[..., 1] - (2 * src_y + 5))[interior].max() < 0.6
+    assert np.abs(got[..., 0] - (2 * src_x + 5))[interior].max() < 0.7
+    assert np.abs(got[..., 1] - (2 * src_y + 5))[interior].max() < 0.7
     assert (got[..., 2] == 77).all()

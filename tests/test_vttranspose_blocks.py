@@ -239,3 +239,31 @@ def test_hrnet_s_backbone_non_square_and_fusion():
         after = net(x)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
     torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
+
+
+def test_official_encoder_layer_for_inference_skips_the_attention_weights_with_equal_outputs():
+    """``fuse()`` switches the official layer to ``need_weights=False``: same outputs, and the (L x L) weights are
+    no longer computed (a hook on the attention module sees ``None`` instead of them)."""
+    from vttranspose import TransformerEncoderLayer, transpose_h_s
+
+    torch.manual_seed(0)
+    layer = TransformerEncoderLayer(16, num_heads=2, dim_feedforward=32).eval()
+    src, pos = torch.randn(48, 3, 16), torch.randn(48, 1, 16)
+    seen = []
+    layer.self_attn.register_forward_hook(lambda module, args, out: seen.append(out[1]))
+    with torch.no_grad():
+        official = layer(src, pos)
+        assert seen[-1] is not None and seen[-1].shape == (3, 48, 48)
+        fast = layer.for_inference_()(src, pos)
+    assert seen[-1] is None
+    torch.testing.assert_close(fast, official, rtol=1e-5, atol=1e-5)
+
+    model = transpose_h_s().eval()
+    fused = transpose_h_s().eval()
+    fused.load_state_dict(model.state_dict())
+    fused.fuse()
+    assert all(not m.need_weights for m in fused.modules() if isinstance(m, TransformerEncoderLayer))
+    assert all(m.need_weights for m in model.modules() if isinstance(m, TransformerEncoderLayer))
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), model(x), rtol=1e-4, atol=1e-4)

@@ -29,7 +29,9 @@ Training, as YOLO-Pose (branch ``yolo-pose`` of edgeai-yolov5; ``utils/datasets.
 Steps 1-2 compose to one axis-aligned map per source image (``x_out = x_src * a + b``), so the pixels are
 rendered without any canvas: each visible source image is decoded and resampled once, in uint8, straight into
 the output pixels it covers (:mod:`posecommon.data.tiles`; bilinear, antialiased when shrinking), and a source
-that covers no output pixel is not even decoded. The canvas above defines the geometry only.
+that covers no output pixel is not even decoded. The canvas above defines the geometry only. Each image's map is
+moved onto the resampling kernel's grid (:meth:`~posecommon.data.tiles.TilePlacement.on_source_grid`), by at most
+half an output pixel per axis; the targets use the moved map, so pixels and targets agree exactly.
 
 Targets after each step: boxes are clipped to the visible image region (the pasted image, then the output);
 keypoints outside it become unlabelled ``(0, 0, 0)``; in training a person is dropped when its clipped box is
@@ -68,7 +70,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import BadImageError, DatasetError
@@ -77,7 +78,7 @@ from ..letterbox import LetterboxInfo, letterbox, letterbox_info, letterbox_poin
 from .augment import hflip_boxes, hflip_keypoints, mark_outside, rand_uniform
 from .coco import CocoKeypoints, load_coco_keypoints
 from .hsv import augment_hsv_, draw_hsv_gains
-from .tiles import TilePlacement, compose_tiles, open_rgb, planes_from_image
+from .tiles import TilePlacement, compose_tiles, open_rgb, pixels_of
 
 __all__ = ["MultiPersonCocoDataset"]
 
@@ -267,7 +268,9 @@ class MultiPersonCocoDataset(Dataset):
         return _Augmentation(indices, centre, factor, shift, flip, hsv)
 
     def _placements(self, aug: _Augmentation) -> list[TilePlacement]:
-        """Each image's composed map (letterbox resize, canvas position, scale and shift) into the output."""
+        """Each image's composed map (letterbox resize, canvas position, scale and shift) into the output, moved onto
+        the resampling grid (:meth:`~posecommon.data.tiles.TilePlacement.on_source_grid`: at most half an output
+        pixel per axis)."""
         s = self.input_size
         canvas = 2 * s if aug.centre is not None else s
         f = aug.factor
@@ -296,10 +299,11 @@ class MultiPersonCocoDataset(Dataset):
                 to_output(x2 - 0.5, aug.shift[0]),
                 to_output(y2 - 0.5, aug.shift[1]),
             )
-            placements.append(TilePlacement((sx * f, sy * f), offset, region))
+            placements.append(TilePlacement((sx * f, sy * f), offset, region).on_source_grid((s, s)))
         return placements
 
-    def _open(self, image_id: int) -> Image.Image:
+    def _open(self, image_id: int) -> torch.Tensor:
+        """``(H, W, 3)`` uint8 pixels of ``image_id``, checked against its record."""
         record = self.data.image(image_id)
         try:
             image = open_rgb(record.path)
@@ -310,7 +314,7 @@ class MultiPersonCocoDataset(Dataset):
                 f"{self.data.ann_file}: image id {image_id}: {record.path} is {image.width}x{image.height} (WxH) but "
                 f"the record says {record.width}x{record.height}"
             )
-        return image
+        return pixels_of(image)
 
     def _augment(self, index: int) -> tuple[torch.Tensor, _Targets]:
         s = self.input_size
@@ -321,10 +325,10 @@ class MultiPersonCocoDataset(Dataset):
             self._open(image_id) if p.output_box((s, s)) is not None else None
             for image_id, p in zip(image_ids, placements, strict=True)
         ]
-        rendered = compose_tiles(sources, placements, (s, s), round(self.pad_value))
-        planes = planes_from_image(rendered, flip=aug.flip)
+        rendered = compose_tiles(sources, placements, (s, s), round(self.pad_value), flip=aug.flip)
+        planes = rendered.permute(2, 0, 1).contiguous()
         if aug.hsv is not None:
-            augment_hsv_(planes, aug.hsv)
+            augment_hsv_(planes.numpy(), aug.hsv)
         parts = [
             self._source_targets(image_id).affine(p.scale, p.offset).clip(p.region)
             for image_id, p in zip(image_ids, placements, strict=True)
@@ -336,7 +340,7 @@ class MultiPersonCocoDataset(Dataset):
                 hflip_keypoints(targets.keypoints, s, self.keypoint_spec.flip_indices),
                 targets.areas,
             )
-        return torch.from_numpy(planes), targets
+        return planes, targets
 
     def _filter(self, targets: _Targets) -> _Targets:
         w = targets.boxes[:, 2] - targets.boxes[:, 0]
