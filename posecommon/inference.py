@@ -23,7 +23,9 @@ channels-last model grew from 446-477 ms at batch 1 to 483-533 ms at batch 8, an
 ``MALLOC_MMAP_THRESHOLD_`` raised so that glibc recycles large blocks too, a DRSI stage's per-image time at
 batch 8 fell below batch 1 (0.88-0.95x). The convolutions themselves gain nothing from a larger batch at these
 sizes (their matrix products already have ``H x W`` rows per image), while small inputs still gain from
-batching, which the pixel budget keeps.
+batching, which the pixel budget keeps. A model whose per-image time grows with the batch anyway sets its own
+budget as a ``cpu_chunk_pixels`` attribute (the official TransPose-H-S runs one crop per call; see
+:attr:`vttranspose.VTTransPose.cpu_chunk_pixels`).
 """
 
 from __future__ import annotations
@@ -126,7 +128,8 @@ def _build(model: nn.Module, fuse: bool, channels_last: bool) -> nn.Module:
             fuse_model(module)
     module.eval()
     if channels_last:
-        return ChannelsLastInput(module.to(memory_format=torch.channels_last)).eval()
+        budget = getattr(module, "cpu_chunk_pixels", CPU_CHUNK_PIXELS)
+        return ChannelsLastInput(module.to(memory_format=torch.channels_last), budget).eval()
     return module
 
 

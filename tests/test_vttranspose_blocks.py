@@ -267,3 +267,25 @@ def test_official_encoder_layer_for_inference_skips_the_attention_weights_with_e
     x = torch.randn(2, 3, 64, 48)
     with torch.no_grad():
         torch.testing.assert_close(fused(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_predict_runs_the_official_full_attention_one_crop_per_call_on_cpu():
+    """``inference_module`` takes the model's ``cpu_chunk_pixels``: one crop per call for TransPose-H-S (its
+    per-image time grows with the batch), the default budget for twin attention; outputs equal one call's."""
+    from posecommon.inference import CPU_CHUNK_PIXELS, inference_module
+    from vttranspose import transpose_h_s, vttranspose_h_s
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 3, 64, 48)
+    for factory, budget, calls in ((transpose_h_s, 1, [1, 1, 1]), (vttranspose_h_s, CPU_CHUNK_PIXELS, [3])):
+        model = factory().eval()
+        net = inference_module(model, channels_last=True)
+        assert net.max_pixels == budget
+        seen: list[int] = []
+        handle = net.module.register_forward_pre_hook(lambda module, args, seen=seen: seen.append(args[0].shape[0]))
+        with torch.no_grad():
+            chunked = net(x)
+            handle.remove()
+            whole = net.module(x.contiguous(memory_format=torch.channels_last))
+        assert seen == calls
+        torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)
