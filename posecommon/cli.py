@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -106,12 +107,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         summary = run_training(args.model, args.data, args.out, options, args.train_split, args.val_split, report=print)
     except TrainingInterrupted as stop:
         if stop.rank != 0:  # under torchrun, rank 0 reports
-            return 130
+            return 128 + stop.signal_number
         where = f"checkpoint {stop.checkpoint}" if stop.checkpoint else "no checkpoint yet"
-        print(
-            f"posezoo train: interrupted at step {stop.step} ({where}); run the same command to resume", file=sys.stderr
+        how = (
+            "interrupted"
+            if stop.signal_number == signal.SIGINT
+            else f"stopped by {signal.Signals(stop.signal_number).name}"
         )
-        return 130
+        print(f"posezoo train: {how} at step {stop.step} ({where}); run the same command to resume", file=sys.stderr)
+        return 128 + stop.signal_number
     except KeyboardInterrupt:
         print("posezoo train: interrupted before training started (nothing to save)", file=sys.stderr)
         return 130

@@ -7,6 +7,8 @@ built-in exception (``KeyError``, ``ValueError``, ``FileNotFoundError``, ...) so
 
 from __future__ import annotations
 
+import signal
+
 __all__ = [
     "BadImageError",
     "CheckpointError",
@@ -123,7 +125,7 @@ class RunMismatchError(PosezooError, ValueError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on SIGINT (Ctrl-C) after writing a checkpoint; running it again resumes there.
+    """Training stopped on SIGINT (Ctrl-C) or SIGTERM after writing a checkpoint; running it again resumes there.
 
     Derives from :class:`KeyboardInterrupt` (not :class:`PosezooError`): code that does not handle it stops as on
     any Ctrl-C, but with the checkpoint written.
@@ -132,11 +134,15 @@ class TrainingInterrupted(KeyboardInterrupt):
         step: Steps done (the checkpoint's step).
         checkpoint: The checkpoint directory, or None when nothing could be saved (before the first step).
         rank: The process's rank under ``torch.distributed`` (0 otherwise).
+        signal_number: The signal that stopped it (``signal.SIGINT`` or ``signal.SIGTERM``); a command-line
+            program exits with ``128 + signal_number`` (130 or 143).
     """
 
-    def __init__(self, step: int, checkpoint: str | None, rank: int = 0) -> None:
+    def __init__(self, step: int, checkpoint: str | None, rank: int = 0, signal_number: int = signal.SIGINT) -> None:
         where = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint"
-        super().__init__(f"interrupted at step {step} ({where})")
+        name = signal.Signals(signal_number).name
+        super().__init__(f"stopped by {name} at step {step} ({where})")
         self.step = step
         self.checkpoint = checkpoint
         self.rank = rank
+        self.signal_number = int(signal_number)

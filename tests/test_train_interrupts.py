@@ -136,7 +136,14 @@ def test_sigkill_at_random_moments_loses_at_most_one_checkpoint_and_ends_like_an
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_a_checkpoint_and_exits_130_with_one_line(tmp_path):
+@pytest.mark.parametrize(
+    ("signal_number", "status", "how"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "stopped by SIGTERM")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_stop_signal_saves_a_checkpoint_and_exits_with_one_line(tmp_path, signal_number, status, how):
+    """Ctrl-C in a terminal, or a scheduler's SIGTERM: sent to the whole process group (the DataLoader worker gets
+    it too), the running step finishes, a checkpoint is written, one line is printed, the status is 128 + signal."""
     run = tmp_path / "run"
     command = [sys.executable, "-m", "posecommon.cli", "train", "vttranspose_h_s", "--out", str(run)]
     command += ["--steps", "100000", "--batch-size", "2", "--input-size", "64", "48", "--synthetic-train", "8"]
@@ -149,13 +156,13 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130_with_one_line(tmp_path):
     deadline = time.monotonic() + 180
     while _last_logged_step(run) < 2 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the DataLoader worker gets it too
+    os.killpg(process.pid, signal_number)
     out, err = process.communicate(timeout=120)
-    assert process.returncode == 130, out[-2000:] + err[-3000:]
+    assert process.returncode == status, out[-2000:] + err[-3000:]
     step = _checkpoint_step(run)
     assert step >= 2 and step == _last_logged_step(run)  # the step that was running finished and was saved
     checkpoint = run / "checkpoints" / f"step-{step:09d}"
-    expected = f"posezoo train: interrupted at step {step} (checkpoint {checkpoint}); run the same command to resume"
+    expected = f"posezoo train: {how} at step {step} (checkpoint {checkpoint}); run the same command to resume"
     assert err.splitlines() == [expected]
     assert "recipe: VTTransPose" in out  # the recipe was printed at the start
 

@@ -1,4 +1,4 @@
-"""Ctrl-C during training: finish the step, save a checkpoint, stop."""
+"""Ctrl-C (SIGINT) or a scheduler's SIGTERM during training: finish the step, save a checkpoint, stop."""
 
 from __future__ import annotations
 
@@ -6,33 +6,41 @@ import signal
 import threading
 from types import FrameType, TracebackType
 
-__all__ = ["StopRequest"]
+__all__ = ["STOP_SIGNALS", "StopRequest"]
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""The signals that stop training with a checkpoint: Ctrl-C, and what job schedulers (Slurm, Kubernetes, torchrun
+passing it on) send before they kill a job."""
 
 
 class StopRequest:
-    """While active, the first SIGINT only sets :attr:`requested`; a second one raises ``KeyboardInterrupt`` at
-    once (to leave without the checkpoint). Outside the main thread (where Python cannot install signal handlers)
-    it does nothing."""
+    """While active, the first SIGINT or SIGTERM only records the signal (:attr:`signal`); a second one raises
+    ``KeyboardInterrupt`` at once (to leave without the checkpoint). Outside the main thread (where Python cannot
+    install signal handlers) it does nothing."""
 
     def __init__(self) -> None:
-        self.requested = False
-        self._previous: object = None
-        self._installed = False
+        self.signal: int | None = None
+        self._previous: dict[int, object] = {}
+
+    @property
+    def requested(self) -> bool:
+        """Whether a stop signal arrived."""
+        return self.signal is not None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
+        if self.signal is not None:
             raise KeyboardInterrupt
-        self.requested = True
+        self.signal = signum
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
+            for number in STOP_SIGNALS:
+                self._previous[number] = signal.signal(number, self._handle)
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
-            self._installed = False
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)  # type: ignore[arg-type]
+        self._previous.clear()

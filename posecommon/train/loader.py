@@ -5,8 +5,9 @@ Workers start once per :meth:`Trainer.fit` call (the batch sampler spans the who
 that the host-to-device copy can overlap compute. Augmentation randomness does not depend on workers: every sample
 is drawn under seeds derived from ``(seed, step, index)`` (:class:`~posecommon.train.SeededSamples`), so any number
 of workers, and a resumed run, yield the same batches. The loader's own generator (worker base seeds) is derived
-from ``(seed, start step, rank)`` rather than drawn from the global RNG. Workers ignore SIGINT, so Ctrl-C reaches
-only the main process, which finishes the step, saves a checkpoint and stops.
+from ``(seed, start step, rank)`` rather than drawn from the global RNG. Workers ignore SIGINT and SIGTERM, so Ctrl-C
+or a scheduler's SIGTERM to the process group stops only the main process's loop, which finishes the step, saves a
+checkpoint and stops; it then shuts the workers down itself.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .interrupt import STOP_SIGNALS
 from .sampling import SeededSamples, StepBatchSampler, derive_seed
 
 __all__ = ["build_loader", "default_num_workers"]
@@ -38,7 +40,8 @@ def default_num_workers(processes_per_node: int | None = None) -> int:
 
 
 def _worker_init(worker_id: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for number in STOP_SIGNALS:  # the training process decides when to stop; workers end when it ends them
+        signal.signal(number, signal.SIG_IGN)
 
 
 def build_loader(

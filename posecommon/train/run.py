@@ -299,7 +299,7 @@ def run_training(
         ranks other than 0).
 
     Raises:
-        TrainingInterrupted: Ctrl-C; the checkpoint is written and running the same call again resumes.
+        TrainingInterrupted: Ctrl-C or SIGTERM; the checkpoint is written and running the same call again resumes.
     """
     out_dir = Path(out_dir)
     rank = _init_distributed(options.device)

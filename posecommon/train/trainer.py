@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -425,7 +426,8 @@ class Trainer:
             resume_anyway: Resume even when the saved settings differ from this run's (see :meth:`resume`).
 
         Raises:
-            TrainingInterrupted: on SIGINT (Ctrl-C), after the running step finished and a checkpoint was written.
+            TrainingInterrupted: on SIGINT (Ctrl-C) or SIGTERM, after the running step finished and a checkpoint was
+                written.
         """
         stop = self.config.total_steps if stop_step is None else min(stop_step, self.config.total_steps)
         with StopRequest() as interrupt:
@@ -496,7 +498,8 @@ class Trainer:
             directory = self.save() if self._saved_step != self.step else None
             self.metrics.close()
             checkpoint = directory or (self.store.candidates() or [None])[0]
-            raise TrainingInterrupted(self.step, str(checkpoint) if checkpoint else None, self.rank)
+            where = str(checkpoint) if checkpoint else None
+            raise TrainingInterrupted(self.step, where, self.rank, interrupt.signal or signal.SIGINT)
         return result
 
     def _export(self) -> None:
