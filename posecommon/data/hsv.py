@@ -159,12 +159,13 @@ def _saturation_table() -> np.ndarray:
 
 
 _HUE = _hue_table()
+_HUE_INDEX = torch.from_numpy(_HUE.astype(np.int64))  # torch's index_select gathers twice as fast as numpy
 _SATURATION = _saturation_table()
 _ROUNDING = 0.5 + 6.5e-5
 """Added before truncating in the fast output formula: ties (exact halves) round up, and the float32 error
 (below 5.2e-5) never crosses a level, since exact values lie on a grid of 1 / 7650 (checked exhaustively in the
 tests)."""
-_CHUNK = 16384  # pixels per step: every temporary array stays in the L2 cache
+_CHUNK = 65536  # pixels per step: few numpy calls per image (16384 was 12-18 % slower at 640x640, 98304 no faster)
 
 
 def _output_tables(gains: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -181,7 +182,7 @@ def _output_tables(gains: tuple[float, float, float]) -> tuple[np.ndarray, np.nd
     b = (new_val * new_sat / _DENOMINATOR).astype(np.float32).ravel()
     shares = _SHARES[hue_lut[:180]]
     packed = (shares[:, 0] | shares[:, 1] << 5 | shares[:, 2] << 10).astype(np.int16)
-    return a, b, packed[_HUE]
+    return a, b, torch.from_numpy(packed).index_select(0, _HUE_INDEX).numpy()
 
 
 def augment_hsv_(planes: np.ndarray, gains: tuple[float, float, float]) -> None:

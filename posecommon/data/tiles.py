@@ -168,23 +168,24 @@ def compose_tiles(
         (x0, skip_x), (y0, skip_y) = placement.grid or placement.on_source_grid(size).grid  # type: ignore[misc]
         x1 = min(source.shape[1], x0 + math.ceil((skip_x + right - left) / a_x) + _margin(a_x))
         y1 = min(source.shape[0], y0 + math.ceil((skip_y + bottom - top) / a_y) + _margin(a_y))
-        out[top:bottom, left:right] = _resample(source[y0:y1, x0:x1], (a_y, a_x), (skip_y, skip_x), box)
+        tile = _resample(source[y0:y1, x0:x1], (a_y, a_x), (skip_y, skip_x), (bottom - top, right - left))
+        height_got, width_got = tile.shape[:2]
+        out[top : top + height_got, left : left + width_got] = tile
+        # samples past the crop's end (within half a source pixel of the source border) repeat its last one
+        out[top : top + height_got, left + width_got : right] = tile[:, width_got - 1 : width_got]
+        out[top + height_got : bottom, left:right] = out[top + height_got - 1 : top + height_got, left:right]
     return out.flip(1) if flip else out
 
 
 def _resample(
-    crop: torch.Tensor, scale: tuple[float, float], skip: tuple[int, int], box: tuple[int, int, int, int]
+    crop: torch.Tensor, scale: tuple[float, float], skip: tuple[int, int], size: tuple[int, int]
 ) -> torch.Tensor:
-    """``(h, w, 3)`` uint8 pixels of output ``box`` from the ``(H, W, 3)`` uint8 ``crop`` at ``scale`` ``(a_y, a_x)``,
-    dropping ``skip`` ``(rows, columns)`` of samples first; samples past the crop's end repeat its last one (they lie
-    within half a source pixel of the source border)."""
-    left, top, right, bottom = box
+    """``(h, w, 3)`` uint8 samples of the ``(H, W, 3)`` uint8 ``crop`` at ``scale`` ``(a_y, a_x)``, from sample
+    ``skip`` ``(row, column)`` on: ``size`` ``(h, w)``, or fewer where the crop ends first (at the source border;
+    at least its last sample, which the caller repeats)."""
     batch = crop.permute(2, 0, 1)[None].contiguous(memory_format=torch.channels_last)
     if scale != (1.0, 1.0):
         batch = F.interpolate(batch, scale_factor=scale, mode="bilinear", antialias=True, recompute_scale_factor=False)
     pixels = batch[0].permute(1, 2, 0)
-    rows = torch.arange(skip[0], skip[0] + bottom - top).clamp_(max=pixels.shape[0] - 1)
-    cols = torch.arange(skip[1], skip[1] + right - left).clamp_(max=pixels.shape[1] - 1)
-    if rows[-1] == skip[0] + bottom - top - 1 and cols[-1] == skip[1] + right - left - 1:
-        return pixels[skip[0] : skip[0] + bottom - top, skip[1] : skip[1] + right - left]
-    return pixels.index_select(0, rows).index_select(1, cols)
+    row, column = (min(first, count - 1) for first, count in zip(skip, pixels.shape[:2], strict=False))
+    return pixels[row : skip[0] + size[0], column : skip[1] + size[1]]
