@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 __all__ = ["hflip_boxes", "hflip_keypoints", "mark_outside", "rand_uniform"]
@@ -22,7 +23,7 @@ def rand_uniform(low: float, high: float) -> float:
     return low + (high - low) * float(torch.rand(()))
 
 
-def hflip_keypoints(keypoints: torch.Tensor, width: int, flip_indices: Sequence[int]) -> torch.Tensor:
+def hflip_keypoints(keypoints: np.ndarray, width: int, flip_indices: Sequence[int]) -> np.ndarray:
     """Mirror keypoints left/right and swap left/right joints.
 
     Args:
@@ -31,21 +32,21 @@ def hflip_keypoints(keypoints: torch.Tensor, width: int, flip_indices: Sequence[
         flip_indices: Joint permutation (:attr:`posecommon.keypoints.KeypointSpec.flip_indices`).
 
     Returns:
-        ``(..., K, 3)`` new tensor: joint ``k`` is the mirrored joint ``flip_indices[k]``; unlabelled joints
+        ``(..., K, 3)`` new array: joint ``k`` is the mirrored joint ``flip_indices[k]``; unlabelled joints
         (``v = 0``) keep ``(0, 0, 0)``.
     """
-    flipped = keypoints[..., list(flip_indices), :].clone()
+    flipped = keypoints[..., list(flip_indices), :]  # fancy indexing: a copy
     labelled = flipped[..., 2] > 0
-    flipped[..., 0] = torch.where(labelled, width - 1 - flipped[..., 0], flipped[..., 0])
+    flipped[..., 0] = np.where(labelled, width - 1 - flipped[..., 0], flipped[..., 0])
     return flipped
 
 
-def hflip_boxes(boxes: torch.Tensor, width: int) -> torch.Tensor:
-    """Mirror ``(N, 4)`` ``xyxy`` boxes of an image ``width`` pixels wide (returns a new tensor)."""
-    return torch.stack((width - 1 - boxes[:, 2], boxes[:, 1], width - 1 - boxes[:, 0], boxes[:, 3]), dim=-1)
+def hflip_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
+    """Mirror ``(N, 4)`` ``xyxy`` boxes of an image ``width`` pixels wide (returns a new array)."""
+    return np.stack((width - 1 - boxes[:, 2], boxes[:, 1], width - 1 - boxes[:, 0], boxes[:, 3]), axis=-1)
 
 
-def mark_outside(keypoints: torch.Tensor, region: tuple[float, float, float, float]) -> torch.Tensor:
+def mark_outside(keypoints: np.ndarray, region: tuple[float, float, float, float]) -> np.ndarray:
     """Unlabel keypoints outside a region: set them to ``(0, 0, 0)`` (COCO's convention for unlabelled).
 
     Args:
@@ -53,9 +54,9 @@ def mark_outside(keypoints: torch.Tensor, region: tuple[float, float, float, flo
         region: ``(x1, y1, x2, y2)``; a point is inside when ``x1 <= x < x2`` and ``y1 <= y < y2``.
 
     Returns:
-        ``(..., K, 3)`` new tensor.
+        ``(..., K, 3)`` new array.
     """
     x1, y1, x2, y2 = region
     x, y = keypoints[..., 0], keypoints[..., 1]
     keep = (keypoints[..., 2] > 0) & (x >= x1) & (x < x2) & (y >= y1) & (y < y2)
-    return torch.where(keep[..., None], keypoints, torch.zeros_like(keypoints))
+    return np.where(keep[..., None], keypoints, np.zeros((), keypoints.dtype))

@@ -69,6 +69,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -84,9 +85,10 @@ __all__ = ["MultiPersonCocoDataset"]
 
 
 class _Targets:
-    """Boxes ``(N, 4)`` xyxy, keypoints ``(N, K, 3)`` and unclipped box areas ``(N,)`` of one (partial) image."""
+    """Boxes ``(N, 4)`` xyxy, keypoints ``(N, K, 3)`` and unclipped box areas ``(N,)`` of one (partial) image, as
+    float32 numpy arrays (a handful of rows: numpy's per-call cost is a fraction of torch's here)."""
 
-    def __init__(self, boxes: torch.Tensor, keypoints: torch.Tensor, areas: torch.Tensor) -> None:
+    def __init__(self, boxes: np.ndarray, keypoints: np.ndarray, areas: np.ndarray) -> None:
         self.boxes = boxes
         self.keypoints = keypoints
         self.areas = areas
@@ -94,31 +96,38 @@ class _Targets:
     @staticmethod
     def cat(parts: list[_Targets], num_joints: int) -> _Targets:
         if not parts:
-            return _Targets(torch.zeros(0, 4), torch.zeros(0, num_joints, 3), torch.zeros(0))
+            empty = np.zeros(0, dtype=np.float32)
+            return _Targets(empty.reshape(0, 4), empty.reshape(0, num_joints, 3), empty)
         return _Targets(
-            torch.cat([p.boxes for p in parts]),
-            torch.cat([p.keypoints for p in parts]),
-            torch.cat([p.areas for p in parts]),
+            np.concatenate([p.boxes for p in parts]),
+            np.concatenate([p.keypoints for p in parts]),
+            np.concatenate([p.areas for p in parts]),
         )
 
     def affine(self, scale: tuple[float, float], offset: tuple[float, float]) -> _Targets:
         """``x' = x * scale_x + offset_x`` (per axis) for boxes and labelled keypoints; areas scale along."""
-        sx, sy = scale
-        factor = torch.tensor((sx, sy))
-        shift = torch.tensor(offset)
-        corners = self.boxes.view(-1, 2, 2) * factor + shift
-        xy = self.keypoints[..., :2] * factor + shift
-        labelled = self.keypoints[..., 2:] > 0
-        keypoints = torch.where(labelled, torch.cat((xy, self.keypoints[..., 2:]), -1), self.keypoints)
-        return _Targets(corners.view(-1, 4), keypoints, self.areas * sx * sy)
+        factor = np.array(scale, dtype=np.float32)
+        shift = np.array(offset, dtype=np.float32)
+        corners = self.boxes.reshape(-1, 2, 2) * factor + shift
+        keypoints = self.keypoints.copy()
+        labelled = keypoints[..., 2] > 0
+        keypoints[labelled, :2] = keypoints[labelled, :2] * factor + shift
+        return _Targets(corners.reshape(-1, 4), keypoints, self.areas * np.float32(scale[0] * scale[1]))
 
     def clip(self, region: tuple[float, float, float, float]) -> _Targets:
         """Clip boxes to ``region`` = ``(x1, y1, x2, y2)`` and unlabel keypoints outside it."""
         x1, y1, x2, y2 = region
-        low = torch.tensor((x1, y1, x1, y1))
-        high = torch.tensor((x2, y2, x2, y2))
-        boxes = torch.minimum(torch.maximum(self.boxes, low), high)
+        boxes = np.clip(self.boxes, np.array((x1, y1, x1, y1), np.float32), np.array((x2, y2, x2, y2), np.float32))
         return _Targets(boxes, mark_outside(self.keypoints, region), self.areas)
+
+    def flipped(self, width: int, flip_indices: tuple[int, ...]) -> _Targets:
+        """Mirrored left-right in an image ``width`` pixels wide, left/right joints swapped."""
+        keypoints = hflip_keypoints(self.keypoints, width, flip_indices)
+        return _Targets(hflip_boxes(self.boxes, width), keypoints, self.areas)
+
+    def select(self, keep: np.ndarray) -> _Targets:
+        """The persons where ``keep`` ``(N,)`` is true."""
+        return _Targets(self.boxes[keep], self.keypoints[keep], self.areas[keep])
 
 
 @dataclass(frozen=True)
@@ -226,31 +235,36 @@ class MultiPersonCocoDataset(Dataset):
         self.min_box_size = min_box_size
         self.min_area_ratio = min_area_ratio
         self.image_ids = [record.image_id for record in self.data.images]
+        self._targets_cache: dict[int, _Targets] = {}
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
     def _source_targets(self, image_id: int) -> _Targets:
-        """The persons of ``image_id`` in original-image pixels (areas: unclipped box areas)."""
-        persons = self.data.persons.get(image_id, [])
-        k = self.keypoint_spec.num_joints
-        boxes = torch.tensor([p.bbox_xyxy for p in persons], dtype=torch.float32).view(-1, 4)
-        keypoints = torch.stack([torch.from_numpy(p.keypoints) for p in persons]) if persons else torch.zeros(0, k, 3)
-        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        return _Targets(boxes, keypoints, areas)
+        """The persons of ``image_id`` in original-image pixels (areas: unclipped box areas); cached per image."""
+        cached = self._targets_cache.get(image_id)
+        if cached is None:
+            persons = self.data.persons.get(image_id, [])
+            k = self.keypoint_spec.num_joints
+            boxes = np.array([p.bbox_xyxy for p in persons], dtype=np.float32).reshape(-1, 4)
+            keypoints = np.stack([p.keypoints for p in persons]).astype(np.float32) if persons else np.zeros((0, k, 3))
+            areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+            cached = self._targets_cache[image_id] = _Targets(boxes, keypoints.astype(np.float32), areas)
+        return cached
 
     def _letterboxed(self, index: int) -> tuple[torch.Tensor, _Targets, LetterboxInfo]:
         """Image ``index`` resized to fit ``S x S`` (padded, float32) with its targets in input pixels."""
         image_id = self.image_ids[index]
         image, info = letterbox(self.data.load_image(image_id), (self.input_size, self.input_size), self.pad_value)
         targets = self._source_targets(image_id)
-        corners = letterbox_points(targets.boxes.view(-1, 2, 2), info).view(-1, 4)
-        xy = letterbox_points(targets.keypoints[..., :2], info)
-        kpts = targets.keypoints
-        keypoints = torch.where(kpts[..., 2:] > 0, torch.cat((xy, kpts[..., 2:]), -1), kpts)
+        corners = letterbox_points(torch.from_numpy(targets.boxes).view(-1, 2, 2), info).view(-1, 4).numpy()
+        keypoints = targets.keypoints.copy()
+        labelled = keypoints[..., 2] > 0
+        moved = letterbox_points(torch.from_numpy(keypoints[..., :2]), info).numpy()
+        keypoints[..., :2] = np.where(labelled[..., None], moved, keypoints[..., :2])
         sx, sy = info.scale
         new_h, new_w = info.resized_size
-        letterboxed = _Targets(corners, keypoints, targets.areas * sx * sy)
+        letterboxed = _Targets(corners, keypoints, targets.areas * np.float32(sx * sy))
         return image, letterboxed.clip((-0.5, -0.5, new_w - 0.5, new_h - 0.5)), info
 
     def _draw_augmentation(self, index: int) -> _Augmentation:
@@ -302,7 +316,7 @@ class MultiPersonCocoDataset(Dataset):
             placements.append(TilePlacement((sx * f, sy * f), offset, region).on_source_grid((s, s)))
         return placements
 
-    def _open(self, image_id: int) -> torch.Tensor:
+    def _open(self, image_id: int) -> np.ndarray:
         """``(H, W, 3)`` uint8 pixels of ``image_id``, checked against its record."""
         record = self.data.image(image_id)
         try:
@@ -335,11 +349,7 @@ class MultiPersonCocoDataset(Dataset):
         ]
         targets = _Targets.cat(parts, self.keypoint_spec.num_joints).clip((-0.5, -0.5, s - 0.5, s - 0.5))
         if aug.flip:
-            targets = _Targets(
-                hflip_boxes(targets.boxes, s),
-                hflip_keypoints(targets.keypoints, s, self.keypoint_spec.flip_indices),
-                targets.areas,
-            )
+            targets = targets.flipped(s, self.keypoint_spec.flip_indices)
         return planes, targets
 
     def _filter(self, targets: _Targets) -> _Targets:
@@ -349,7 +359,7 @@ class MultiPersonCocoDataset(Dataset):
             keep = (w > self.min_box_size) & (h > self.min_box_size) & (w * h >= self.min_area_ratio * targets.areas)
         else:
             keep = (w > 0) & (h > 0)
-        return _Targets(targets.boxes[keep], targets.keypoints[keep], targets.areas[keep])
+        return targets.select(keep)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         info: LetterboxInfo | None = None
@@ -361,8 +371,8 @@ class MultiPersonCocoDataset(Dataset):
         targets = self._filter(targets)
         return {
             "image": image,
-            "boxes": targets.boxes.float(),
-            "keypoints": targets.keypoints.float(),
+            "boxes": torch.from_numpy(targets.boxes),
+            "keypoints": torch.from_numpy(targets.keypoints),
             "image_id": torch.tensor(self.image_ids[index]),
             "letterbox": info,
         }

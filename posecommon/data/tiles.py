@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
@@ -127,13 +128,13 @@ def open_rgb(path: str | Path) -> Image.Image:
     return Image.fromarray(pixels, mode="RGB")
 
 
-def pixels_of(image: Image.Image) -> torch.Tensor:
-    """``(H, W, 3)`` uint8 tensor of an RGB Pillow image (a writable copy of its pixels)."""
-    return torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(image.height, image.width, 3)
+def pixels_of(image: Image.Image) -> np.ndarray:
+    """``(H, W, 3)`` uint8 read-only array of an RGB Pillow image's pixels (one copy, Pillow's ``tobytes``)."""
+    return np.frombuffer(image.tobytes(), dtype=np.uint8).reshape(image.height, image.width, 3)
 
 
 def compose_tiles(
-    sources: Sequence[torch.Tensor | None],
+    sources: Sequence[np.ndarray | None],
     placements: Sequence[TilePlacement],
     size: tuple[int, int],
     pad_value: int,
@@ -145,8 +146,8 @@ def compose_tiles(
     where an on-grid placement says; for another one, it samples where the on-grid version says.
 
     Args:
-        sources: ``(H_i, W_i, 3)`` uint8 images (e.g. :func:`pixels_of`), one per placement; ``None`` only for a
-            placement that fills no output pixel.
+        sources: ``(H_i, W_i, 3)`` uint8 arrays (e.g. :func:`pixels_of`; read-only is fine), one per placement;
+            ``None`` only for a placement that fills no output pixel.
         placements: Where each source goes; later placements overwrite earlier ones where regions overlap.
         size: Output ``(H, W)``.
         pad_value: Value (0-255) of the pixels no source fills.
@@ -178,12 +179,13 @@ def compose_tiles(
 
 
 def _resample(
-    crop: torch.Tensor, scale: tuple[float, float], skip: tuple[int, int], size: tuple[int, int]
+    crop: np.ndarray, scale: tuple[float, float], skip: tuple[int, int], size: tuple[int, int]
 ) -> torch.Tensor:
     """``(h, w, 3)`` uint8 samples of the ``(H, W, 3)`` uint8 ``crop`` at ``scale`` ``(a_y, a_x)``, from sample
     ``skip`` ``(row, column)`` on: ``size`` ``(h, w)``, or fewer where the crop ends first (at the source border;
     at least its last sample, which the caller repeats)."""
-    batch = crop.permute(2, 0, 1)[None].contiguous(memory_format=torch.channels_last)
+    # a writable channels-last copy with batch stride h * w * 3 (a [None] view's stride 3 takes the slow path)
+    batch = torch.from_numpy(crop[None].copy()).permute(0, 3, 1, 2)
     if scale != (1.0, 1.0):
         batch = F.interpolate(batch, scale_factor=scale, mode="bilinear", antialias=True, recompute_scale_factor=False)
     pixels = batch[0].permute(1, 2, 0)
