@@ -407,8 +407,8 @@ class TransformerEncoderLayer(nn.Module):
     ``lib/models/transpose_h.py:196-201``). The official code discards those weights unless it visualises them,
     so :meth:`for_inference_` (called by the model's ``fuse()``, which ``predict`` runs) switches them off:
     PyTorch then runs its fused ``scaled_dot_product_attention`` kernel, which never materialises the matrix
-    (36 MiB per head and image at 256x192). Same outputs to float rounding; less memory, and a per-image time that
-    does not grow with the batch.
+    (36 MiB per head and image at 256x192). Same outputs to float rounding, less memory and time (fused
+    channels-last TransPose-H-S at batch 1, one thread: 574-661 ms before, 238-300 ms after).
 
     Args:
         dim: Token width d.

@@ -247,7 +247,7 @@ class MultiPersonCocoDataset(Dataset):
             persons = self.data.persons.get(image_id, [])
             k = self.keypoint_spec.num_joints
             boxes = np.array([p.bbox_xyxy for p in persons], dtype=np.float32).reshape(-1, 4)
-            keypoints = np.stack([p.keypoints for p in persons]).astype(np.float32) if persons else np.zeros((0, k, 3))
+            keypoints = np.stack([p.keypoints for p in persons]) if persons else np.zeros((0, k, 3))
             areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
             cached = self._targets_cache[image_id] = _Targets(boxes, keypoints.astype(np.float32), areas)
         return cached

@@ -48,8 +48,10 @@ class TilePlacement:
         offset: ``(b_x, b_y)``: source point ``(x, y)`` lands at ``(a_x x + b_x, a_y y + b_y)``.
         region: ``(x1, y1, x2, y2)`` in output pixels: the part of the output this source covers (it must lie
             inside the mapped source image); output pixels with centres in ``[x1, x2) x [y1, y2)`` show it.
-        grid: ``((start_x, skip_x), (start_y, skip_y))`` of an on-grid placement (set by :meth:`on_source_grid`):
-            the first source pixel of the crop and the resampled samples skipped before the output box, per axis.
+        grid: ``((start_x, skip_x), (start_y, skip_y))`` of an on-grid placement (set by :meth:`on_source_grid`
+            for one output size): the first source pixel of the crop and the resampled samples skipped before the
+            output box, per axis. Kept rather than re-derived: deriving it again from the moved offset can pick
+            another crop start when shrinking, and with it another grid point.
     """
 
     scale: tuple[float, float]
@@ -81,8 +83,8 @@ class TilePlacement:
         if box is None:
             return self
         axes = [_grid_axis(a, b, first) for a, b, first in zip(self.scale, self.offset, box[:2], strict=True)]
-        offset = (axes[0][2], axes[1][2])
-        return TilePlacement(self.scale, offset, self.region, ((axes[0][:2]), (axes[1][:2])))  # type: ignore[arg-type]
+        (start_x, skip_x, offset_x), (start_y, skip_y, offset_y) = axes
+        return TilePlacement(self.scale, (offset_x, offset_y), self.region, ((start_x, skip_x), (start_y, skip_y)))
 
 
 def _margin(a: float) -> int:
@@ -189,5 +191,5 @@ def _resample(
     if scale != (1.0, 1.0):
         batch = F.interpolate(batch, scale_factor=scale, mode="bilinear", antialias=True, recompute_scale_factor=False)
     pixels = batch[0].permute(1, 2, 0)
-    row, column = (min(first, count - 1) for first, count in zip(skip, pixels.shape[:2], strict=False))
+    row, column = (min(first, count - 1) for first, count in zip(skip, pixels.shape[:2], strict=True))
     return pixels[row : skip[0] + size[0], column : skip[1] + size[1]]
