@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from .data.decode import single_threaded_opencv
 from .data.multiperson import MultiPersonCocoDataset
 from .data.synthetic import generate_synthetic_coco
 from .data.topdown import TopDownCocoDataset
@@ -146,7 +147,8 @@ def data_pipeline_benchmark(
             if progress is not None:
                 progress(f"data pipelines on {source}")
             datasets = {name: _build(name, ann_file, image_dir) for name in settings.pipelines}
-            times = _measure(datasets, settings)
+            with single_threaded_opencv():
+                times = _measure(datasets, settings)
     finally:
         torch.set_num_threads(previous_threads)
     rows = []

@@ -19,7 +19,7 @@ from PIL import Image
 from posecommon import KeypointSpec
 from posecommon.data import MultiPersonCocoDataset
 from posecommon.data.hsv import augment_hsv_, draw_hsv_gains
-from posecommon.data.tiles import TilePlacement, compose_tiles, pixels_of
+from posecommon.data.tiles import TilePlacement, compose_tiles
 
 SPEC4 = KeypointSpec.from_flip_pairs(
     "four", ("left_a", "right_a", "left_b", "right_b"), ((0, 1), (2, 3)), ((0, 1), (2, 3))
@@ -168,8 +168,9 @@ def test_hsv_is_the_last_draw_and_applies_to_the_finished_image(people):
         torch.manual_seed(seed)
         expected = plain[seed]
         gains = draw_hsv_gains(0.1, 0.7, 0.4)
-        planes = expected["image"].numpy().copy()
-        augment_hsv_(planes, gains)
+        bgr = np.ascontiguousarray(expected["image"].permute(1, 2, 0).numpy()[..., ::-1])
+        augment_hsv_(bgr, gains)  # per pixel: the flip the sample may carry does not matter
+        planes = bgr[..., ::-1].transpose(2, 0, 1)
         torch.manual_seed(seed)
         got = coloured[seed]
         assert np.array_equal(got["image"].numpy(), planes)
@@ -192,12 +193,11 @@ def test_compose_tiles_samples_where_the_placement_says(scale, offset):
     pixel misplaced by half a pixel is off by at least 1.6 levels here."""
     xs, ys = np.meshgrid(np.arange(120), np.arange(100))
     ramp = np.stack((2 * xs + 5, 2 * ys + 5, np.full_like(xs, 77)), -1).astype(np.uint8)
-    source = Image.fromarray(ramp)
     region = (offset[0] - 0.5 * scale[0] + 0.3, offset[1] - 0.5 * scale[1] + 0.2, 60.4, 50.7)
     placement = TilePlacement(scale, offset, region).on_source_grid((56, 64))
     assert np.abs(np.subtract(placement.offset, offset)).max() <= GRID_MOVE + 1e-9
     offset = placement.offset  # pixels follow the on-grid placement exactly
-    out = compose_tiles([pixels_of(source)], [placement], (56, 64), 114).numpy().astype(np.float64)
+    out = compose_tiles([ramp], [placement], (56, 64), 114).astype(np.float64)
     left, top, right, bottom = placement.output_box((56, 64))
     assert (out[:top] == 114).all() and (out[:, :left] == 114).all()
     assert (out[bottom:] == 114).all() and (out[:, right:] == 114).all()

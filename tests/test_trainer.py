@@ -380,25 +380,37 @@ def test_worker_processes_do_not_change_the_batches(tmp_path):
     assert workers.losses == inline.losses
 
 
-class _SigintDisposition(torch.utils.data.Dataset):
+class _WorkerSettings(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return 4
 
-    def __getitem__(self, index: int) -> bool:
+    def __getitem__(self, index: int) -> tuple[bool, int]:
         import signal
 
-        return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        import cv2
+
+        return signal.getsignal(signal.SIGINT) is signal.SIG_IGN, cv2.getNumThreads()
 
 
-def test_loader_workers_persist_prefetch_and_ignore_ctrl_c():
+def test_loader_workers_persist_prefetch_ignore_ctrl_c_and_run_opencv_sequentially():
+    import cv2
+
     from posecommon.train.loader import build_loader
 
     loader = build_loader(
-        _SigintDisposition(), list, batch_size=2, start_step=0, stop_step=2, seed=0, rank=0, world_size=1,
+        _WorkerSettings(), list, batch_size=2, start_step=0, stop_step=2, seed=0, rank=0, world_size=1,
         num_workers=1, prefetch_factor=3, pin_memory=False,
     )  # fmt: skip
     assert loader.persistent_workers and loader.prefetch_factor == 3
-    assert [flag for batch in loader for flag in batch] == [True] * 4  # SIGINT reaches only the training process
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(4)  # what the workers would inherit
+    try:
+        settings = [settings for batch in loader for settings in batch]
+    finally:
+        cv2.setNumThreads(previous)
+        del loader  # shuts the persistent worker down, also when an assertion below fails
+    # SIGINT reaches only the training process; OpenCV's pool is off in the workers (it then reports 1 thread)
+    assert settings == [(True, 1)] * 4
 
 
 def test_default_workers_follow_the_cpus_this_process_may_use(monkeypatch):

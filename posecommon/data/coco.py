@@ -50,8 +50,8 @@ import torch
 from pycocotools.coco import COCO
 
 from ..errors import BadImageError, DatasetError
-from ..image import load_image
 from ..keypoints import COCO17, KeypointSpec
+from .decode import read_bgr, rgb_planes
 
 __all__ = ["CocoKeypoints", "ImageRecord", "PersonRecord", "load_coco_keypoints", "split_coco_file"]
 
@@ -153,7 +153,8 @@ class CocoKeypoints:
         return [person for record in self.images for person in self.persons.get(record.image_id, [])]
 
     def load_image(self, image_id: int) -> torch.Tensor:
-        """Read an image file as an RGB ``uint8`` tensor.
+        """Read an image file as an RGB ``uint8`` tensor (decoded with OpenCV as the official loaders,
+        :func:`~posecommon.data.decode.read_bgr`).
 
         Args:
             image_id: Id of the image record.
@@ -166,7 +167,7 @@ class CocoKeypoints:
         """
         record = self._by_id[image_id]
         try:
-            image = load_image(record.path)
+            image = rgb_planes(read_bgr(record.path))
         except BadImageError as err:
             raise DatasetError(f"{self.ann_file}: image id {image_id} ({record.path}): {err}") from err
         if tuple(image.shape[1:]) != (record.height, record.width):

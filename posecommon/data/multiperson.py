@@ -27,11 +27,13 @@ Training, as YOLO-Pose (branch ``yolo-pose`` of edgeai-yolov5; ``utils/datasets.
    ``keypoint_spec.flip_indices``.
 
 Steps 1-2 compose to one axis-aligned map per source image (``x_out = x_src * a + b``), so the pixels are
-rendered without any canvas: each visible source image is decoded and resampled once, in uint8, straight into
-the output pixels it covers (:mod:`posecommon.data.tiles`; bilinear, antialiased when shrinking), and a source
-that covers no output pixel is not even decoded. The canvas above defines the geometry only. Each image's map is
-moved onto the resampling kernel's grid (:meth:`~posecommon.data.tiles.TilePlacement.on_source_grid`), by at most
-half an output pixel per axis; the targets use the moved map, so pixels and targets agree exactly.
+rendered without any canvas: each visible source image is decoded (with OpenCV, in BGR, as the official code:
+:mod:`posecommon.data.decode`) and resampled once, in uint8, straight into the output pixels it covers
+(:mod:`posecommon.data.tiles`; bilinear, antialiased when shrinking), and a source that covers no output pixel is
+not even decoded. The canvas above defines the geometry only. Each image's map is moved onto the resampling
+kernel's grid (:meth:`~posecommon.data.tiles.TilePlacement.on_source_grid`), by at most half an output pixel per
+axis; the targets use the moved map, so pixels and targets agree exactly. The HSV step runs in BGR with OpenCV's
+own conversions (:mod:`posecommon.data.hsv`), and the flip happens when the BGR pixels become RGB planes.
 
 Targets after each step: boxes are clipped to the visible image region (the pasted image, then the output);
 keypoints outside it become unlabelled ``(0, 0, 0)``; in training a person is dropped when its clipped box is
@@ -78,8 +80,9 @@ from ..keypoints import COCO17, KeypointSpec
 from ..letterbox import LetterboxInfo, letterbox, letterbox_info, letterbox_points
 from .augment import hflip_boxes, hflip_keypoints, mark_outside, rand_uniform
 from .coco import CocoKeypoints, load_coco_keypoints
+from .decode import read_bgr, rgb_planes
 from .hsv import augment_hsv_, draw_hsv_gains
-from .tiles import TilePlacement, compose_tiles, open_rgb, pixels_of
+from .tiles import TilePlacement, compose_tiles
 
 __all__ = ["MultiPersonCocoDataset"]
 
@@ -317,18 +320,19 @@ class MultiPersonCocoDataset(Dataset):
         return placements
 
     def _open(self, image_id: int) -> np.ndarray:
-        """``(H, W, 3)`` uint8 pixels of ``image_id``, checked against its record."""
+        """``(H, W, 3)`` uint8 BGR pixels of ``image_id`` (:func:`~posecommon.data.decode.read_bgr`), checked against
+        its record."""
         record = self.data.image(image_id)
         try:
-            image = open_rgb(record.path)
+            pixels = read_bgr(record.path)
         except BadImageError as err:
             raise DatasetError(f"{self.data.ann_file}: image id {image_id} ({record.path}): {err}") from err
-        if (image.height, image.width) != (record.height, record.width):
+        if pixels.shape[:2] != (record.height, record.width):
             raise DatasetError(
-                f"{self.data.ann_file}: image id {image_id}: {record.path} is {image.width}x{image.height} (WxH) but "
-                f"the record says {record.width}x{record.height}"
+                f"{self.data.ann_file}: image id {image_id}: {record.path} is {pixels.shape[1]}x{pixels.shape[0]} "
+                f"(WxH) but the record says {record.width}x{record.height}"
             )
-        return pixels_of(image)
+        return pixels
 
     def _augment(self, index: int) -> tuple[torch.Tensor, _Targets]:
         s = self.input_size
@@ -339,10 +343,10 @@ class MultiPersonCocoDataset(Dataset):
             self._open(image_id) if p.output_box((s, s)) is not None else None
             for image_id, p in zip(image_ids, placements, strict=True)
         ]
-        rendered = compose_tiles(sources, placements, (s, s), round(self.pad_value), flip=aug.flip)
-        planes = rendered.permute(2, 0, 1).contiguous()
+        rendered = compose_tiles(sources, placements, (s, s), round(self.pad_value))  # BGR
         if aug.hsv is not None:
-            augment_hsv_(planes.numpy(), aug.hsv)
+            augment_hsv_(rendered, aug.hsv)
+        planes = rgb_planes(rendered, flip=aug.flip)
         parts = [
             self._source_targets(image_id).affine(p.scale, p.offset).clip(p.region)
             for image_id, p in zip(image_ids, placements, strict=True)

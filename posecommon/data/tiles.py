@@ -26,17 +26,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
 
-from ..errors import BadImageError
-from ..image import load_image
-
-__all__ = ["TilePlacement", "compose_tiles", "open_rgb", "pixels_of"]
+__all__ = ["TilePlacement", "compose_tiles"]
 
 
 @dataclass(frozen=True)
@@ -107,56 +102,27 @@ def _grid_axis(a: float, b: float, first: int) -> tuple[int, int, float]:
     return start, skip, a * (0.5 - start) - 0.5 + first - skip
 
 
-def open_rgb(path: str | Path) -> Image.Image:
-    """Decode an image file into an RGB Pillow image with the pixels :func:`posecommon.image.load_image` gives.
-
-    RGB files are used as decoded; any other mode goes through :func:`~posecommon.image.load_image`'s rules
-    (grayscale replicated, alpha composited onto black, 16-bit scaled).
-
-    Raises:
-        BadImageError: the file is missing or cannot be decoded.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise BadImageError(f"image file not found: {path}")
-    try:
-        image = Image.open(path)
-        image.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
-        raise BadImageError(f"cannot read image {path}: {err}") from err
-    if image.mode == "RGB":
-        return image
-    pixels = load_image(image).permute(1, 2, 0).contiguous().numpy()
-    return Image.fromarray(pixels, mode="RGB")
-
-
-def pixels_of(image: Image.Image) -> np.ndarray:
-    """``(H, W, 3)`` uint8 read-only array of an RGB Pillow image's pixels (one copy, Pillow's ``tobytes``)."""
-    return np.frombuffer(image.tobytes(), dtype=np.uint8).reshape(image.height, image.width, 3)
-
-
 def compose_tiles(
     sources: Sequence[np.ndarray | None],
     placements: Sequence[TilePlacement],
     size: tuple[int, int],
     pad_value: int,
-    flip: bool = False,
-) -> torch.Tensor:
+) -> np.ndarray:
     """Resample each source into its placement's output pixels (one uint8 resample per source).
 
     Placements should be on the source grid (:meth:`TilePlacement.on_source_grid`): the kernel samples exactly
     where an on-grid placement says; for another one, it samples where the on-grid version says.
 
     Args:
-        sources: ``(H_i, W_i, 3)`` uint8 arrays (e.g. :func:`pixels_of`; read-only is fine), one per placement;
-            ``None`` only for a placement that fills no output pixel.
+        sources: ``(H_i, W_i, 3)`` uint8 arrays (any channel order, e.g. BGR from
+            :func:`~posecommon.data.decode.read_bgr`; read-only is fine), one per placement; ``None`` only for a
+            placement that fills no output pixel.
         placements: Where each source goes; later placements overwrite earlier ones where regions overlap.
         size: Output ``(H, W)``.
         pad_value: Value (0-255) of the pixels no source fills.
-        flip: Mirror the finished output left-right (``x -> W - 1 - x``).
 
     Returns:
-        ``(H, W, 3)`` uint8 tensor.
+        ``(H, W, 3)`` uint8 C-contiguous writable array, channels in the sources' order.
     """
     height, width = size
     out = torch.full((height, width, 3), pad_value, dtype=torch.uint8)
@@ -177,7 +143,7 @@ def compose_tiles(
         # samples past the crop's end (within half a source pixel of the source border) repeat its last one
         out[top : top + height_got, left + width_got : right] = tile[:, width_got - 1 : width_got]
         out[top + height_got : bottom, left:right] = out[top + height_got - 1 : top + height_got, left:right]
-    return out.flip(1) if flip else out
+    return out.numpy()
 
 
 def _resample(

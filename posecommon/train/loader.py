@@ -7,7 +7,8 @@ is drawn under seeds derived from ``(seed, step, index)`` (:class:`~posecommon.t
 of workers, and a resumed run, yield the same batches. The loader's own generator (worker base seeds) is derived
 from ``(seed, start step, rank)`` rather than drawn from the global RNG. Workers ignore SIGINT and SIGTERM, so Ctrl-C
 or a scheduler's SIGTERM to the process group stops only the main process's loop, which finishes the step, saves a
-checkpoint and stops; it then shuts the workers down itself.
+checkpoint and stops; it then shuts the workers down itself. Like torch (one thread per worker), OpenCV runs
+sequentially in the workers (``cv2.setNumThreads(0)``, as YOLOv5 does globally, ``utils/general.py:31``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+import cv2
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -42,6 +44,7 @@ def default_num_workers(processes_per_node: int | None = None) -> int:
 def _worker_init(worker_id: int) -> None:
     for number in STOP_SIGNALS:  # the training process decides when to stop; workers end when it ends them
         signal.signal(number, signal.SIG_IGN)
+    cv2.setNumThreads(0)  # the workers are the parallelism; OpenCV's pool would oversubscribe the cores
 
 
 def build_loader(
