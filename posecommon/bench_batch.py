@@ -1,15 +1,20 @@
 """Batch scaling of the suite: per-image time at a large batch against batch 1, in the mode ``predict`` runs.
 
 ``predict`` runs :func:`posecommon.inference_module`'s copy of the model: BatchNorm folded (``fuse``) and, on CPU,
-weights and inputs in channels-last memory. A batch is worth sending only if it costs no more per image than
-single images, so this section times exactly that module at batch 1 and at batch ``B`` (8 by default),
-alternating the two in every round (so a change of machine load hits both), and reports the ratio
-``(time(B) / B) / time(1)``: at most 1 means batching does not hurt. Medians over the rounds, wall clock and
-process CPU clock (all threads) both recorded; the suite's ``--clock`` picks the one the ratio uses.
+weights and inputs in channels-last memory, a batch split into calls of at most
+:data:`~posecommon.inference.CPU_CHUNK_PIXELS` input pixels (or the model's own ``cpu_chunk_pixels``). A batch is
+worth sending only if it costs no more per image than single images, so this section times exactly that module on
+the same ``B`` images (8 by default) sent one by one and sent as one batch, alternating the two in every round (so a
+change of machine load hits both, and both average over ``B`` images' work), and reports the ratio
+``time(one batch of B) / time(B single images)``: at most 1 means batching does not hurt. Medians over the rounds,
+wall clock and process CPU clock (all threads) both recorded; the suite's ``--clock`` picks the one the ratio uses.
+The spread of the per-round ratios is reported beside the median: where the batch is run as single-image calls
+anyway (``calls``), the work is the same and that spread is the measurement's noise.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -17,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .inference import inference_module
+from .inference import ChannelsLastInput, inference_module
 from .registry import create_model
 
 __all__ = ["batch_scaling", "format_batch_markdown"]
@@ -34,12 +39,22 @@ def _time_rounds(runs: dict[int, Callable[[], Any]], warmup: int, repeats: int) 
     return samples
 
 
-def _forward(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], Any]:
+def _forward(module: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> Callable[[], Any]:
+    """One forward call per tensor in ``inputs``."""
+
     def run() -> Any:
         with torch.inference_mode():
-            return module(x)
+            return [module(x) for x in inputs]
 
     return run
+
+
+def _calls(module: torch.nn.Module, batch: int, size: tuple[int, int]) -> str:
+    """How ``module`` runs a batch: ``"1 x 8"`` (one call of 8 images) or ``"8 x 1"`` (eight calls of one)."""
+    per_call = batch
+    if isinstance(module, ChannelsLastInput) and module.max_pixels is not None:
+        per_call = min(batch, max(1, module.max_pixels // (size[0] * size[1])))
+    return f"{math.ceil(batch / per_call)} x {per_call}"
 
 
 def batch_scaling(
@@ -50,19 +65,21 @@ def batch_scaling(
     repeats: int = 3,
     clock: str = "wall",
 ) -> list[dict[str, Any]]:
-    """Per-image milliseconds of ``predict``'s module at batch 1 and ``batch``, and their ratio.
+    """Per-image milliseconds of ``predict``'s module on ``batch`` single images and on one batch, and their ratio.
 
     Args:
         models: Registry names.
         sizes: Input ``(H, W)`` per model name.
         batch: The large batch.
-        warmup: Untimed rounds (each round runs batch 1, then ``batch``).
+        warmup: Untimed rounds (each round runs the single images, then the batch).
         repeats: Timed rounds.
         clock: ``"wall"`` or ``"cpu"``: the clock of ``ratio``.
 
     Returns:
         One dict per model: ``model``, ``input_size``, ``batch``, ``mode`` (what :func:`inference_module` built),
-        ``b1_ms`` / ``bN_ms_per_image`` (wall), ``b1_cpu_ms`` / ``bN_cpu_ms_per_image`` and ``ratio``.
+        ``calls`` (how the module splits the batch: ``"calls x images"``), ``b1_ms`` / ``bN_ms_per_image`` (wall,
+        per image), ``b1_cpu_ms`` / ``bN_cpu_ms_per_image``, ``ratio`` (of the medians) and ``round_ratios`` (per
+        round, on ``clock``).
     """
     rows = []
     for name in models:
@@ -70,23 +87,25 @@ def batch_scaling(
         model = create_model(name).eval()
         module = inference_module(model)
         size = sizes[name]
-        inputs = {b: torch.randn(b, 3, *size, generator=torch.Generator().manual_seed(b)) for b in (1, batch)}
-
-        samples = _time_rounds({b: _forward(module, x) for b, x in inputs.items()}, warmup, repeats)
-        wall = {b: statistics.median(s[0] for s in samples[b]) * 1e3 / b for b in samples}
-        cpu = {b: statistics.median(s[1] for s in samples[b]) * 1e3 / b for b in samples}
+        images = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(batch))
+        runs = {1: _forward(module, list(images.split(1))), batch: _forward(module, [images])}
+        samples = _time_rounds(runs, warmup, repeats)
+        wall = {b: [s[0] * 1e3 / batch for s in samples[b]] for b in samples}
+        cpu = {b: [s[1] * 1e3 / batch for s in samples[b]] for b in samples}
         chosen = cpu if clock == "cpu" else wall
         rows.append(
             {
                 "model": name,
                 "input_size": list(size),
                 "batch": batch,
-                "mode": "fused" + (", channels-last" if type(module).__name__ == "ChannelsLastInput" else ""),
-                "b1_ms": wall[1],
-                "bN_ms_per_image": wall[batch],
-                "b1_cpu_ms": cpu[1],
-                "bN_cpu_ms_per_image": cpu[batch],
-                "ratio": chosen[batch] / chosen[1],
+                "mode": "fused" + (", channels-last" if isinstance(module, ChannelsLastInput) else ""),
+                "calls": _calls(module, batch, size),
+                "b1_ms": statistics.median(wall[1]),
+                "bN_ms_per_image": statistics.median(wall[batch]),
+                "b1_cpu_ms": statistics.median(cpu[1]),
+                "bN_cpu_ms_per_image": statistics.median(cpu[batch]),
+                "ratio": statistics.median(chosen[batch]) / statistics.median(chosen[1]),
+                "round_ratios": [big / single for big, single in zip(chosen[batch], chosen[1], strict=True)],
             }
         )
         del model, module
@@ -100,16 +119,19 @@ def format_batch_markdown(rows: list[dict[str, Any]], clock: str) -> list[str]:
     batch = rows[0]["batch"]
     lines = [
         "",
-        f"Batch scaling of the module `predict` runs ({rows[0]['mode']}): per-image time at batch {batch} / at "
-        f"batch 1 ({clock} clock; at most 1 means batching does not hurt):",
+        f"Batch scaling of the module `predict` runs ({rows[0]['mode']}): per-image time of one batch of {batch} / "
+        f"of the same {batch} images one by one ({clock} clock; at most 1 means batching does not hurt; calls: how "
+        f"the module runs the batch, calls x images; per-round ratios: lowest and highest):",
         "",
-        f"| model | input | b1 ms | b{batch} ms / image | b1 CPU ms | b{batch} CPU ms / image | ratio |",
-        "|---|---|---|---|---|---|---|",
+        "| model | input | calls | single ms / image | batch ms / image | single CPU ms | batch CPU ms | ratio "
+        "| per-round ratios |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         size = "x".join(str(v) for v in r["input_size"])
+        spread = f"{min(r['round_ratios']):.2f}-{max(r['round_ratios']):.2f}"
         lines.append(
-            f"| {r['model']} | {size} | {r['b1_ms']:.1f} | {r['bN_ms_per_image']:.1f} | {r['b1_cpu_ms']:.1f} "
-            f"| {r['bN_cpu_ms_per_image']:.1f} | {r['ratio']:.2f}x |"
+            f"| {r['model']} | {size} | {r['calls']} | {r['b1_ms']:.1f} | {r['bN_ms_per_image']:.1f} "
+            f"| {r['b1_cpu_ms']:.1f} | {r['bN_cpu_ms_per_image']:.1f} | {r['ratio']:.2f}x | {spread} |"
         )
     return lines
