@@ -1,8 +1,8 @@
 """Data-pipeline benchmark of the suite (``posezoo bench --data``): training samples per second per worker.
 
-A GPU is fed by DataLoader workers, each a process running one dataset with one torch thread, so the number that
-matters is samples per second of one single-threaded worker. Measured pipelines (training mode, default
-augmentation unless said otherwise):
+A GPU is fed by DataLoader workers, each a process running one dataset with one torch thread and OpenCV's thread
+pool off, so the number that matters is samples per second of one single-threaded worker. Measured pipelines
+(training mode, default augmentation unless said otherwise):
 
 - ``topdown``: :class:`~posecommon.data.TopDownCocoDataset` at 256x192 (one person crop per sample);
 - ``multiperson S mosaic``: :class:`~posecommon.data.MultiPersonCocoDataset` at ``S`` = 640 and 960 with mosaic,
@@ -64,7 +64,8 @@ class DataBenchSettings:
         samples: Samples per timed round and pipeline.
         rounds: Timed rounds (the median is reported).
         warmup: Untimed samples per pipeline before the rounds.
-        threads: Torch threads while measuring (1, as in a DataLoader worker).
+        threads: Torch threads while measuring (1, as in a DataLoader worker); OpenCV always runs sequentially,
+            as in the training workers.
         clock: ``"wall"`` or ``"cpu"``: the clock the targets are checked with.
     """
 
