@@ -51,9 +51,7 @@ def _forward(module: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> Callabl
 
 def _calls(module: torch.nn.Module, batch: int, size: tuple[int, int]) -> str:
     """How ``module`` runs a batch: ``"1 x 8"`` (one call of 8 images) or ``"8 x 1"`` (eight calls of one)."""
-    per_call = batch
-    if isinstance(module, ChannelsLastInput) and module.max_pixels is not None:
-        per_call = min(batch, max(1, module.max_pixels // (size[0] * size[1])))
+    per_call = module.images_per_call(batch, size) if isinstance(module, ChannelsLastInput) else batch
     return f"{math.ceil(batch / per_call)} x {per_call}"
 
 

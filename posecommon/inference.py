@@ -85,9 +85,15 @@ class ChannelsLastInput(nn.Module):
         self.module = module
         self.max_pixels = max_pixels
 
+    def images_per_call(self, batch: int, size: tuple[int, int]) -> int:
+        """How many of ``batch`` images of ``size`` ``(H, W)`` one forward call runs (at least one)."""
+        if self.max_pixels is None:
+            return batch
+        return min(batch, max(1, self.max_pixels // (size[0] * size[1])))
+
     def forward(self, x: torch.Tensor) -> object:
         x = x.contiguous(memory_format=torch.channels_last)
-        per_call = x.shape[0] if self.max_pixels is None else max(1, self.max_pixels // (x.shape[-2] * x.shape[-1]))
+        per_call = self.images_per_call(x.shape[0], (x.shape[-2], x.shape[-1]))
         if x.shape[0] <= per_call:
             return self.module(x)
         return _cat_outputs([self.module(chunk) for chunk in torch.split(x, per_call)])

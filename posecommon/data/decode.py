@@ -14,8 +14,8 @@ composited onto black, 16-bit scaled). One known difference: OpenCV converts CMY
 formula, within one level of Pillow's. EXIF orientation is ignored, as by ``load_image`` and TransPose (COCO's
 annotations are in the stored pixel layout).
 
-OpenCV runs its own thread pool; training DataLoader workers switch it off (:func:`single_threaded_opencv`), as they
-run torch with one thread.
+OpenCV runs its own thread pool; training DataLoader workers switch it off, as they run torch with one thread
+(:mod:`posecommon.train.loader`), and the data benchmark measures inside :func:`single_threaded_opencv`.
 """
 
 from __future__ import annotations
