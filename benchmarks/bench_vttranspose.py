@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from posecommon.bench import main
+from posecommon.app.bench.suite import main
 
 MODELS = ("vttranspose_h_s", "transpose_h_s_twin", "transpose_h_s")
 

@@ -15,7 +15,7 @@ import argparse
 import json
 import math
 
-from posecommon.bench import gradient_norms
+from posecommon.app.bench.suite import gradient_norms
 
 
 def main(argv: list[str] | None = None) -> int:

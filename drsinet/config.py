@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from posecommon.config_utils import check_choice, check_config_fields, nearest_multiples
+from posecommon.config import check_choice, check_config_fields, nearest_multiples
 from posecommon.errors import ConfigError
 
 __all__ = ["BACKBONE_BLOCKS", "BLOCKS", "NECKS", "SPP_KINDS", "VARIANTS", "DRSINetConfig"]

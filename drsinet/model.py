@@ -9,15 +9,15 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from posecommon.config_utils import config_for_keypoints
+from posecommon.config import config_for_keypoints
 from posecommon.data.multiperson import MultiPersonCocoDataset
+from posecommon.hub import load_pretrained
 from posecommon.keypoints import KeypointSpec
 from posecommon.model import PoseModel
 from posecommon.preprocess import PreprocessConfig
 from posecommon.registry import PaperFigures, register_model
 from posecommon.structures import PoseResult
 from posecommon.train.recipe import TrainRecipe
-from posecommon.weights import load_pretrained
 
 from .backbone import CSDRNet
 from .config import VARIANTS, DRSINetConfig

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from posecommon.errors import InvalidInputError
-from posecommon.inference import running_for_inference
-from posecommon.letterbox import letterbox, unletterbox_boxes, unletterbox_points
-from posecommon.predictor import autocast_context, check_batch_size, move_to_device, run_predict
-from posecommon.sources import Frame, open_source
+from posecommon.ops.letterbox import letterbox, unletterbox_boxes, unletterbox_points
+from posecommon.predict.inference import running_for_inference
+from posecommon.predict.run import autocast_context, check_batch_size, move_to_device, run_predict
+from posecommon.predict.sources import Frame, open_source
 from posecommon.structures import PoseResult
 
 from .decode import decode_outputs, postprocess

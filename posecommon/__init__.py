@@ -15,9 +15,9 @@ import importlib.util
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from . import codecs, data, errors, evaluation, geometry, hub, layers, train
+    from . import codecs, data, errors, evaluation, hub, layers, train
     from .codecs import HeatmapCodec, TopDownCodec
-    from .config_utils import config_from_dict, config_to_dict, replace_config
+    from .config import config_from_dict, config_to_dict, replace_config
     from .errors import (
         BadImageError,
         ChecksumError,
@@ -34,18 +34,19 @@ if TYPE_CHECKING:
     )
     from .evaluation import evaluate_coco, oks, oks_nms, results_to_coco, write_coco_results
     from .flops import MacReport, count_macs, count_params
-    from .image import load_image
-    from .inference import inference_module, running_for_inference
+    from .hub import load_pretrained, load_state_dict_strict, read_safetensors
     from .keypoints import COCO17, KeypointSpec, generic_keypoint_spec
     from .losses import KeypointMSELoss
+    from .media.image import load_image
     from .model import PoseModel
-    from .pipeline import PosePipeline
+    from .ops import geometry
+    from .predict.inference import inference_module, running_for_inference
+    from .predict.pipeline import PosePipeline
     from .preprocess import IMAGENET_MEAN, IMAGENET_STD, PreprocessConfig
     from .registry import ModelInfo, PaperFigures, WeightSpec, create_model, get_model_info, list_models, register_model
     from .structures import PoseResult
     from .train import TrainConfig, Trainer
     from .visualize import draw_pose
-    from .weights import load_pretrained, load_state_dict_strict, read_safetensors
 
 __version__ = "0.1.0"
 
@@ -116,9 +117,9 @@ _SUBMODULES = ("codecs", "data", "errors", "evaluation", "geometry", "hub", "lay
 _EXPORTS: dict[str, str] = {
     "HeatmapCodec": "codecs",
     "TopDownCodec": "codecs",
-    "config_from_dict": "config_utils",
-    "config_to_dict": "config_utils",
-    "replace_config": "config_utils",
+    "config_from_dict": "config",
+    "config_to_dict": "config",
+    "replace_config": "config",
     "BadImageError": "errors",
     "ChecksumError": "errors",
     "ConfigError": "errors",
@@ -139,15 +140,15 @@ _EXPORTS: dict[str, str] = {
     "MacReport": "flops",
     "count_macs": "flops",
     "count_params": "flops",
-    "load_image": "image",
-    "inference_module": "inference",
-    "running_for_inference": "inference",
+    "load_image": "media.image",
+    "inference_module": "predict.inference",
+    "running_for_inference": "predict.inference",
     "COCO17": "keypoints",
     "KeypointSpec": "keypoints",
     "generic_keypoint_spec": "keypoints",
     "KeypointMSELoss": "losses",
     "PoseModel": "model",
-    "PosePipeline": "pipeline",
+    "PosePipeline": "predict.pipeline",
     "IMAGENET_MEAN": "preprocess",
     "IMAGENET_STD": "preprocess",
     "PreprocessConfig": "preprocess",
@@ -162,9 +163,9 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "train",
     "Trainer": "train",
     "draw_pose": "visualize",
-    "load_pretrained": "weights",
-    "load_state_dict_strict": "weights",
-    "read_safetensors": "weights",
+    "load_pretrained": "hub",
+    "load_state_dict_strict": "hub",
+    "read_safetensors": "hub",
 }
 """Public name -> submodule it is imported from on first use."""
 

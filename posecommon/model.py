@@ -11,19 +11,19 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from . import hub
-from .config_utils import config_to_dict
+from .config import config_to_dict
 from .errors import ConfigError, IncompatibleWeightsError
+from .hub import LoadReport, load_resolved
 from .keypoints import COCO17, KeypointSpec, generic_keypoint_spec
 from .layers.fuse import fuse_model
 from .preprocess import PreprocessConfig
 from .registry import create_model
-from .weights import LoadReport, load_resolved
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitInfo
 
+    from .train.config import TrainTask
     from .train.recipe import TrainRecipe
-    from .train.trainer import TrainTask
 
 __all__ = ["PoseModel"]
 

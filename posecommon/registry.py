@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .config_utils import did_you_mean
+from .config import did_you_mean
 from .errors import InvalidInputError, UnknownModelError
 
 if TYPE_CHECKING:

@@ -18,8 +18,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import InvalidInputError
-from .image import load_image
 from .keypoints import KeypointSpec
+from .media.image import load_image
 from .structures import PoseResult
 
 __all__ = ["as_pil", "draw_pose"]

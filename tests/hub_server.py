@@ -33,11 +33,11 @@ import torch
 from torch import nn
 
 from posecommon import registry
-from posecommon.config_utils import replace_config
+from posecommon.config import replace_config
+from posecommon.hub import load_pretrained
 from posecommon.model import PoseModel
 from posecommon.preprocess import PreprocessConfig
 from posecommon.registry import WeightSpec
-from posecommon.weights import load_pretrained
 
 __all__ = ["LFS_SUFFIXES", "LocalHub", "TinyConfig", "TinyPose", "register_tiny", "tiny_pose"]
 

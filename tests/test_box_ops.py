@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from posecommon.box_ops import aligned_box_ciou, aligned_box_iou, box_cxcywh_to_xyxy, box_xyxy_to_cxcywh
+from posecommon.ops.boxes import aligned_box_ciou, aligned_box_iou, box_cxcywh_to_xyxy, box_xyxy_to_cxcywh
 
 
 def test_format_round_trip_and_values() -> None:

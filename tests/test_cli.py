@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import posecommon
-from posecommon import size_cache
-from posecommon.cli import main
+from posecommon.app import size_cache
+from posecommon.app.cli import main
 from posecommon.registry import list_models
 from tests._tools import find_executable
 

@@ -14,8 +14,8 @@ from PIL import Image, ImageDraw
 from posecommon import HeatmapCodec, KeypointSpec
 from posecommon.codecs import TopDownRegions
 from posecommon.data import MultiPersonCocoDataset, TopDownCocoDataset, generate_synthetic_coco
-from posecommon.geometry import clean_coco_boxes, invert_affine, transform_points
-from posecommon.letterbox import unletterbox_boxes, unletterbox_points
+from posecommon.ops.geometry import clean_coco_boxes, invert_affine, transform_points
+from posecommon.ops.letterbox import unletterbox_boxes, unletterbox_points
 
 SPEC6 = KeypointSpec.from_flip_pairs(
     "dots6",

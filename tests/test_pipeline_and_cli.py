@@ -10,7 +10,7 @@ from PIL import Image
 
 from drsinet import drsi_net_s
 from posecommon import PosePipeline, PoseResult
-from posecommon.cli import main
+from posecommon.app.cli import main
 from posecommon.data.synthetic import generate_synthetic_coco
 from vttranspose import vttranspose_h_s
 

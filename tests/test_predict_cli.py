@@ -13,9 +13,9 @@ from PIL import Image
 
 from drsinet import drsi_net_s
 from posecommon import COCO17, PoseResult, cli
-from posecommon.predictor import run_predict
-from posecommon.sources import open_source
-from posecommon.video import read_video_frames
+from posecommon.media.video import read_video_frames
+from posecommon.predict.run import run_predict
+from posecommon.predict.sources import open_source
 from vttranspose import vttranspose_h_s
 
 from .test_sources import write_video

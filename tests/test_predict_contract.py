@@ -12,7 +12,7 @@ from PIL import Image
 
 from drsinet import drsi_net_s
 from posecommon import COCO17, InvalidInputError, PosePipeline, PoseResult
-from posecommon.image import load_image
+from posecommon.media.image import load_image
 from vttranspose import vttranspose_h_s
 
 DATA = Path(__file__).parent / "data"

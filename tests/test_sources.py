@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 
 from posecommon.errors import BadImageError
-from posecommon.image import load_image
-from posecommon.sources import Frame, SourceFailure, download, iter_frames, open_source
-from posecommon.video import VideoWriter, read_video_frames, video_info
+from posecommon.media.image import load_image
+from posecommon.media.video import VideoWriter, read_video_frames, video_info
+from posecommon.predict.sources import Frame, SourceFailure, download, iter_frames, open_source
 
 DATA = Path(__file__).parent / "data"
 PHOTOS = sorted(p for p in DATA.iterdir() if p.suffix in (".jpg", ".png"))

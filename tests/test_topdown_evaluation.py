@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from posecommon import COCO17, DatasetError, InvalidInputError, PoseModel, PreprocessConfig, cli
-from posecommon.cli import main
+from posecommon.app.cli import main
 from posecommon.data import load_coco_keypoints
 from posecommon.evaluation import evaluate_model, ground_truth_person_boxes, load_person_detections, oks_nms
 from vttranspose.predict import predict_topdown

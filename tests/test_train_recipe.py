@@ -6,7 +6,7 @@ import pytest
 
 from drsinet import drsi_net_l, drsi_net_s
 from drsinet.recipe import DRSI_RECIPE, drsi_recipe
-from posecommon.cli import build_parser
+from posecommon.app.cli import build_parser
 from posecommon.train import TrainSchedule
 from posecommon.train.run import RunOptions, effective_recipe, train_config_from_recipe
 from vttranspose import vttranspose_h_s

@@ -296,12 +296,7 @@ def test_another_model_in_the_same_run_directory_is_a_typed_error(tmp_path):
         _trainer(run, _config(4), model=other).fit(resume_anyway=True)
 
 
-def test_earlier_checkpoint_layout_and_fresh_start_over_checkpoints_are_refused(tmp_path):
-    legacy = tmp_path / "old" / "checkpoints" / "last"
-    legacy.mkdir(parents=True)
-    (legacy / "state.json").write_text("{}")
-    with pytest.raises(CheckpointError, match="earlier posezoo version"):
-        _trainer(tmp_path / "old", _config(4)).fit()
+def test_fresh_start_over_checkpoints_is_refused(tmp_path):
     _trainer(tmp_path / "run", _config(4)).fit(stop_step=3)
     with pytest.raises(CheckpointError, match="already holds checkpoints"):
         _trainer(tmp_path / "run", _config(4)).fit(resume=False)

@@ -13,8 +13,8 @@ from torch import nn
 
 import vttranspose
 from posecommon import BadImageError, HeatmapCodec, InvalidInputError, KeypointSpec, PreprocessConfig, TopDownCodec
-from posecommon.geometry import invert_affine, transform_points
 from posecommon.model import PoseModel
+from posecommon.ops.geometry import invert_affine, transform_points
 from vttranspose.predict import predict_topdown
 
 INPUT = (64, 48)

@@ -34,7 +34,7 @@ from posecommon import (
     get_model_info,
     list_models,
 )
-from posecommon.weights import load_pretrained, read_safetensors
+from posecommon.hub import load_pretrained, read_safetensors
 from tests.hub_server import TinyPose, register_tiny, tiny_pose
 
 

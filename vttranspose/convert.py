@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +18,35 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from posecommon.errors import IncompatibleWeightsError, UnsafeWeightsError, WeightsNotFoundError
+from posecommon.errors import (
+    HubUnavailableError,
+    IncompatibleWeightsError,
+    UnsafeWeightsError,
+    WeightsNotFoundError,
+)
+from posecommon.hub import save_pretrained
+from posecommon.media.download import download_to_file, is_url
+from posecommon.model import PoseModel
+from posecommon.registry import create_model
 
-__all__ = ["ConversionReport", "convert_official_checkpoint"]
+__all__ = [
+    "OFFICIAL_CHECKPOINT_MAX_BYTES",
+    "OFFICIAL_DOWNLOAD_TIMEOUT_S",
+    "ConversionReport",
+    "convert_official_checkpoint",
+    "convert_official_transpose",
+]
 
 logger = logging.getLogger(__name__)
+
+OFFICIAL_TRANSPOSE_ORIGIN = (
+    "official TransPose-H-S checkpoint tp_h_32_256x192_enc4_d64_h128_mh1.pth (github.com/yangsenius/TransPose), "
+    "trained on COCO train2017"
+)
+OFFICIAL_CHECKPOINT_MAX_BYTES = 512 * 2**20
+"""Size limit of a downloaded official checkpoint (the TransPose-H-S file is 32 MB)."""
+OFFICIAL_DOWNLOAD_TIMEOUT_S = 600.0
+"""Deadline of the whole download of an official checkpoint, in seconds."""
 
 
 @dataclass(frozen=True)
@@ -127,3 +152,51 @@ def convert_official_checkpoint(
         target[key].copy_(value.to(dtype=target[key].dtype))
     logger.info("official TransPose-H-S checkpoint: %s", report.summary())
     return report
+
+
+def convert_official_transpose(
+    source: str | Path,
+    save_dir: str | Path | None = None,
+    *,
+    model_name: str = "transpose_h_s",
+) -> tuple[PoseModel, ConversionReport]:
+    """Convert the official TransPose-H-S ``.pth`` checkpoint into a posezoo model (and save it as safetensors).
+
+    This is the only place posezoo reads a pickle-based file, and it does so with ``torch.load(weights_only=True)``
+    (inside :func:`convert_official_checkpoint`), which refuses arbitrary objects. Into ``transpose_h_s`` every key
+    must load (strict); into ``vttranspose_h_s`` only the shared parts load, as a fine-tuning start (see the
+    report). A URL is downloaded by :func:`posecommon.media.download.download_to_file` into a temporary directory
+    that is removed afterwards, within :data:`OFFICIAL_DOWNLOAD_TIMEOUT_S` and :data:`OFFICIAL_CHECKPOINT_MAX_BYTES`.
+
+    Args:
+        source: Path of the ``.pth`` file, or an ``http(s)://`` URL to download it from.
+        save_dir: If given, the converted model is written there with :func:`~posecommon.hub.save_pretrained`
+            (``config.json``, ``model.safetensors``, ``README.md``), ready for ``PoseModel.from_pretrained``.
+        model_name: ``"transpose_h_s"`` or another model with the official attribute names.
+
+    Returns:
+        The model with the converted weights and the converter's report.
+
+    Raises:
+        WeightsNotFoundError: the path does not exist.
+        HubUnavailableError: the URL cannot be downloaded (network, HTTP error, deadline or size limit).
+        IncompatibleWeightsError: the checkpoint does not fit ``transpose_h_s`` exactly.
+    """
+    model = create_model(model_name)
+    with tempfile.TemporaryDirectory(prefix="posezoo-official-") as tmp:
+        path = Path(source)
+        if is_url(str(source)):
+            path = download_to_file(
+                str(source),
+                Path(tmp) / "official.pth",
+                OFFICIAL_DOWNLOAD_TIMEOUT_S,
+                OFFICIAL_CHECKPOINT_MAX_BYTES,
+                error=HubUnavailableError,
+            )
+        report = convert_official_checkpoint(path, model, strict=model_name == "transpose_h_s")
+    if save_dir is not None:
+        training_data = OFFICIAL_TRANSPOSE_ORIGIN
+        if not report.complete:
+            training_data += f"; partial conversion into {model_name}: {report.summary()}"
+        save_pretrained(model, save_dir, training_data=training_data)
+    return model, report  # type: ignore[return-value]

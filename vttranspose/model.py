@@ -16,13 +16,14 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from posecommon.config_utils import config_for_keypoints, replace_config
+from posecommon.config import config_for_keypoints, replace_config
 from posecommon.data.topdown import TopDownAugmentation, TopDownCocoDataset
 from posecommon.errors import InvalidInputError
-from posecommon.inference import CPU_CHUNK_PIXELS
+from posecommon.hub import load_pretrained
 from posecommon.keypoints import KeypointSpec
 from posecommon.model import PoseModel
-from posecommon.predictor import (
+from posecommon.predict.inference import CPU_CHUNK_PIXELS
+from posecommon.predict.run import (
     autocast_context,
     check_batch_size,
     move_to_device,
@@ -30,13 +31,12 @@ from posecommon.predictor import (
     run_predict,
     whole_image_box,
 )
+from posecommon.predict.sources import Frame, open_source
 from posecommon.preprocess import PreprocessConfig
 from posecommon.registry import PaperFigures, register_model
-from posecommon.sources import Frame, open_source
 from posecommon.structures import PoseResult
 from posecommon.train.recipe import TrainRecipe
 from posecommon.train.topdown_task import TopDownTask
-from posecommon.weights import load_pretrained
 
 from .blocks import (
     AxialPositionEmbedding,

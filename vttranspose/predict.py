@@ -24,8 +24,8 @@ import torch
 from posecommon.codecs import TopDownCodec, flip_average
 from posecommon.errors import InvalidInputError
 from posecommon.evaluation import instance_scores
-from posecommon.image import ImageInput, load_image
-from posecommon.inference import running_for_inference
+from posecommon.media.image import ImageInput, load_image
+from posecommon.predict.inference import running_for_inference
 from posecommon.structures import PoseResult
 
 if TYPE_CHECKING:

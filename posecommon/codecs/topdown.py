@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InvalidInputError
-from ..geometry import (
+from ..ops.geometry import (
     box_xyxy_to_xywh,
     invert_affine,
     topdown_affine,

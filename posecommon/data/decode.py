@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import BadImageError
-from ..image import load_image
+from ..media.image import load_image
 
 __all__ = ["read_bgr", "rgb_planes", "single_threaded_opencv"]
 

@@ -77,7 +77,7 @@ from torch.utils.data import Dataset
 
 from ..errors import BadImageError, DatasetError
 from ..keypoints import COCO17, KeypointSpec
-from ..letterbox import LetterboxInfo, letterbox, letterbox_info, letterbox_points
+from ..ops.letterbox import LetterboxInfo, letterbox, letterbox_info, letterbox_points
 from .augment import hflip_boxes, hflip_keypoints, mark_outside, rand_uniform
 from .coco import CocoKeypoints, load_coco_keypoints
 from .decode import read_bgr, rgb_planes

@@ -35,9 +35,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ..codecs import TopDownCodec, TopDownRegions
-from ..config_utils import replace_config
-from ..geometry import clean_coco_boxes, xywh_to_center_scale
+from ..config import replace_config
 from ..keypoints import COCO17, KeypointSpec
+from ..ops.geometry import clean_coco_boxes, xywh_to_center_scale
 from .coco import CocoKeypoints, PersonRecord, load_coco_keypoints
 
 __all__ = ["TopDownAugmentation", "TopDownCocoDataset", "default_lower_body_joints"]

@@ -28,7 +28,7 @@ import torch
 
 from ..data.coco import CocoKeypoints
 from ..errors import DatasetError
-from ..geometry import clean_coco_boxes
+from ..ops.geometry import clean_coco_boxes
 
 __all__ = ["DETECTION_PERSON_CATEGORY", "PersonBoxes", "ground_truth_person_boxes", "load_person_detections"]
 

@@ -17,7 +17,7 @@ from huggingface_hub.utils import tqdm
 
 from ..data.coco import CocoKeypoints, load_coco_keypoints
 from ..errors import InvalidInputError
-from ..geometry import box_xywh_to_xyxy, box_xyxy_to_xywh, xywh_to_center_scale
+from ..ops.geometry import box_xywh_to_xyxy, box_xyxy_to_xywh, xywh_to_center_scale
 from ..structures import PoseResult
 from .coco import evaluate_coco, results_to_coco
 from .oks_nms import oks_nms

@@ -22,13 +22,14 @@ from ..data.yolo_format import find_yolo_root, prepare_yolo_splits
 from ..errors import DatasetError, InvalidInputError
 from ..evaluation.coco import results_to_coco
 from ..evaluation.runner import evaluate_model
-from ..image import load_image
+from ..media.image import load_image
 from ..model import PoseModel
 from ..registry import create_model
 from ..visualize import draw_pose
+from .config import TrainConfig
 from .loader import default_num_workers
 from .recipe import TrainRecipe
-from .trainer import TrainConfig, Trainer
+from .trainer import Trainer
 
 __all__ = [
     "CocoSplits",

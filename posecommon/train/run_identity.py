@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 if TYPE_CHECKING:
-    from .trainer import TrainConfig
+    from .config import TrainConfig
 
 __all__ = ["OPERATIONAL_FIELDS", "describe_model", "describe_run", "diff_runs"]
 

@@ -31,10 +31,10 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from .data.decode import single_threaded_opencv
-from .data.multiperson import MultiPersonCocoDataset
-from .data.synthetic import generate_synthetic_coco
-from .data.topdown import TopDownCocoDataset
+from ...data.decode import single_threaded_opencv
+from ...data.multiperson import MultiPersonCocoDataset
+from ...data.synthetic import generate_synthetic_coco
+from ...data.topdown import TopDownCocoDataset
 
 __all__ = ["DATA_PIPELINES", "DataBenchSettings", "data_pipeline_benchmark", "format_data_markdown"]
 

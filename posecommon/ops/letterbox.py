@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 
 __all__ = [
     "LetterboxInfo",

@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .layers.fuse import fuse_model
+from ..layers.fuse import fuse_model
 
 __all__ = ["CPU_CHUNK_PIXELS", "ChannelsLastInput", "inference_module", "running_for_inference", "weights_key"]
 

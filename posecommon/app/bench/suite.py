@@ -58,11 +58,11 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from .bench_batch import batch_scaling, format_batch_markdown
-from .bench_data import DataBenchSettings, data_pipeline_benchmark, format_data_markdown
-from .bench_nms import NMS_SIZES, format_nms_markdown, nms_benchmark
-from .flops import count_macs, count_params
-from .registry import create_model, get_model_info, list_models
+from ...flops import count_macs, count_params
+from ...registry import create_model, get_model_info, list_models
+from .batch import batch_scaling, format_batch_markdown
+from .data import DataBenchSettings, data_pipeline_benchmark, format_data_markdown
+from .nms import NMS_SIZES, format_nms_markdown, nms_benchmark
 
 __all__ = [
     "MODES",
@@ -231,7 +231,7 @@ class _Runner:
         self.session: Any = None
         self.module: nn.Module | None = None
         if mode == "onnxruntime":
-            from .export import export_onnx, onnx_session
+            from ...export import export_onnx, onnx_session
 
             path = export_onnx(model, workdir / f"{model.model_name}.onnx", size)
             self.session = onnx_session(path, threads)
@@ -406,7 +406,7 @@ class _PreNormResidual(nn.Module):
 
     def __init__(self, mixer: nn.Module, channels: int) -> None:
         super().__init__()
-        from .layers import LayerNorm2d
+        from ...layers import LayerNorm2d
 
         self.norm = LayerNorm2d(channels)
         self.mixer = mixer

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .registry import PaperFigures, create_model, get_model_info, list_models
+from ..registry import PaperFigures, create_model, get_model_info, list_models
 
 if TYPE_CHECKING:
     import torch
@@ -56,7 +56,7 @@ def measure_sizes(names: list[str] | None = None) -> list[SizeRow]:
 
     Models are built on the ``meta`` device, so no memory is allocated and no arithmetic is done.
     """
-    from .flops import count_macs, count_params
+    from ..flops import count_macs, count_params
 
     rows = []
     for name in names if names is not None else list_models():

@@ -46,9 +46,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .errors import BadImageError, PosezooError
-from .image import load_image
-from .video import VIDEO_SUFFIXES, is_video_path, read_video_frames
+from ..errors import BadImageError, PosezooError
+from ..media.image import load_image
+from ..media.video import VIDEO_SUFFIXES, is_video_path, read_video_frames
 
 __all__ = [
     "IMAGE_SUFFIXES",

@@ -24,10 +24,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import InvalidInputError
-from .keypoints import KeypointSpec
+from ..errors import InvalidInputError
+from ..keypoints import KeypointSpec
+from ..structures import PoseResult
 from .sources import Frame, Source, iter_frames
-from .structures import PoseResult
 
 __all__ = [
     "autocast_context",

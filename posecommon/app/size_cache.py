@@ -31,9 +31,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import UnknownModelError
+from ..errors import UnknownModelError
+from ..registry import MODEL_PACKAGES, PaperFigures, unknown_model_message
 from .model_table import SizeRow
-from .registry import MODEL_PACKAGES, PaperFigures, unknown_model_message
 
 __all__ = ["CACHE_FILE", "cache_key", "cache_path", "cached_size_rows", "select_models"]
 
@@ -148,7 +148,7 @@ def cached_size_rows(pattern: str | None = None) -> list[SizeRow]:
     cached = _read(path, key) or {"key": key, "names": None, "rows": {}}
     names = cached["names"]
     if names is None:
-        from .registry import list_models
+        from ..registry import list_models
 
         names = list_models()
     selected = select_models(names, pattern)

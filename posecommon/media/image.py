@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .errors import BadImageError
+from ..errors import BadImageError
 
 __all__ = ["ImageInput", "load_image"]
 

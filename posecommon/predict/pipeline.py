@@ -8,11 +8,11 @@ from typing import Any, Protocol
 
 import torch
 
-from .errors import InvalidInputError
-from .predictor import check_batch_size, move_to_device, run_predict
-from .registry import create_model
+from ..errors import InvalidInputError
+from ..registry import create_model
+from ..structures import PoseResult
+from .run import check_batch_size, move_to_device, run_predict
 from .sources import Frame, open_source
-from .structures import PoseResult
 
 __all__ = ["PosePipeline"]
 

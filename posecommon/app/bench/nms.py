@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .ops import nms
+from ...ops import nms
 
 __all__ = ["NMS_SIZES", "format_nms_markdown", "nms_benchmark", "synthetic_candidates"]
 
@@ -62,7 +62,7 @@ def nms_benchmark(
     Returns:
         ``{"iou_threshold", "rows": [{"candidates", "kept", "ms", "peak_mb", "dense_mb"}]}``.
     """
-    from .bench import peak_memory_bytes
+    from .suite import peak_memory_bytes
 
     timer = time.perf_counter if clock == "wall" else time.process_time
     rows = []

@@ -1,9 +1,9 @@
-"""Apply ``pretrained=`` arguments: read safetensors files safely and load them strictly into a model.
+"""Apply ``pretrained=`` arguments: verify, read and load weights strictly into a model.
 
 :func:`load_pretrained` is what every entrypoint calls. It resolves the argument through
-:func:`posecommon.hub.resolve_pretrained` (registry tag, ``hf-hub:`` repository, local file or directory), verifies
-the sha256 when one is recorded, reads the file with :func:`read_safetensors` (never unpickling anything) and
-loads it with :func:`load_state_dict_strict`.
+:func:`~posecommon.hub.resolve_pretrained` (registry tag, ``hf-hub:`` repository, local file or directory), verifies
+the sha256 when one is recorded, reads the file with :func:`~posecommon.hub.read_safetensors` (never unpickling
+anything) and loads it with :func:`load_state_dict_strict`.
 
 Fine-tuning on another keypoint set: when the model was built with a ``num_joints`` other than its config's
 default (``create_model(name, pretrained=..., num_joints=5)``), the parameters under the model's
@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 from torch import nn
 
-from .errors import IncompatibleWeightsError, UnsafeWeightsError, WeightsNotFoundError
-from .hub import ResolvedWeights, resolve_pretrained, verify_sha256
+from ..errors import IncompatibleWeightsError
+from .files import read_safetensors, read_safetensors_metadata, verify_sha256
+from .resolve import ResolvedWeights, resolve_pretrained
 
 __all__ = [
     "LoadReport",
@@ -33,15 +32,11 @@ __all__ = [
     "load_resolved",
     "load_state_dict_strict",
     "load_weights_file",
-    "read_safetensors",
-    "read_safetensors_metadata",
 ]
 
 logger = logging.getLogger(__name__)
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
-
-_PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # protocol-2+ pickles and torch's zip container
 
 
 @dataclass(frozen=True)
@@ -67,43 +62,6 @@ class LoadReport:
     repo_id: str | None = None
     revision: str | None = None
     commit: str | None = None
-
-
-def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file onto the CPU, refusing anything else.
-
-    Raises:
-        WeightsNotFoundError: the file does not exist.
-        UnsafeWeightsError: the file is a pickle / torch zip checkpoint (never unpickled here).
-        IncompatibleWeightsError: the file is truncated or corrupted.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsNotFoundError(f"weight file not found: {path}")
-    with path.open("rb") as handle:
-        head = handle.read(4)
-    if head.startswith(_PICKLE_MAGIC):
-        raise UnsafeWeightsError(
-            f"{path} is a pickle/torch checkpoint, not safetensors; posezoo never unpickles weight files. "
-            "Convert it with safetensors.torch.save_file on a trusted machine (or, for the official TransPose "
-            "checkpoint, posecommon.hub.convert_official_transpose)."
-        )
-    try:
-        return load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as err:
-        raise IncompatibleWeightsError(
-            f"{path} is not a readable safetensors file (truncated or corrupted): {err}. Delete it and download or "
-            "save it again."
-        ) from err
-
-
-def read_safetensors_metadata(path: str | Path) -> dict[str, str]:
-    """The string metadata of a safetensors header (``{}`` when there is none or the file is not readable)."""
-    try:
-        with safe_open(str(path), "pt") as handle:
-            return dict(handle.metadata() or {})
-    except (SafetensorError, OSError, ValueError):
-        return {}
 
 
 def _saved_as_hint(saved_as: str | None, num_joints: str | None, model_name: str) -> str:

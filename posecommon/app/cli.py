@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidInputError, PosezooError, WeightsNotFoundError
+from ..errors import InvalidInputError, PosezooError, WeightsNotFoundError
 
 if TYPE_CHECKING:
-    from .model import PoseModel
+    from ..model import PoseModel
 
 
 __all__ = ["build_parser", "main"]
@@ -49,8 +49,8 @@ def load_model(name: str | None, weights: str | None) -> PoseModel:
         UnknownModelError: ``name`` is not registered.
         WeightsNotFoundError: the weights cannot be found, or do not hold model ``name``.
     """
-    from .model import PoseModel
-    from .registry import create_model, get_model_info
+    from ..model import PoseModel
+    from ..registry import create_model, get_model_info
 
     if name is not None:
         get_model_info(name)
@@ -73,8 +73,8 @@ def load_model(name: str | None, weights: str | None) -> PoseModel:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .errors import TrainingInterrupted
-    from .train.run import RunOptions, run_training
+    from ..errors import TrainingInterrupted
+    from ..train.run import RunOptions, run_training
 
     options = RunOptions(
         epochs=args.epochs,
@@ -157,8 +157,8 @@ def _format_stats(stats: dict[str, float]) -> str:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation.runner import evaluate_model
-    from .registry import list_models
+    from ..evaluation.runner import evaluate_model
+    from ..registry import list_models
 
     ann, images = args.ann, args.images
     if args.run is not None and not Path(args.run).is_dir() and args.run in list_models():
@@ -190,7 +190,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .predict_run import PredictOptions, build_predictor, check_output_dir, coco_image_ids, run_predictions
+    from .predict_cmd import PredictOptions, build_predictor, check_output_dir, coco_image_ids, run_predictions
 
     out = check_output_dir(args.out, exist_ok=args.exist_ok)  # before any model is loaded
     if args.ann is not None:
@@ -241,11 +241,11 @@ def _check_export_args(args: argparse.Namespace) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .extras import require_extra
+    from ..extras import require_extra
 
     modules = ("onnx", "onnxscript") if args.no_check else ("onnx", "onnxscript", "onnxruntime")
     require_extra("onnx", modules, "ONNX export")
-    from .export import check_onnx, export_onnx
+    from ..export import check_onnx, export_onnx
 
     model = load_model(args.model, args.weights)
     size = tuple(args.input_size) if args.input_size else None
@@ -274,7 +274,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_from_args
+    from .bench.suite import run_from_args
 
     return run_from_args(args)
 
@@ -301,8 +301,8 @@ class _LazyArgumentParser(argparse.ArgumentParser):
 
 
 def _add_train_arguments(train: argparse.ArgumentParser) -> None:
-    from .train.optim import OPTIMIZERS  # the train modules import torch: only when `posezoo train` runs
-    from .train.precision import AMP_MODES
+    from ..train.optim import OPTIMIZERS  # the train modules import torch: only when `posezoo train` runs
+    from ..train.precision import AMP_MODES
 
     train.add_argument("model", help="registry name, e.g. vttranspose_h_s or drsi_net_s")
     train.add_argument(
@@ -371,7 +371,7 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
 
 
 def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    from .bench import add_bench_arguments  # imports torch: only when `posezoo bench` runs
+    from .bench.suite import add_bench_arguments  # imports torch: only when `posezoo bench` runs
 
     add_bench_arguments(parser)
 
@@ -471,7 +471,7 @@ def _check_model_names(args: argparse.Namespace) -> None:
     """Look up every model name the command was given before it starts (unknown names suggest close ones)."""
     names = [getattr(args, attr, None) for attr in ("model", "detector")]
     if any(names):
-        from .registry import get_model_info
+        from ..registry import get_model_info
 
         for name in filter(None, names):
             get_model_info(name)

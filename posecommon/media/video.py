@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import BadImageError, MissingDependencyError
+from ..errors import BadImageError, MissingDependencyError
 
 __all__ = ["VIDEO_SUFFIXES", "VideoInfo", "VideoWriter", "is_video_path", "read_video_frames", "video_info"]
 

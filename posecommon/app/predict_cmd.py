@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 from huggingface_hub.utils import tqdm
 
-from .errors import InvalidInputError, PosezooError
-from .sources import IMAGE_SUFFIXES, Frame, Source, SourceFailure, iter_frames
-from .structures import PoseResult
-from .video import VIDEO_SUFFIXES, VideoWriter, video_info
+from ..errors import InvalidInputError, PosezooError
+from ..media.video import VIDEO_SUFFIXES, VideoWriter, video_info
+from ..predict.sources import IMAGE_SUFFIXES, Frame, Source, SourceFailure, iter_frames
+from ..structures import PoseResult
 
 __all__ = [
     "PredictOptions",
@@ -148,7 +148,7 @@ def build_predictor(model: Any, detector: Any | None, options: PredictOptions) -
     Raises:
         InvalidInputError: a detector is given for a single-stage model, or a detector option without a detector.
     """
-    from .pipeline import PosePipeline
+    from ..predict.pipeline import PosePipeline
 
     top_down = model.preprocess.resize == "affine_crop"
     run = {"device": options.device, "half": options.half, "batch_size": options.batch_size}

@@ -40,7 +40,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 
 __all__ = [
     "box_xywh_to_xyxy",

@@ -25,8 +25,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .config_utils import did_you_mean
-from .errors import ConfigError
+from ..config import did_you_mean
+from ..errors import ConfigError
 
 __all__ = ["SAVED_FIELDS", "validate_saved_config"]
 

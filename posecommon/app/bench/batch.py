@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from .inference import ChannelsLastInput, inference_module
-from .registry import create_model
+from ...predict.inference import ChannelsLastInput, inference_module
+from ...registry import create_model
 
 __all__ = ["batch_scaling", "format_batch_markdown"]
 
