@@ -22,14 +22,16 @@ from .blocks import (
     SpatialAttention,
     fold_bn_before_conv,
 )
+from .claims import gradient_norms
 from .config import BACKBONE_BLOCKS, BLOCKS, NECKS, SPP_KINDS, VARIANTS, DRSINetConfig
 from .decode import decode_outputs, make_grid, postprocess
+from .export import DecodedDRSINet
 from .gnconv import GnConv, ResGnConv, interaction_widths
 from .head import DRSIHead
 from .loss import KPT_LOSS_FORMS, LOSS_TERMS, DRSILoss, DRSILossWeights
-from .model import DRSINet, drsi_net_l, drsi_net_m, drsi_net_s, yolo_pose_s6
+from .model import MODELS, DRSINet, drsi_net_l, drsi_net_m, drsi_net_s, yolo_pose_s6
 from .neck import PAN
-from .predict import predict
+from .predict import DetectionKernel
 from .targets import to_yolo_pose_targets
 from .train_task import DRSITask
 
@@ -43,6 +45,7 @@ __all__ = [
     "CBAM",
     "KPT_LOSS_FORMS",
     "LOSS_TERMS",
+    "MODELS",
     "NECKS",
     "PAN",
     "SPP",
@@ -59,6 +62,8 @@ __all__ = [
     "DRSINet",
     "DRSINetConfig",
     "DRSITask",
+    "DecodedDRSINet",
+    "DetectionKernel",
     "Focus",
     "GnConv",
     "HorBlock",
@@ -71,10 +76,10 @@ __all__ = [
     "drsi_net_m",
     "drsi_net_s",
     "fold_bn_before_conv",
+    "gradient_norms",
     "interaction_widths",
     "make_grid",
     "postprocess",
-    "predict",
     "to_yolo_pose_targets",
     "yolo_pose_s6",
 ]

@@ -77,9 +77,9 @@ def postprocess(
     score_threshold: float = 0.25,
     iou_threshold: float = 0.45,
     max_candidates: int = 30000,
-    max_detections: int = 300,
+    max_people: int = 300,
 ) -> list[PoseResult]:
-    """Score threshold, then per-image box NMS, then keep the best ``max_detections``.
+    """Score threshold, then per-image box NMS, then keep the best ``max_people``.
 
     Args:
         boxes: ``(B, N, 4)`` xyxy from :func:`decode_outputs`.
@@ -88,7 +88,7 @@ def postprocess(
         score_threshold: Keep candidates with score strictly above this.
         iou_threshold: NMS suppression IoU.
         max_candidates: At most this many best-scoring candidates per image enter NMS.
-        max_detections: At most this many detections per image are returned.
+        max_people: At most this many detections (people) per image are returned.
 
     Returns:
         B :class:`~posecommon.structures.PoseResult`, detections by descending score, in input pixels.
@@ -104,7 +104,7 @@ def postprocess(
         if img_scores.shape[0] > max_candidates:
             top = torch.topk(img_scores, max_candidates, sorted=False).indices.sort().values
             img_boxes, img_scores, img_kpts = img_boxes[top], img_scores[top], img_kpts[top]
-        keep = nms(img_boxes, img_scores, iou_threshold)[:max_detections]
+        keep = nms(img_boxes, img_scores, iou_threshold)[:max_people]
         if keep.numel() == 0:
             results.append(PoseResult.empty(num_joints, device=boxes.device))
         else:

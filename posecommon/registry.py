@@ -1,13 +1,20 @@
-"""Model registry: entrypoints declare their paper figures and published weights next to their definition.
+"""Registries of what the model families provide: their models, and the few tools posecommon needs from them.
 
-Usage inside a model package::
+Models. A family declares a table of :class:`ModelInfo` (paper figures, published weights) and registers each
+entrypoint against it::
 
-    @register_model(family="vttranspose", summary="...", paper=PaperFigures(...))
-    def vttranspose_h_s(pretrained: bool | str = False, **kwargs) -> VTTransPose:
-        return _create("vttranspose_h_s", pretrained, **kwargs)
+    MODELS = model_table("vttranspose", ModelInfo(name="vttranspose_h_s", family="vttranspose", summary=..., ...))
 
-``list_models()`` and ``create_model()`` import the built-in model packages on first use, so
-``posecommon.create_model("drsi_net_s")`` works without importing :mod:`drsinet` first.
+    @register_model(MODELS)
+    def vttranspose_h_s(pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
+        return build_model(VTTransPose, "vttranspose_h_s", pretrained, **kwargs)
+
+Providers. posecommon never imports a model package; where a tool needs something only a family has, the family
+registers it under a kind of :data:`PROVIDER_KINDS` (``@register_provider("converter", "transpose")``) and the
+tool looks it up by name (:func:`get_provider`).
+
+``list_models()``, ``create_model()`` and the provider lookups import the built-in model packages on first use,
+so ``posecommon.create_model("drsi_net_s")`` works without importing :mod:`drsinet` first.
 """
 
 from __future__ import annotations
@@ -26,13 +33,18 @@ if TYPE_CHECKING:
     from torch import nn
 
 __all__ = [
+    "PROVIDER_KINDS",
     "ModelInfo",
     "PaperFigures",
     "WeightSpec",
     "create_model",
     "get_model_info",
+    "get_provider",
     "list_models",
+    "list_providers",
+    "model_table",
     "register_model",
+    "register_provider",
     "unknown_model_message",
 ]
 
@@ -145,36 +157,93 @@ class ModelInfo:
 
 
 EntrypointT = TypeVar("EntrypointT", bound="Callable[..., nn.Module]")
+ProviderT = TypeVar("ProviderT", bound="Callable[..., Any]")
+
+PROVIDER_KINDS: dict[str, str] = {
+    "converter": "official checkpoint -> posezoo model: ``fn(source, save_dir=None) -> (model, report)``",
+    "claim": "a paper-claim measurement of the benchmark suite, called with the suite's settings",
+}
+"""Kinds of provider a family can register, with the contract of each."""
 
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
 _INFOS: dict[str, ModelInfo] = {}
+_PROVIDERS: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in PROVIDER_KINDS}
 _packages_loaded = False
 
 
-def register_model(
-    *,
-    family: str,
-    summary: str,
-    paper: PaperFigures | None = None,
-    extra_figures: tuple[PaperFigures, ...] = (),
-    weights: tuple[WeightSpec, ...] = (),
-) -> Callable[[EntrypointT], EntrypointT]:
-    """Decorator registering a model entrypoint under its function name together with its :class:`ModelInfo`.
+def model_table(*infos: ModelInfo) -> dict[str, ModelInfo]:
+    """``{info.name: info}`` for a family's models (the table :func:`register_model` reads).
 
     Raises:
-        ValueError: the name is registered already by another function.
+        ValueError: two entries have the same name.
+    """
+    table = {info.name: info for info in infos}
+    if len(table) != len(infos):
+        raise ValueError(f"duplicate model names in {[info.name for info in infos]}")
+    return table
+
+
+def register_model(table: Mapping[str, ModelInfo]) -> Callable[[EntrypointT], EntrypointT]:
+    """Decorator registering a model entrypoint under its function name with its entry of ``table``.
+
+    Raises:
+        ValueError: ``table`` has no entry for the function's name, or the name is registered already by another
+            function.
     """
 
     def decorator(fn: EntrypointT) -> EntrypointT:
         name = fn.__name__
+        if name not in table:
+            raise ValueError(f"model {name!r} has no entry in its family's table ({', '.join(table)})")
         existing = _ENTRYPOINTS.get(name)
         if existing is not None and existing.__qualname__ != fn.__qualname__:
             raise ValueError(f"model {name!r} is registered twice ({existing.__module__} and {fn.__module__})")
         _ENTRYPOINTS[name] = fn
-        _INFOS[name] = ModelInfo(name, family, summary, paper, tuple(extra_figures), tuple(weights))
+        _INFOS[name] = table[name]
         return fn
 
     return decorator
+
+
+def register_provider(kind: str, name: str) -> Callable[[ProviderT], ProviderT]:
+    """Decorator registering what a family provides to posecommon's tools under ``(kind, name)``.
+
+    Args:
+        kind: One of :data:`PROVIDER_KINDS`.
+        name: The name tools and users ask for (e.g. ``posezoo convert NAME``).
+
+    Raises:
+        ValueError: an unknown kind, or the name is registered already for this kind by another function.
+    """
+    if kind not in PROVIDER_KINDS:
+        raise ValueError(f"unknown provider kind {kind!r}; known: {', '.join(PROVIDER_KINDS)}")
+
+    def decorator(fn: ProviderT) -> ProviderT:
+        existing = _PROVIDERS[kind].get(name)
+        if existing is not None and existing.__qualname__ != fn.__qualname__:
+            raise ValueError(f"{kind} {name!r} is registered twice ({existing.__module__} and {fn.__module__})")
+        _PROVIDERS[kind][name] = fn
+        return fn
+
+    return decorator
+
+
+def list_providers(kind: str) -> list[str]:
+    """Sorted names registered for ``kind`` (the model packages are imported first)."""
+    _load_model_packages()
+    return sorted(_PROVIDERS[kind])
+
+
+def get_provider(kind: str, name: str) -> Callable[..., Any]:
+    """The function a family registered for ``(kind, name)``.
+
+    Raises:
+        InvalidInputError: nothing is registered under that name (the message lists what is).
+    """
+    known = list_providers(kind)
+    if name not in known:
+        raise InvalidInputError(f"unknown {kind} {name!r};{did_you_mean(name, known)} known: {', '.join(known)}")
+    return _PROVIDERS[kind][name]
 
 
 def _load_model_packages() -> None:

@@ -9,24 +9,29 @@ import torch
 from PIL import Image
 
 from drsinet import drsi_net_s
-from posecommon import PosePipeline, PoseResult
+from posecommon import COCO17, PosePipeline, PoseResult
 from posecommon.app.cli import main
 from posecommon.data.synthetic import generate_synthetic_coco
+from posecommon.predict import PredictKernel
 from vttranspose import vttranspose_h_s
 
 
-class _FixedDetector:
-    """Returns the same two boxes for every image (a stand-in for DRSI-Net)."""
+class _FixedDetector(PredictKernel):
+    """Returns the same two boxes for every image (a stand-in for DRSI-Net, its own kernel)."""
 
     boxes = torch.tensor([[2.0, 3.0, 30.0, 60.0], [20.0, 10.0, 60.0, 70.0]])
     scores = torch.tensor([0.9, 0.5])
 
     def __init__(self) -> None:
+        super().__init__(COCO17, ())
         self.calls = 0
 
-    def predict(self, images, score_threshold: float, iou_threshold: float, **options) -> list[PoseResult]:
+    def predict_kernel(self, **options) -> PredictKernel:
+        self.options = options
+        return self
+
+    def __call__(self, images, inputs, run) -> list[PoseResult]:
         self.calls += 1
-        self.options = {"score_threshold": score_threshold, "iou_threshold": iou_threshold, **options}
         keypoints = torch.zeros(2, 17, 3)
         return [PoseResult(self.boxes, self.scores, keypoints) for _ in images]
 
@@ -194,7 +199,7 @@ def test_train_command_under_torchrun_with_two_processes(tmp_path):
     import sys
 
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    command += ["-m", "posecommon.cli", "train", "vttranspose_h_s", "--out", str(tmp_path / "run"), "--steps", "2"]
+    command += ["-m", "posecommon.app.cli", "train", "vttranspose_h_s", "--out", str(tmp_path / "run"), "--steps", "2"]
     command += ["--batch-size", "4", "--input-size", "64", "48", "--synthetic-train", "8", "--synthetic-val", "2"]
     command += ["--synthetic-image-size", "96", "96"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
@@ -218,14 +223,21 @@ def test_single_stage_evaluation_keeps_low_score_detections(tmp_path):
 
         def __init__(self) -> None:
             self.thresholds: list[float] = []
+            self.images = 0
 
-        def predict(self, image, score_threshold: float, iou_threshold: float, max_detections: int) -> PoseResult:
+        def predict_kernel(self, score_threshold: float, iou_threshold: float, max_people: int):
             self.thresholds.append(score_threshold)
-            return PoseResult.empty(17)
+
+            def kernel(images, inputs, run):
+                self.images += len(images)
+                return [PoseResult.empty(17) for _ in images]
+
+            return kernel
 
     split = generate_synthetic_coco(tmp_path, 2, image_size=(64, 64), seed=3, split="val")
     model = Recorder()
     stats, results = evaluate_model(model, split.ann_file, split.image_dir, progress=False)
-    assert model.thresholds == [SINGLE_STAGE_SCORE_THRESHOLD] * 2 and results == [] and stats["AP"] == 0.0
+    assert model.thresholds == [SINGLE_STAGE_SCORE_THRESHOLD] and model.images == 2
+    assert results == [] and stats["AP"] == 0.0
     evaluate_model(model, split.ann_file, split.image_dir, progress=False, score_threshold=0.3)
     assert model.thresholds[-1] == 0.3

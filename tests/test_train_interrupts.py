@@ -145,7 +145,7 @@ def test_stop_signal_saves_a_checkpoint_and_exits_with_one_line(tmp_path, signal
     """Ctrl-C in a terminal, or a scheduler's SIGTERM: sent to the whole process group (the DataLoader worker gets
     it too), the running step finishes, a checkpoint is written, one line is printed, the status is 128 + signal."""
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "posecommon.cli", "train", "vttranspose_h_s", "--out", str(run)]
+    command = [sys.executable, "-m", "posecommon.app.cli", "train", "vttranspose_h_s", "--out", str(run)]
     command += ["--steps", "100000", "--batch-size", "2", "--input-size", "64", "48", "--synthetic-train", "8"]
     command += ["--synthetic-val", "2", "--synthetic-image-size", "96", "96", "--workers", "1"]
     command += ["--checkpoint-every", "100000"]

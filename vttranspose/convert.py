@@ -27,7 +27,7 @@ from posecommon.errors import (
 from posecommon.hub import save_pretrained
 from posecommon.media.download import download_to_file, is_url
 from posecommon.model import PoseModel
-from posecommon.registry import create_model
+from posecommon.registry import create_model, register_provider
 
 __all__ = [
     "OFFICIAL_CHECKPOINT_MAX_BYTES",
@@ -154,6 +154,7 @@ def convert_official_checkpoint(
     return report
 
 
+@register_provider("converter", "transpose")
 def convert_official_transpose(
     source: str | Path,
     save_dir: str | Path | None = None,

@@ -190,7 +190,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .predict_cmd import PredictOptions, build_predictor, check_output_dir, coco_image_ids, run_predictions
+    from .predict_cmd import PredictOptions, build_kernel, check_output_dir, coco_image_ids, run_predictions
 
     out = check_output_dir(args.out, exist_ok=args.exist_ok)  # before any model is loaded
     if args.ann is not None:
@@ -210,8 +210,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     # predict runs a fused copy by default (posecommon.inference); the loaded models stay as they are.
     model = load_model(args.model, args.weights)
     detector = load_model(args.detector, args.detector_weights) if args.detector else None
-    predictor = build_predictor(model, detector, options)
-    summary = run_predictions(predictor, args.sources, out, options, ann_file=args.ann)
+    kernel = build_kernel(model, detector, options)
+    summary = run_predictions(kernel, args.sources, out, options, ann_file=args.ann)
     videos = f", {summary.videos} video(s) ({summary.frames} frames)" if summary.videos else ""
     print(f"wrote {summary.images} annotated image(s){videos} and {summary.predictions.name} to {out}")
     if summary.failures:

@@ -56,7 +56,7 @@ def measure_sizes(names: list[str] | None = None) -> list[SizeRow]:
 
     Models are built on the ``meta`` device, so no memory is allocated and no arithmetic is done.
     """
-    from ..flops import count_macs, count_params
+    from ..measure.flops import count_macs, count_params
 
     rows = []
     for name in names if names is not None else list_models():

@@ -22,7 +22,7 @@ import glob
 import json
 import logging
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,23 +31,22 @@ import numpy as np
 from huggingface_hub.utils import tqdm
 
 from ..errors import InvalidInputError, PosezooError
+from ..media.download import is_url
 from ..media.video import VIDEO_SUFFIXES, VideoWriter, video_info
+from ..predict import PosePipeline, PredictKernel, RunOptions, move_to_device, predict_frames
 from ..predict.sources import IMAGE_SUFFIXES, Frame, Source, SourceFailure, iter_frames
 from ..structures import PoseResult
 
 __all__ = [
     "PredictOptions",
     "PredictSummary",
-    "build_predictor",
+    "build_kernel",
     "check_output_dir",
     "coco_image_ids",
     "run_predictions",
 ]
 
 logger = logging.getLogger(__name__)
-
-Predictor = Callable[[list[Frame]], list[PoseResult]]
-
 
 @dataclass(frozen=True)
 class PredictOptions:
@@ -141,17 +140,14 @@ def coco_image_ids(ann_file: str | Path) -> dict[str, int]:
         ) from err
 
 
-def build_predictor(model: Any, detector: Any | None, options: PredictOptions) -> Predictor:
-    """The function mapping a batch of frames to results, for a single-stage model, a top-down model on the whole
-    image, or a detector followed by a top-down model (:class:`~posecommon.PosePipeline`).
+def build_kernel(model: Any, detector: Any | None, options: PredictOptions) -> PredictKernel:
+    """The kernel ``posezoo predict`` runs: a single-stage model's, a top-down model's on the whole image, or a
+    detector's followed by a top-down model's (:class:`~posecommon.PosePipeline`).
 
     Raises:
         InvalidInputError: a detector is given for a single-stage model, or a detector option without a detector.
     """
-    from ..predict.pipeline import PosePipeline
-
     top_down = model.preprocess.resize == "affine_crop"
-    run = {"device": options.device, "half": options.half, "batch_size": options.batch_size}
     if detector is not None:
         if not top_down:
             raise InvalidInputError(f"{model.model_name} finds people itself; --detector is for top-down models")
@@ -165,29 +161,26 @@ def build_predictor(model: Any, detector: Any | None, options: PredictOptions) -
             flip_test=options.flip,
             input_size=options.input_size,
         )
-        return lambda frames: pipeline.predict(frames, **run)  # type: ignore[return-value]
+        return pipeline.kernel()
     if options.detector_input_size is not None:
         raise InvalidInputError("--detector-input-size needs --detector")
     if top_down:
-        return lambda frames: model.predict(frames, flip_test=options.flip, input_size=options.input_size, **run)
+        return model.predict_kernel(flip_test=options.flip, input_size=options.input_size)
     if not options.flip:
         logger.warning("--no-flip has no effect on %s (single-stage models have no flip test)", model.model_name)
-    detections = {
+    detections: dict[str, Any] = {
         "score_threshold": options.score_threshold,
         "iou_threshold": options.iou_threshold,
         "input_size": options.input_size,
-        **({"max_detections": options.max_people} if options.max_people is not None else {}),
     }
-    return lambda frames: model.predict(frames, **detections, **run)
-
-
-def _is_url(source: str) -> bool:
-    return source.lower().startswith(("http://", "https://"))
+    if options.max_people is not None:
+        detections["max_people"] = options.max_people
+    return model.predict_kernel(**detections)
 
 
 def _problem_with(source: str) -> str | None:
     """Why ``source`` cannot be read, for a missing path or a glob matching nothing; None otherwise."""
-    if _is_url(source) or Path(source).exists():
+    if is_url(source) or Path(source).exists():
         return None
     if any(ch in source for ch in "*?["):
         return None if glob.glob(source, recursive=True) else f"no file matches {source!r}"
@@ -274,7 +267,7 @@ def _fail(summary: PredictSummary, source: str, reason: str) -> None:
 
 
 def run_predictions(
-    predictor: Predictor,
+    kernel: PredictKernel,
     sources: Sequence[str],
     out: Path,
     options: PredictOptions,
@@ -284,10 +277,10 @@ def run_predictions(
     """Predict on every frame of ``sources`` and write the outputs described in the module docstring.
 
     Args:
-        predictor: From :func:`build_predictor`.
+        kernel: From :func:`build_kernel`.
         sources: Image files, directories, globs, URLs and videos.
         out: Output directory, already checked by :func:`check_output_dir`.
-        options: Batch size and drawing threshold (the rest is in ``predictor``).
+        options: Batch size, device, precision and drawing threshold (the model options are in ``kernel``).
         ann_file: COCO annotation file whose image ids ``predictions.json`` uses.
         progress: Show a progress bar when there is more than one frame.
 
@@ -295,6 +288,8 @@ def run_predictions(
         The counts and the skipped inputs.
     """
     summary = PredictSummary()
+    run = RunOptions(batch_size=options.batch_size, device=options.device, half=options.half)
+    move_to_device(kernel.modules, run.device)
     ids = coco_image_ids(ann_file) if ann_file is not None else None
     readable = []
     for source in sources:
@@ -304,9 +299,9 @@ def run_predictions(
         else:
             _fail(summary, source, problem)
     writer = _Writer(out, ids, options.keypoint_threshold)
-    total = _count_frames([s for s in readable if not _is_url(s)])
+    total = _count_frames([s for s in readable if not is_url(s)])
     if total is not None:
-        total += sum(_is_url(s) for s in readable)
+        total += sum(is_url(s) for s in readable)
     frames = iter_frames(Source("list", readable, len(readable)), errors="yield")
     bar = tqdm(frames, desc="predict", unit="frame", total=total, disable=not progress or total == 1)
     pending: list[Frame] = []
@@ -315,7 +310,7 @@ def run_predictions(
         if not pending:
             return
         try:
-            results = predictor(list(pending))
+            results = predict_frames(kernel, pending, run)
         except PosezooError as err:
             for frame in pending:
                 _fail(summary, frame.path or f"frame {frame.index}", str(err))

@@ -11,7 +11,6 @@ from .runner import (
     TOPDOWN_BOX_SCORE_THRESHOLD,
     TOPDOWN_OKS_NMS_THRESHOLD,
     evaluate_model,
-    predict_dataset,
 )
 
 __all__ = [
@@ -30,7 +29,6 @@ __all__ = [
     "oks",
     "oks_nms",
     "pairwise_oks",
-    "predict_dataset",
     "resolve_sigmas",
     "results_to_coco",
     "write_coco_results",

@@ -18,7 +18,7 @@ from huggingface_hub.utils import tqdm
 from ..data.coco import CocoKeypoints, load_coco_keypoints
 from ..errors import InvalidInputError
 from ..ops.geometry import box_xywh_to_xyxy, box_xyxy_to_xywh, xywh_to_center_scale
-from ..structures import PoseResult
+from ..predict import PredictKernel, RunOptions, build_kernel
 from .coco import evaluate_coco, results_to_coco
 from .oks_nms import oks_nms
 from .person_boxes import PersonBoxes, ground_truth_person_boxes, load_person_detections
@@ -30,7 +30,6 @@ __all__ = [
     "TOPDOWN_BOX_SCORE_THRESHOLD",
     "TOPDOWN_OKS_NMS_THRESHOLD",
     "evaluate_model",
-    "predict_dataset",
 ]
 
 SINGLE_STAGE_SCORE_THRESHOLD = 0.001
@@ -45,11 +44,14 @@ SINGLE_STAGE_MAX_DETECTIONS = 300
 _SINGLE_STAGE_EVAL = {
     "score_threshold": SINGLE_STAGE_SCORE_THRESHOLD,
     "iou_threshold": SINGLE_STAGE_IOU_THRESHOLD,
-    "max_detections": SINGLE_STAGE_MAX_DETECTIONS,
+    "max_people": SINGLE_STAGE_MAX_DETECTIONS,
 }
 
 TOPDOWN_OKS_NMS_THRESHOLD = 0.9
 """OKS-NMS threshold of top-down evaluation (``TEST.OKS_THRE: 0.9``, TP-H-S yaml line 112)."""
+
+_RUN = RunOptions()
+"""Evaluation runs each model as ``predict`` does by default (fused copy, channels-last on CPU, float32)."""
 
 TOPDOWN_BOX_SCORE_THRESHOLD = 0.0
 """Person boxes with a lower score are not evaluated (``TEST.IMAGE_THRE: 0.0``, TP-H-S yaml line 108)."""
@@ -59,7 +61,7 @@ def _is_top_down(model: Any) -> bool:
     return model.preprocess.resize == "affine_crop"
 
 
-def _detector_boxes(detector: Any, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _detector_boxes(detector: PredictKernel, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """COCO ``(x, y, w, h)`` boxes and scores of a single-stage detector, kept down to its evaluation threshold.
 
     The official protocol evaluates every box of its detection file with a score of at least
@@ -67,34 +69,34 @@ def _detector_boxes(detector: Any, pixels: torch.Tensor) -> tuple[torch.Tensor, 
     settings (:data:`SINGLE_STAGE_SCORE_THRESHOLD` 0.001, not the 0.25 of ``predict``'s default; IoU and
     detection count as in its evaluation).
     """
-    found: PoseResult = detector.predict(pixels, **_SINGLE_STAGE_EVAL)
+    (found,) = detector([pixels], [{}], _RUN)
     boxes, scores = found.boxes.detach().cpu().double(), found.scores.detach().cpu().double()
     keep = scores >= TOPDOWN_BOX_SCORE_THRESHOLD
     return box_xyxy_to_xywh(boxes[keep]), scores[keep]
 
 
 def _topdown_results(
-    model: Any,
+    kernel: PredictKernel,
     pixels: torch.Tensor,
     boxes: torch.Tensor,
     scores: torch.Tensor,
     image_id: int,
     oks_threshold: float,
-    predict_kwargs: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """COCO results of one image: predict on COCO ``(x, y, w, h)`` boxes, then OKS-NMS (``coco.py:327-357``)."""
     if boxes.shape[0] == 0:
         return []
-    found: PoseResult = model.predict(pixels, box_xywh_to_xyxy(boxes).float(), scores.float(), **predict_kwargs)
-    input_h, input_w = model.preprocess.input_size
-    _, size = xywh_to_center_scale(boxes, input_w / input_h, predict_kwargs.get("padding", 1.25))
-    sigmas = model.keypoint_spec if model.keypoint_spec.sigmas is not None else None
+    inputs = {"boxes": box_xywh_to_xyxy(boxes).float(), "box_scores": scores.float()}
+    (found,) = kernel([pixels], [inputs], _RUN)
+    input_h, input_w = kernel.input_size
+    _, size = xywh_to_center_scale(boxes, input_w / input_h, kernel.padding)
+    sigmas = kernel.keypoint_spec if kernel.keypoint_spec.sigmas is not None else None
     keep = oks_nms(found.keypoints.cpu(), found.scores.cpu(), size.prod(dim=-1), oks_threshold, sigmas)
     entries = results_to_coco(found, image_id)
     return [entries[i] for i in keep.tolist()]
 
 
-def predict_dataset(
+def _predict_dataset(
     model: Any,
     data: CocoKeypoints,
     *,
@@ -123,7 +125,7 @@ def predict_dataset(
         max_images: Evaluate only the first this many images (sorted by id).
         progress: Show a progress bar.
         oks_threshold: OKS-NMS threshold of top-down models (:data:`TOPDOWN_OKS_NMS_THRESHOLD`).
-        **predict_kwargs: Passed to ``model.predict``.
+        **predict_kwargs: Prediction options of ``model`` (keywords of its ``predict_kernel``).
 
     Returns:
         COCO results ``[{image_id, category_id, keypoints, score, bbox}]``.
@@ -132,6 +134,8 @@ def predict_dataset(
         InvalidInputError: both ``detector`` and ``person_boxes``, or boxes for a single-stage model.
     """
     top_down = _is_top_down(model)
+    options = predict_kwargs if top_down else {**_SINGLE_STAGE_EVAL, **predict_kwargs}
+    kernel = build_kernel(model.predict_kernel, options)
     if detector is not None and person_boxes is not None:
         raise InvalidInputError("pass either a detector or person boxes (a detection file), not both")
     if not top_down and (detector is not None or person_boxes is not None):
@@ -141,19 +145,20 @@ def predict_dataset(
         )
     if top_down and detector is None and person_boxes is None:
         person_boxes = ground_truth_person_boxes(data)
+    detector_kernel = detector.predict_kernel(**_SINGLE_STAGE_EVAL) if detector is not None else None
     images = data.images[:max_images] if max_images is not None else data.images
     results: list[dict[str, Any]] = []
     for record in tqdm(images, desc="evaluate", unit="img", disable=not progress):
         pixels = data.load_image(record.image_id)
         if not top_down:
-            found: PoseResult = model.predict(pixels, **{**_SINGLE_STAGE_EVAL, **predict_kwargs})
+            (found,) = kernel([pixels], [{}], _RUN)
             results.extend(results_to_coco(found, record.image_id))
             continue
         if person_boxes is not None:
             boxes, scores = (torch.from_numpy(a) for a in person_boxes.of_image(record.image_id))
         else:
-            boxes, scores = _detector_boxes(detector, pixels)
-        results.extend(_topdown_results(model, pixels, boxes, scores, record.image_id, oks_threshold, predict_kwargs))
+            boxes, scores = _detector_boxes(detector_kernel, pixels)
+        results.extend(_topdown_results(kernel, pixels, boxes, scores, record.image_id, oks_threshold))
     return results
 
 
@@ -175,14 +180,17 @@ def evaluate_model(
         model: A posezoo model with ``predict`` and ``keypoint_spec`` (its sigmas are used for OKS).
         ann_file: COCO keypoints annotation file.
         image_dir: Directory of its images.
-        detector: See :func:`predict_dataset`.
+        detector: Optional single-stage model whose boxes feed a top-down ``model`` (as ``posezoo evaluate
+            --detector``), run with the single-stage evaluation settings.
         detections: COCO detection-results JSON of person boxes for a top-down model (the official detected-box
             protocol); every box with a score of at least :data:`TOPDOWN_BOX_SCORE_THRESHOLD` is evaluated.
             Without it and without ``detector``, top-down models get the ground-truth boxes.
-        max_images: See :func:`predict_dataset`; the ground truth is restricted to the same images.
+        max_images: Evaluate only the first this many images (sorted by id); the ground truth is restricted to the
+            same images.
         progress: Show a progress bar.
-        oks_threshold: See :func:`predict_dataset`.
-        **predict_kwargs: Passed to ``model.predict``.
+        oks_threshold: OKS-NMS threshold of top-down models (:data:`TOPDOWN_OKS_NMS_THRESHOLD`).
+        **predict_kwargs: Prediction options of ``model`` (keywords of its ``predict_kernel``); a single-stage
+            model's default to the YOLO-Pose evaluation settings above.
 
     Returns:
         The 10 COCO numbers (see :func:`evaluate_coco`) and the results list.
@@ -196,7 +204,7 @@ def evaluate_model(
     person_boxes = None
     if detections is not None:
         person_boxes = load_person_detections(detections, data, TOPDOWN_BOX_SCORE_THRESHOLD)
-    results = predict_dataset(
+    results = _predict_dataset(
         model,
         data,
         detector=detector,

@@ -1,9 +1,9 @@
-"""Multi-person pose estimation from a detector and an optional top-down pose model."""
+"""Multi-person pose estimation from a detector and an optional top-down pose model: one kernel feeding another."""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import torch
@@ -11,38 +11,56 @@ import torch
 from ..errors import InvalidInputError
 from ..registry import create_model
 from ..structures import PoseResult
-from .run import check_batch_size, move_to_device, run_predict
-from .sources import Frame, open_source
+from .kernel import PredictKernel, RunOptions
+from .run import run_predict
 
-__all__ = ["PosePipeline"]
-
-
-class _Detector(Protocol):
-    def predict(self, images: Any, score_threshold: float, iou_threshold: float, **kwargs: Any) -> Any: ...
+__all__ = ["PipelineKernel", "PosePipeline"]
 
 
-class _TopDownModel(Protocol):
-    def predict(
-        self, image: Any, boxes: torch.Tensor, box_scores: torch.Tensor | None = None, **kwargs: Any
-    ) -> PoseResult: ...
+class _Predictor(Protocol):
+    def predict_kernel(self, **options: Any) -> PredictKernel: ...
 
 
 def _check_options(pose_model: Any, options: dict[str, Any]) -> None:
-    """Fail now, not after detection, when ``options`` are not keyword arguments of ``pose_model.predict``."""
+    """Fail now, not after detection, when ``options`` are not prediction options of ``pose_model``."""
     if not options:
         return
     if pose_model is None:
         raise InvalidInputError(f"pose-model options {sorted(options)} were given without a pose model")
-    parameters = inspect.signature(pose_model.predict).parameters
+    parameters = inspect.signature(pose_model.predict_kernel).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
-    reserved = {"source", "image", "boxes", "box_scores", "device", "half", "bgr", "stream"}  # set by the pipeline
-    choices = sorted(set(parameters) - reserved)
-    unknown = sorted(set(options) - set(choices))
+    unknown = sorted(set(options) - set(parameters))
     if unknown:
         raise InvalidInputError(
-            f"unknown pose-model option(s) {unknown} for {type(pose_model).__name__}.predict; valid: {choices}"
+            f"unknown pose-model option(s) {unknown} for {type(pose_model).__name__}; valid: {sorted(parameters)}"
         )
+
+
+class PipelineKernel(PredictKernel):
+    """The detector's kernel, then (optionally) the top-down kernel on the detector's boxes and scores.
+
+    Args:
+        detector: Kernel giving person boxes and scores (and keypoints) per image.
+        pose: Top-down kernel taking ``boxes`` and ``box_scores`` per image, or None (single stage).
+    """
+
+    def __init__(self, detector: PredictKernel, pose: PredictKernel | None = None) -> None:
+        modules = (*detector.modules, *(pose.modules if pose is not None else ()))
+        super().__init__((pose or detector).keypoint_spec, modules)
+        self.detector = detector
+        self.pose = pose
+
+    def __call__(
+        self, images: Sequence[torch.Tensor], inputs: Sequence[Mapping[str, Any]], run: RunOptions
+    ) -> list[PoseResult]:
+        """Detections per image; with a pose kernel, its keypoints in the detected boxes (instance score ``box
+        score x mean keypoint confidence > 0.2``)."""
+        found = self.detector(images, inputs, run)
+        if self.pose is None:
+            return found
+        boxes = [{"boxes": result.boxes, "box_scores": result.scores} for result in found]
+        return self.pose(images, boxes, run)
 
 
 class PosePipeline:
@@ -53,28 +71,28 @@ class PosePipeline:
       each box; the instance score is ``box score x mean keypoint confidence (> 0.2)`` (HRNet/TransPose rule).
 
     :meth:`predict` (also ``pipeline(source)``) follows the predict contract of every model
-    (:mod:`posecommon.predictor`): one result for one image, a list for a list, an iterator for a stream.
+    (:mod:`posecommon.predict.run`): one result for one image, a list for a list, an iterator for a stream.
 
     Args:
-        detector: A model with ``predict(images, score_threshold, iou_threshold, **options) -> list[PoseResult]``
-            for a list of images; ``max_detections``, ``input_size`` and ``half`` are passed only when set.
-        pose_model: A model with ``predict(image, boxes, box_scores, **options) -> PoseResult``, or None.
+        detector: A model whose ``predict_kernel`` takes ``score_threshold``, ``iou_threshold``, ``max_people``
+            and ``input_size`` (DRSI-Net); the last two are passed only when set.
+        pose_model: A top-down model whose kernel takes per-image ``boxes`` and ``box_scores``, or None.
         score_threshold: Minimum detector score.
         iou_threshold: Detector NMS IoU.
         max_people: At most this many detections per image (best scores first); None: the detector's default.
         detector_input_size: The detector's letterbox size ``(H, W)``; None: its default.
-        **pose_options: Keyword arguments of ``pose_model.predict`` (e.g. ``flip_test=False``,
-            ``input_size=(256, 192)``); checked here against its signature.
+        **pose_options: Prediction options of the pose model (keywords of its ``predict_kernel``, e.g.
+            ``flip_test=False``, ``input_size=(256, 192)``); checked here against its signature.
 
     Raises:
-        InvalidInputError: an option is not a keyword argument of ``pose_model.predict``, or a threshold or
+        InvalidInputError: an option is not a prediction option of the pose model, or a threshold or
             ``max_people`` is out of range.
     """
 
     def __init__(
         self,
-        detector: _Detector,
-        pose_model: _TopDownModel | None = None,
+        detector: _Predictor,
+        pose_model: _Predictor | None = None,
         score_threshold: float = 0.25,
         iou_threshold: float = 0.45,
         max_people: int | None = None,
@@ -137,68 +155,33 @@ class PosePipeline:
         det = create_model(detector, pretrained=detector_pretrained, **(detector_kwargs or {}))
         return cls(det, pose, **pipeline_options)  # type: ignore[arg-type]
 
-    def _detector_options(self, batch: int, half: bool) -> dict[str, Any]:
+    def kernel(self) -> PipelineKernel:
+        """The pipeline as one kernel (what :meth:`predict`, ``posezoo predict`` and evaluation run)."""
         options: dict[str, Any] = {"score_threshold": self.score_threshold, "iou_threshold": self.iou_threshold}
         if self.max_people is not None:
-            options["max_detections"] = self.max_people
+            options["max_people"] = self.max_people
         if self.detector_input_size is not None:
             options["input_size"] = self.detector_input_size
-        if half:
-            options["half"] = True
-        if batch > 1:
-            options["batch_size"] = batch
-        return options
+        detector = self.detector.predict_kernel(**options)
+        pose = self.pose_model.predict_kernel(**self.pose_options) if self.pose_model is not None else None
+        return PipelineKernel(detector, pose)
 
-    def _predict_frames(self, frames: list[Frame], half: bool) -> list[PoseResult]:
-        pixels = [frame.pixels for frame in frames]
-        detections = self.detector.predict(pixels, **self._detector_options(len(pixels), half))
-        if self.pose_model is None:
-            return list(detections)
-        options = {**self.pose_options, **({"half": True} if half else {})}
-        return [
-            self.pose_model.predict(image, found.boxes, found.scores, **options)
-            for image, found in zip(pixels, detections, strict=True)
-        ]
-
-    def predict(
-        self,
-        source: Any,
-        *,
-        batch_size: int = 1,
-        device: torch.device | str | None = None,
-        half: bool = False,
-        bgr: bool = False,
-        stream: bool = False,
-    ) -> PoseResult | list[PoseResult] | Iterator[PoseResult]:
+    def predict(self, source: Any, **run: Any) -> PoseResult | list[PoseResult] | Iterator[PoseResult]:
         """Poses in one image, a list of images, a directory, glob, URL, video or generator.
 
         Args:
-            source: See :mod:`posecommon.sources`.
-            batch_size: Images per detector forward pass.
-            device: Move both models there first (in place); None keeps them where they are.
-            half: Run both networks in float16 (CUDA) / bfloat16 (CPU) under autocast.
-            bgr: Arrays and tensors are in BGR channel order.
-            stream: Return an iterator whatever the input.
+            source: See :mod:`posecommon.predict.sources`.
+            **run: Run options (:class:`~posecommon.predict.RunOptions`); ``batch_size`` is images per detector
+                forward pass, ``device`` moves both models, ``half`` runs both networks in reduced precision.
 
         Returns:
-            One :class:`PoseResult` per image, in that image's pixel coordinates (single input: the result
-            itself; list: a list; stream: an iterator).
+            One :class:`~posecommon.PoseResult` per image, in that image's pixel coordinates (single input: the
+            result itself; list: a list; stream: an iterator).
 
         Raises:
+            InvalidInputError: an unknown run option.
             BadImageError: an image cannot be read.
         """
-        check_batch_size(batch_size)
-        opened = open_source(source, bgr=bgr)
-        models = [m for m in (self.detector, self.pose_model) if isinstance(m, torch.nn.Module)]
-        if models:
-            move_to_device(models, device)
-        spec = getattr(self.pose_model if self.pose_model is not None else self.detector, "keypoint_spec", None)
-        return run_predict(
-            opened,
-            lambda frames: self._predict_frames(frames, half),
-            batch_size=batch_size,
-            stream=stream,
-            keypoint_spec=spec,
-        )
+        return run_predict(self.kernel, source, **run)
 
     __call__ = predict

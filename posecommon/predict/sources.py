@@ -14,9 +14,8 @@ numpy ``(B, H, W, C)``, tensor            list        one frame per image of the
 directory                                 list        its image and video files (not recursive), sorted by name
 glob pattern (``"shots/*.jpg"``)          list        the matching files, sorted
 list or tuple of any of the above         list        each element's frames, in order
-path of a video file (:mod:`.video`)      stream      its frames, decoded one at a time
+path of a video file                      stream      its frames, decoded one at a time (:mod:`~posecommon.media.video`)
 generator / iterator / other iterable     stream      each element's frames, read lazily
-:class:`Frame`                            single      itself (frames already loaded, e.g. by the CLI)
 ========================================  ==========  ==============================================================
 
 ``predict`` returns one :class:`~posecommon.PoseResult` for a *single* input, a list for a *list* input and an
@@ -34,9 +33,6 @@ from __future__ import annotations
 
 import glob
 import io
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,27 +43,21 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import BadImageError, PosezooError
+from ..media.download import download, is_url
 from ..media.image import load_image
 from ..media.video import VIDEO_SUFFIXES, is_video_path, read_video_frames
 
 __all__ = [
     "IMAGE_SUFFIXES",
-    "URL_MAX_BYTES",
-    "URL_TIMEOUT_S",
     "Frame",
     "Source",
     "SourceFailure",
-    "download",
     "iter_frames",
     "open_source",
 ]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"})
 """File suffixes a directory listing takes as images (lower case); videos: :data:`~posecommon.video.VIDEO_SUFFIXES`."""
-URL_TIMEOUT_S = 20.0
-"""Default download timeout of one URL, in seconds (see :func:`download`)."""
-URL_MAX_BYTES = 50 * 2**20
-"""Default limit on the size of one downloaded image (50 MiB)."""
 
 SourceKind = Literal["single", "list", "stream"]
 
@@ -121,8 +111,6 @@ class Source:
     bgr: bool = False
 
 
-def _is_url(text: str) -> bool:
-    return text.lower().startswith(("http://", "https://"))
 
 
 def _has_glob(text: str) -> bool:
@@ -147,7 +135,7 @@ def _glob_files(pattern: str) -> list[Path]:
 def _expand_path(item: str | Path) -> list[Any] | None:
     """The files a directory or glob stands for (None for anything else); raises when they are none."""
     text = str(item)
-    if _is_url(text):
+    if is_url(text):
         return None
     path = Path(text)
     if path.is_dir():
@@ -186,10 +174,10 @@ def open_source(source: Any, bgr: bool = False) -> Source:
         files = _expand_path(source)
         if files is not None:
             return Source("list", files, len(files), bgr)
-        if not _is_url(str(source)) and is_video_path(source):
+        if not is_url(str(source)) and is_video_path(source):
             return Source("stream", [source], None, bgr)
         return Source("single", [source], 1, bgr)
-    if isinstance(source, (Frame, Image.Image)):
+    if isinstance(source, Image.Image):
         return Source("single", [source], 1, bgr)
     batch = _batch_items(source)
     if batch is not None:
@@ -206,47 +194,6 @@ def open_source(source: Any, bgr: bool = False) -> Source:
     )
 
 
-def download(url: str, timeout: float = URL_TIMEOUT_S, max_bytes: int = URL_MAX_BYTES) -> bytes:
-    """Download ``url`` (http or https only): at most ``max_bytes``, giving up after ``timeout`` seconds.
-
-    Every network wait (connecting, each read) is bounded by ``timeout`` and the total time is checked between
-    reads, so a server that stalls or drips data is abandoned after at most about ``2 x timeout``.
-
-    Raises:
-        BadImageError: another scheme, an HTTP or network error, the timeout, or a larger body (by its
-            ``Content-Length`` or by what arrives).
-    """
-    if not _is_url(url):
-        raise BadImageError(f"only http:// and https:// URLs are downloaded, got {url!r}")
-    deadline = time.monotonic() + timeout
-    request = urllib.request.Request(url, headers={"User-Agent": "posezoo"})
-    chunks, received = [], 0
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            if not _is_url(response.geturl()):
-                raise BadImageError(f"{url} redirected to {response.geturl()!r}, which is not http(s)")
-            declared = response.headers.get("Content-Length")
-            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                raise BadImageError(f"{url} is {int(declared):,} bytes, over the {max_bytes:,}-byte limit")
-            while True:
-                if time.monotonic() > deadline:
-                    raise BadImageError(f"downloading {url} took longer than {timeout:g} s")
-                chunk = response.read(min(1 << 16, max_bytes + 1 - received))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                received += len(chunk)
-                if received > max_bytes:
-                    raise BadImageError(f"{url} sends more than the {max_bytes:,}-byte limit")
-    except PosezooError:
-        raise
-    except TimeoutError as err:
-        raise BadImageError(f"downloading {url} took longer than {timeout:g} s") from err
-    except urllib.error.HTTPError as err:
-        raise BadImageError(f"cannot download {url}: HTTP {err.code} {err.reason}") from err
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        raise BadImageError(f"cannot download {url}: {getattr(err, 'reason', err)}") from err
-    return b"".join(chunks)
 
 
 def _load_url(url: str) -> torch.Tensor:
@@ -262,23 +209,18 @@ def _load_url(url: str) -> torch.Tensor:
 def _describe(item: Any) -> str:
     if isinstance(item, (str, Path)):
         return str(item)
-    if isinstance(item, Frame):
-        return item.path or f"frame {item.index}"
     shape = getattr(item, "shape", None) or getattr(item, "size", None)
     return f"{type(item).__name__} {tuple(shape) if shape is not None else ''}".strip()
 
 
 def _frames_of(item: Any, bgr: bool) -> Iterator[tuple[torch.Tensor, str | None, int | None, bool]]:
     """``(pixels, path, frame_index, from_file)`` for every frame of one item (nested lists are flattened)."""
-    if isinstance(item, Frame):
-        yield item.pixels, item.path, item.frame_index, item.from_file
-        return
     if isinstance(item, (str, Path)):
         files = _expand_path(item)
         if files is not None:
             for file in files:
                 yield from _frames_of(file, bgr)
-        elif _is_url(str(item)):
+        elif is_url(str(item)):
             yield _load_url(str(item)), str(item), None, False
         elif is_video_path(item):
             for index, pixels in enumerate(read_video_frames(item)):

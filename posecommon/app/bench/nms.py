@@ -2,7 +2,7 @@
 
 The candidates imitate what DRSI-Net hands to NMS at a low score threshold: most boxes jitter around a few dozen
 people (heavy overlap, many suppressed), the rest are scattered over a 960 x 960 image; scores are uniform. The
-peak memory is measured with :func:`posecommon.bench.peak_memory_bytes` (CPU tensor allocations while NMS runs,
+peak memory is measured with :func:`posecommon.measure.peak_memory_bytes` (CPU tensor allocations while NMS runs,
 plus the input boxes and scores); the ``dense_mb`` column is what one ``N x N`` float32 IoU matrix alone would take
 (the previous implementation built it plus ``N x N`` temporaries).
 """
@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ...measure import peak_memory_bytes
 from ...ops import nms
 
 __all__ = ["NMS_SIZES", "format_nms_markdown", "nms_benchmark", "synthetic_candidates"]
@@ -62,7 +63,6 @@ def nms_benchmark(
     Returns:
         ``{"iou_threshold", "rows": [{"candidates", "kept", "ms", "peak_mb", "dense_mb"}]}``.
     """
-    from .suite import peak_memory_bytes
 
     timer = time.perf_counter if clock == "wall" else time.process_time
     rows = []

@@ -1,4 +1,4 @@
-"""The posezoo benchmark suite: ``python -m posecommon.bench`` (or ``posezoo bench``).
+"""The posezoo benchmark suite: ``posezoo bench`` (or ``python -m posecommon.app.bench``).
 
 One run measures, on one machine, and writes ``bench.json`` plus ``bench.md`` (a markdown report the docs include):
 
@@ -18,12 +18,13 @@ One run measures, on one machine, and writes ``bench.json`` plus ``bench.md`` (a
 - **The papers' efficiency claims**: twin attention vs full self-attention (the official TransPose layer) as the
   token grid grows, time and peak memory of forward + backward, with the fitted growth exponent against the token
   count HW (twin: ``HW (H + W)`` elements, exponent 1.5 at a fixed aspect ratio; full: ``(HW)^2``, exponent 2);
-  and the gradient norms through deep stacks of gnConv vs Res-gnConv (DRSI-Net Sec. 3.2).
+  and the gradient norms through deep stacks of gnConv vs Res-gnConv (DRSI-Net Sec. 3.2). Each family provides its
+  claim's measurement through the registry (``get_provider("claim", ...)``).
 - **Batch scaling** (``--scaling-batch``, 8): per-image time at batch 8 against batch 1 of the module ``predict``
-  runs (fused, channels-last on CPU), with the ratio (:mod:`posecommon.bench_batch`).
+  runs (fused, channels-last on CPU), with the ratio (:mod:`posecommon.app.bench.batch`).
 - **Data pipelines** (``--data``; alone unless ``--models`` is given): training samples per second of one
-  single-threaded worker for the top-down and multi-person datasets (:mod:`posecommon.bench_data`).
-- **Box NMS** at 1k / 10k / 30k candidates: time and peak memory (:mod:`posecommon.bench_nms`).
+  single-threaded worker for the top-down and multi-person datasets (:mod:`posecommon.app.bench.data`).
+- **Box NMS** at 1k / 10k / 30k candidates: time and peak memory (:mod:`posecommon.app.bench.nms`).
 
 Timing: ``--warmup`` untimed rounds, then the median of ``--repeats`` timed rounds (``--batch-repeats`` timed rounds
 at the throughput batch, where one round of a large model can take minutes on a small CPU). Two clocks are recorded,
@@ -44,9 +45,7 @@ import contextlib
 import copy
 import json
 import logging
-import math
 import platform
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -56,10 +55,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.profiler import ProfilerActivity, profile
 
-from ...flops import count_macs, count_params
-from ...registry import create_model, get_model_info, list_models
+from ...measure import count_macs, count_params, peak_memory_bytes, tensor_bytes, time_round_robin
+from ...registry import create_model, get_model_info, get_provider, list_models
 from .batch import batch_scaling, format_batch_markdown
 from .data import DataBenchSettings, data_pipeline_benchmark, format_data_markdown
 from .nms import NMS_SIZES, format_nms_markdown, nms_benchmark
@@ -69,9 +67,7 @@ __all__ = [
     "PAIRS",
     "BenchSettings",
     "add_bench_arguments",
-    "attention_scaling",
     "format_markdown",
-    "gradient_norms",
     "main",
     "run_from_args",
     "run_suite",
@@ -109,8 +105,8 @@ class BenchSettings:
         gradient_channels: Channels of the stacks.
         gradient_size: Spatial size of the stacks' input.
         gradient_weight_gain: Conv weights re-initialised ``N(0, gain^2 / fan_in)``; ``None`` keeps torch's init.
-        data: The data-pipeline benchmark (:mod:`posecommon.bench_data`); ``None`` skips it.
-        scaling_batch: Large batch of the batch-scaling section (:mod:`posecommon.bench_batch`); 0 skips it.
+        data: The data-pipeline benchmark (:mod:`posecommon.app.bench.data`); ``None`` skips it.
+        scaling_batch: Large batch of the batch-scaling section (:mod:`posecommon.app.bench.batch`); 0 skips it.
         nms_sizes: Candidate counts of the NMS benchmark (empty skips it).
         nms_repeats: Timed NMS runs per size.
     """
@@ -168,56 +164,6 @@ class BenchSettings:
 # ----------------------------------------------------------------------------------------------- measuring tools
 
 
-def _time_round_robin(runners: dict[str, Callable[[], Any]], warmup: int, repeats: int) -> dict[str, dict[str, float]]:
-    """Median wall and process-CPU milliseconds per runner, one call of each runner per round.
-
-    Returns ``{name: {"wall_ms", "cpu_ms", "rounds"}}``, ``rounds`` being the number of timed calls.
-    """
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
-    for round_index in range(warmup + repeats):
-        for name, run in runners.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            run()
-            if round_index >= warmup:
-                samples[name].append(((time.perf_counter() - wall) * 1e3, (time.process_time() - cpu) * 1e3))
-    return {
-        name: {
-            "wall_ms": statistics.median(s[0] for s in ts),
-            "cpu_ms": statistics.median(s[1] for s in ts),
-            "rounds": len(ts),
-        }
-        for name, ts in samples.items()
-    }
-
-
-def peak_memory_bytes(fn: Callable[[], Any], resident_bytes: int = 0) -> int:
-    """Peak CPU tensor memory while ``fn`` runs (profiler allocation events), plus ``resident_bytes``."""
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    running = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        if event.device_type() == torch.autograd.DeviceType.CPU:
-            running += event.nbytes()
-            peak = max(peak, running)
-    return resident_bytes + peak
-
-
-def _tensor_bytes(module: nn.Module) -> int:
-    return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
-
-
-def _fit_exponent(xs: Sequence[float], ys: Sequence[float]) -> float | None:
-    """Least-squares slope of ``log y`` against ``log x`` (None with fewer than two positive points)."""
-    points = [(math.log(x), math.log(y)) for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0]
-    if len(points) < 2:
-        return None
-    mean_x = sum(p[0] for p in points) / len(points)
-    mean_y = sum(p[1] for p in points) / len(points)
-    var = sum((p[0] - mean_x) ** 2 for p in points)
-    return sum((p[0] - mean_x) * (p[1] - mean_y) for p in points) / var if var else None
-
-
 # ----------------------------------------------------------------------------------------------- model speed
 
 
@@ -241,7 +187,7 @@ class _Runner:
         if mode in ("channels_last", "bf16"):
             module = module.to(memory_format=torch.channels_last)
         self.module = torch.compile(module) if mode == "compiled" else module
-        self.resident = _tensor_bytes(module)
+        self.resident = tensor_bytes(module)
 
     def input(self, batch: int) -> Any:
         x = torch.randn(batch, 3, *self.size, generator=torch.Generator().manual_seed(batch))
@@ -300,7 +246,7 @@ def train_step_peak_mb(name: str, size: tuple[int, int], batch: int) -> float:
 
     step()
     model.zero_grad(set_to_none=True)
-    return peak_memory_bytes(step, _tensor_bytes(model) + x.numel() * 4) / 2**20
+    return peak_memory_bytes(step, tensor_bytes(model) + x.numel() * 4) / 2**20
 
 
 def _measure_group(names: Sequence[str], settings: BenchSettings, workdir: Path) -> dict[str, dict[str, Any]]:
@@ -335,7 +281,7 @@ def _measure_group(names: Sequence[str], settings: BenchSettings, workdir: Path)
         for batch in batches:
             bound = {name: runner.bind(batch) for name, runner in runners.items()}
             repeats = settings.repeats if batch == 1 else settings.throughput_repeats
-            for name, times in _time_round_robin(bound, settings.warmup, repeats).items():
+            for name, times in time_round_robin(bound, settings.warmup, repeats).items():
                 entry = rows[name]["modes"].setdefault(mode, {})
                 ms = times[f"{settings.clock}_ms"]
                 flops = 2 * rows[name]["macs_g"] * 1e9 * batch
@@ -349,148 +295,6 @@ def _measure_group(names: Sequence[str], settings: BenchSettings, workdir: Path)
 
 
 # ----------------------------------------------------------------------------------------------- paper claims
-
-
-def attention_scaling(
-    grids: Sequence[tuple[int, int]], dim: int = 64, repeats: int = 3, clock: str = "wall"
-) -> dict[str, Any]:
-    """Twin attention vs the official full self-attention on growing token grids (forward + backward, batch 1).
-
-    Full attention is TransPose's layer (``nn.MultiheadAttention`` called as the official code calls it, which
-    materialises the ``(HW)^2`` attention matrix); twin attention is :class:`vttranspose.TwinAttention` (column
-    then row attention through SDPA). Both in train mode with dropout 0.1, as in training.
-
-    Returns:
-        ``{"rows": [...], "exponents": {...}}``: per grid the attention-matrix elements, median time (ms) and peak
-        memory (MiB) of each kind, and the fitted log-log slope of each quantity against the token count HW.
-    """
-    from vttranspose import TransformerEncoderLayer, TwinAttention
-
-    rows = []
-    for h, w in grids:
-        torch.manual_seed(0)
-        twin = TwinAttention(dim, 1, dropout=0.1).train()
-        full = TransformerEncoderLayer(dim, 1, 2 * dim, 0.1).self_attn.train()
-        x_twin = torch.randn(1, dim, h, w, requires_grad=True)
-        x_full = torch.randn(h * w, 1, dim, requires_grad=True)
-        runners = {
-            "twin": lambda twin=twin, x=x_twin: twin(x).sum().backward(),
-            "full": lambda full=full, x=x_full: full(x, x, value=x)[0].sum().backward(),
-        }
-        times = _time_round_robin(runners, 1, repeats)
-        row: dict[str, Any] = {
-            "grid": [h, w],
-            "tokens": h * w,
-            "twin_elements": h * w * (h + w),
-            "full_elements": (h * w) ** 2,
-        }
-        for kind, module, x in (("twin", twin, x_twin), ("full", full, x_full)):
-            resident = _tensor_bytes(module) + x.numel() * 4
-            row[f"{kind}_ms"] = times[kind][f"{clock}_ms"]
-            row[f"{kind}_peak_mb"] = peak_memory_bytes(runners[kind], resident) / 2**20
-        row["memory_ratio"] = row["twin_peak_mb"] / row["full_peak_mb"]
-        row["time_ratio"] = row["twin_ms"] / row["full_ms"]
-        rows.append(row)
-        logger.info("attention %dx%d: twin %.1f ms / full %.1f ms", h, w, row["twin_ms"], row["full_ms"])
-    tokens = [r["tokens"] for r in rows]
-    exponents = {
-        f"{kind}_{quantity}": _fit_exponent(tokens, [r[f"{kind}_{quantity}"] for r in rows])
-        for kind in ("twin", "full")
-        for quantity in ("elements", "ms", "peak_mb")
-    }
-    return {"dim": dim, "batch": 1, "rows": rows, "exponents": exponents}
-
-
-class _PreNormResidual(nn.Module):
-    """``x + mixer(LayerNorm2d(x))``: the token-mixer half of a Hor / R-Hor block, without layer scale."""
-
-    def __init__(self, mixer: nn.Module, channels: int) -> None:
-        super().__init__()
-        from ...layers import LayerNorm2d
-
-        self.norm = LayerNorm2d(channels)
-        self.mixer = mixer
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.mixer(self.norm(x))
-
-
-@torch.no_grad()
-def _reinit_convs(module: nn.Module, gain: float) -> None:
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            m.weight.normal_(0.0, gain / math.sqrt(m.weight[0].numel()))
-            if m.bias is not None:
-                m.bias.zero_()
-
-
-def gradient_norms(
-    kind: str,
-    order: int,
-    depth: int,
-    channels: int = 32,
-    size: int = 16,
-    batch: int = 2,
-    seed: int = 0,
-    gn_scale: float = 1.0 / 3.0,
-    lam: float = math.sqrt(2.0),
-    weight_gain: float | None = None,
-) -> dict[str, Any]:
-    """Gradient norms through a stack of ``depth`` pre-norm residual gnConv or Res-gnConv blocks at initialisation.
-
-    One Gaussian batch ``(batch, channels, size, size)`` goes through the stack and ``mean(y * r)`` (fixed random
-    ``r``) is back-propagated. Bounded gradients mean the ratios stay O(1) as depth and order grow.
-
-    Args:
-        kind: ``"gnconv"`` (HorNet's, depthwise scale ``gn_scale``) or ``"resgnconv"`` (lambda ``lam``).
-        order: Interaction order n.
-        depth: Number of blocks.
-        channels: Channels C.
-        size: Spatial size.
-        batch: Batch size.
-        seed: Seed of weights, input and direction.
-        gn_scale: gnConv's depthwise output scale (HorNet: 1/3).
-        lam: Res-gnConv's lambda.
-        weight_gain: Re-initialise every conv ``N(0, gain^2 / fan_in)`` (1 is variance-preserving); ``None`` keeps
-            torch's default initialisation.
-
-    Returns:
-        ``input_grad_ratio_per_block`` (``||dL/dx_d|| / ||dL/dy||`` at the input of block d, 0 = input side),
-        ``param_grad_norm_per_block``, ``output_rms`` and ``finite``.
-    """
-    from drsinet import GnConv, ResGnConv
-
-    torch.manual_seed(seed)
-
-    def mixer() -> nn.Module:
-        return GnConv(channels, order, scale=gn_scale) if kind == "gnconv" else ResGnConv(channels, order, lam=lam)
-
-    blocks = nn.ModuleList(_PreNormResidual(mixer(), channels) for _ in range(depth))
-    if weight_gain is not None:
-        _reinit_convs(blocks, weight_gain)
-    h = torch.randn(batch, channels, size, size, requires_grad=True)
-    feats = []  # feats[d] is the input of block d; the last entry is the stack's output
-    for block in blocks:
-        h.retain_grad()
-        feats.append(h)
-        h = block(h)
-    h.retain_grad()
-    feats.append(h)
-    direction = torch.randn(h.shape, generator=torch.Generator().manual_seed(seed + 1))
-    (h * direction).mean().backward()
-    out_norm = feats[-1].grad.norm().item()
-    act_grad = [f.grad.norm().item() / out_norm for f in feats[:-1]]
-    param_grad = [math.sqrt(sum(p.grad.square().sum().item() for p in b.parameters())) for b in blocks]
-    return {
-        "kind": kind,
-        "order": order,
-        "depth": depth,
-        "weight_gain": weight_gain,
-        "input_grad_ratio_per_block": act_grad,
-        "param_grad_norm_per_block": param_grad,
-        "output_rms": h.detach().square().mean().sqrt().item(),
-        "finite": all(math.isfinite(v) for v in act_grad + param_grad),
-    }
 
 
 # ----------------------------------------------------------------------------------------------- the suite
@@ -609,12 +413,12 @@ def run_suite(settings: BenchSettings) -> dict[str, Any]:
         "bf16": _bf16_ratios(models),
     }
     if settings.attention_grids:
-        report["attention"] = attention_scaling(
+        report["attention"] = get_provider("claim", "attention_scaling")(
             settings.attention_grids, settings.attention_dim, settings.attention_repeats, settings.clock
         )
     if settings.gradient_orders:
         report["gradient"] = [
-            gradient_norms(
+            get_provider("claim", "gradient_norms")(
                 kind,
                 order,
                 settings.gradient_depth,
