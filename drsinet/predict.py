@@ -10,7 +10,15 @@ import torch
 from posecommon.errors import InvalidInputError
 from posecommon.model import PoseModel
 from posecommon.ops.letterbox import letterbox, unletterbox_boxes, unletterbox_points
-from posecommon.predict import PredictKernel, RunOptions, autocast_context, model_device, running_for_inference
+from posecommon.predict import (
+    PredictKernel,
+    RunOptions,
+    autocast_context,
+    check_count,
+    check_fraction,
+    model_device,
+    running_for_inference,
+)
 from posecommon.structures import PoseResult
 
 from .decode import decode_outputs, postprocess
@@ -53,16 +61,11 @@ class DetectionKernel(PredictKernel):
         step = max(model.config.strides)
         if len(size) != 2 or any(v <= 0 or v % step for v in size):
             raise InvalidInputError(f"input_size must be two positive multiples of {step}, got {input_size}")
-        for name, value in (("score_threshold", score_threshold), ("iou_threshold", iou_threshold)):
-            if not 0.0 <= float(value) <= 1.0:
-                raise InvalidInputError(f"{name} must be in [0, 1], got {value}")
-        if isinstance(max_people, bool) or not isinstance(max_people, int) or max_people < 1:
-            raise InvalidInputError(f"max_people must be a positive integer, got {max_people!r}")
         self.model = model
         self.input_size: tuple[int, int] = size  # type: ignore[assignment]
-        self.score_threshold = float(score_threshold)
-        self.iou_threshold = float(iou_threshold)
-        self.max_people = max_people
+        self.score_threshold = check_fraction("score_threshold", score_threshold)
+        self.iou_threshold = check_fraction("iou_threshold", iou_threshold)
+        self.max_people = check_count("max_people", max_people)
 
     @torch.no_grad()
     def __call__(

@@ -7,17 +7,17 @@ import pytest
 from drsinet import drsi_net_l, drsi_net_s
 from drsinet.recipe import DRSI_RECIPE, drsi_recipe
 from posecommon.app.cli import build_parser
+from posecommon.app.train_run import TrainRunOptions, effective_recipe, train_config_from_recipe
 from posecommon.train import TrainSchedule
-from posecommon.train.run import RunOptions, effective_recipe, train_config_from_recipe
 from vttranspose import vttranspose_h_s
 from vttranspose.recipe import VTTRANSPOSE_RECIPE
 
 COCO_STEPS_36 = 57000 // 36  # batches of 36 per epoch of a COCO-sized training set
 
 
-def _options(argv: list[str]) -> RunOptions:
+def _options(argv: list[str]) -> TrainRunOptions:
     args = build_parser().parse_args(["train", *argv, "--out", "unused"])
-    return RunOptions(
+    return TrainRunOptions(
         epochs=args.epochs,
         steps=args.steps,
         batch_size=args.batch_size,
@@ -59,7 +59,7 @@ def test_each_model_carries_its_papers_recipe():
 
 def test_one_command_trains_drsi_net_with_the_papers_schedule():
     recipe = effective_recipe(drsi_recipe("drsi_net_s"), _options(["drsi_net_s", "--data", "COCO"]))
-    config = train_config_from_recipe(recipe, RunOptions(), COCO_STEPS_36, num_workers=8)
+    config = train_config_from_recipe(recipe, TrainRunOptions(), COCO_STEPS_36, num_workers=8)
     assert config.total_steps == 300 * COCO_STEPS_36 and config.batch_size == 36
     assert (config.optimizer, config.lr, config.momentum, config.schedule) == ("sgd", 3e-3, 0.937, "epoch_cosine")
     assert config.warmup_steps == max(round(3 * COCO_STEPS_36), 1000) and config.nominal_batch_size == 64

@@ -275,10 +275,9 @@ class VTTransPose(HRNetSLayers, PoseModel):
     def cpu_chunk_pixels(self) -> int:
         """Largest ``batch x H x W`` per call that :func:`~posecommon.inference_module` runs on CPU.
 
-        The default budget (:data:`~posecommon.inference.CPU_CHUNK_PIXELS`, eight 256x192 crops) for twin attention,
-        which gains from batching (per image at batch 8: 0.84-0.91x of batch 1); one crop per call for the official
-        full attention, whose per-image time grows with the batch (one thread, fused, channels-last, batch 8 against
-        1: encoder 1.09x, HRNet 1.03x, whole model 1.00-1.06x over four runs).
+        The default budget (:data:`~posecommon.predict.CPU_CHUNK_PIXELS`, eight 256x192 crops) for twin attention,
+        which gains from batching; one crop per call for the official full attention, whose per-image time grows
+        with the batch (measurements: docs/benchmarks.md, "bf16 and batch scaling").
         """
         return 1 if self.config.attention == "full" else CPU_CHUNK_PIXELS
 

@@ -30,6 +30,7 @@ from posecommon.predict import (
     PredictKernel,
     RunOptions,
     autocast_context,
+    check_count,
     model_device,
     running_for_inference,
     whole_image_box,
@@ -118,14 +119,12 @@ class TopDownKernel(PredictKernel):
         crop_batch_size: int = 32,
     ) -> None:
         super().__init__(model.keypoint_spec, (model,))
-        if isinstance(crop_batch_size, bool) or not isinstance(crop_batch_size, int) or crop_batch_size < 1:
-            raise InvalidInputError(f"crop_batch_size must be a positive integer, got {crop_batch_size!r}")
         self.model = model
         self.flip_test = flip_test
         self.use_dark = use_dark
         self.padding = padding
         self.input_size = _check_input_size(input_size) or tuple(model.preprocess.input_size)
-        self.crop_batch_size = crop_batch_size
+        self.crop_batch_size = check_count("crop_batch_size", crop_batch_size)
 
     @torch.no_grad()
     def __call__(

@@ -74,9 +74,9 @@ def load_model(name: str | None, weights: str | None) -> PoseModel:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from ..errors import TrainingInterrupted
-    from ..train.run import RunOptions, run_training
+    from .train_run import TrainRunOptions, run_training
 
-    options = RunOptions(
+    options = TrainRunOptions(
         epochs=args.epochs,
         steps=args.steps,
         batch_size=args.batch_size,
@@ -190,7 +190,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .predict_cmd import PredictOptions, build_kernel, check_output_dir, coco_image_ids, run_predictions
+    from .predict_run import PredictOptions, build_kernel, check_output_dir, coco_image_ids, run_predictions
 
     out = check_output_dir(args.out, exist_ok=args.exist_ok)  # before any model is loaded
     if args.ann is not None:

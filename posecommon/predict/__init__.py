@@ -9,7 +9,16 @@
 """
 
 from .inference import CPU_CHUNK_PIXELS, ChannelsLastInput, inference_module, running_for_inference, weights_key
-from .kernel import PredictKernel, RunOptions, autocast_context, half_dtype, model_device, whole_image_box
+from .kernel import (
+    PredictKernel,
+    RunOptions,
+    autocast_context,
+    check_count,
+    check_fraction,
+    half_dtype,
+    model_device,
+    whole_image_box,
+)
 from .pipeline import PosePipeline
 from .run import build_kernel, move_to_device, predict_frames, run_predict
 from .sources import IMAGE_SUFFIXES, Frame, Source, SourceFailure, iter_frames, open_source
@@ -26,6 +35,8 @@ __all__ = [
     "SourceFailure",
     "autocast_context",
     "build_kernel",
+    "check_count",
+    "check_fraction",
     "half_dtype",
     "inference_module",
     "iter_frames",

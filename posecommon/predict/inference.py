@@ -1,31 +1,18 @@
-"""The module ``predict`` runs: a cached, fused (and on CPU channels-last) copy of a model.
+"""The module a predict kernel runs: a cached, fused (and on CPU channels-last) copy of a model.
 
-``predict`` of both families folds BatchNorm (and merges AsymmetricConv) by default without touching the user's
-model: :func:`inference_module` returns a deep copy, fused and in eval mode, and keeps it (weakly keyed by the
-model) until the model's weights change. A change is detected from each parameter and buffer's identity, storage,
-device, dtype and in-place version counter, so an optimiser step, ``load_state_dict``, ``.to(...)`` or replacing a
-layer all trigger a rebuild on the next call, while repeated predictions reuse the copy. Writes through a tensor's
-``.data`` attribute bypass the version counter and are not seen; write under ``torch.no_grad()`` instead. The copy
-costs one model's worth of memory; pass ``fuse=False`` to run the model itself.
+Kernels fold BatchNorm (and merge AsymmetricConv) by default without touching the user's model:
+:func:`inference_module` returns a deep copy, fused and in eval mode, and keeps it (weakly keyed by the model) until
+the model's weights change. A change is detected from each parameter and buffer's identity, storage, device, dtype
+and in-place version counter, so an optimiser step, ``load_state_dict``, ``.to(...)`` or replacing a layer all
+trigger a rebuild on the next call. Writes through a tensor's ``.data`` bypass the version counter and are not seen;
+write under ``torch.no_grad()`` instead. The copy costs one model's worth of memory; ``fuse=False`` runs the model
+itself.
 
-``channels_last=None`` (the default) means channels-last on CPU, where the benchmark suite measured it to help both
-families (fused latency at batch 1, one thread: DRSI-Net-s 380 -> 331 ms, YOLO-Pose s6 271 -> 258 ms,
-VTTransPose-H-S 147 -> 128 ms, TransPose-H-S 506 -> 502 ms), and the default layout elsewhere (not measured).
-
-On CPU a batch is run in chunks of at most :data:`CPU_CHUNK_PIXELS` input pixels (one 640 x 640 image; eight
-256 x 192 crops), with the same outputs as one call (the fused models treat every image independently). The
-reason is the memory allocator, not the arithmetic: PyTorch allocates every intermediate map afresh, and glibc
-serves blocks of 32 MiB and more (``M_MMAP_THRESHOLD``'s ceiling) with new pages from the kernel, which must
-be zero-filled and faulted in on first touch; smaller blocks are recycled from the heap. At 640 x 640 a
-DRSI-Net-s map of the first stage is 13 MiB per image, so at batch 8 most maps are above the threshold and every
-memory-bound operation pays the page faults: one thread, 640 x 640, CPU time per image of the fused
-channels-last model grew from 446-477 ms at batch 1 to 483-533 ms at batch 8, and with
-``MALLOC_MMAP_THRESHOLD_`` raised so that glibc recycles large blocks too, a DRSI stage's per-image time at
-batch 8 fell below batch 1 (0.88-0.95x). The convolutions themselves gain nothing from a larger batch at these
-sizes (their matrix products already have ``H x W`` rows per image), while small inputs still gain from
-batching, which the pixel budget keeps. A model whose per-image time grows with the batch anyway sets its own
-budget as a ``cpu_chunk_pixels`` attribute (the official TransPose-H-S runs one crop per call; see
-:attr:`vttranspose.VTTransPose.cpu_chunk_pixels`).
+``channels_last=None`` means channels-last on CPU (faster there for both families) and the default layout
+elsewhere. On CPU a batch runs in chunks of at most :data:`CPU_CHUNK_PIXELS` input pixels, with the outputs of one
+call: large fresh maps cost page faults in glibc's allocator, which the chunks avoid, while small crops still
+batch. A model whose per-image time grows with the batch anyway sets its own ``cpu_chunk_pixels``. The
+measurements behind both choices are in ``docs/benchmarks.md`` ("bf16 and batch scaling").
 """
 
 from __future__ import annotations

@@ -27,10 +27,38 @@ __all__ = [
     "PredictKernel",
     "RunOptions",
     "autocast_context",
+    "check_count",
+    "check_fraction",
     "half_dtype",
     "model_device",
     "whole_image_box",
 ]
+
+
+def check_count(name: str, value: Any) -> int:
+    """``value`` as a positive int (a count or size option of ``predict``).
+
+    Raises:
+        InvalidInputError: it is not a positive integer (``True`` is not one).
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_fraction(name: str, value: Any) -> float:
+    """``value`` as a float in ``[0, 1]`` (a score or IoU threshold).
+
+    Raises:
+        InvalidInputError: it is not a number in ``[0, 1]`` (NaN is not).
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not 0.0 <= number <= 1.0:
+        raise InvalidInputError(f"{name} must be a number in [0, 1], got {value!r}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -62,9 +90,7 @@ class RunOptions:
     channels_last: bool | None = None
 
     def __post_init__(self) -> None:
-        size = self.batch_size
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise InvalidInputError(f"batch_size must be a positive integer, got {size!r}")
+        check_count("batch_size", self.batch_size)
         if self.device is not None:
             try:
                 torch.device(self.device)

@@ -11,7 +11,7 @@ import torch
 from ..errors import InvalidInputError
 from ..registry import create_model
 from ..structures import PoseResult
-from .kernel import PredictKernel, RunOptions
+from .kernel import PredictKernel, RunOptions, check_count, check_fraction
 from .run import run_predict
 
 __all__ = ["PipelineKernel", "PosePipeline"]
@@ -99,18 +99,12 @@ class PosePipeline:
         detector_input_size: Sequence[int] | None = None,
         **pose_options: Any,
     ) -> None:
-        for name, value in (("score_threshold", score_threshold), ("iou_threshold", iou_threshold)):
-            if not 0.0 <= float(value) <= 1.0:
-                raise InvalidInputError(f"{name} must be in [0, 1], got {value}")
-        bad_cap = isinstance(max_people, bool) or not isinstance(max_people, int) or max_people < 1
-        if max_people is not None and bad_cap:
-            raise InvalidInputError(f"max_people must be a positive integer or None, got {max_people!r}")
         _check_options(pose_model, pose_options)
         self.detector = detector
         self.pose_model = pose_model
-        self.score_threshold = float(score_threshold)
-        self.iou_threshold = float(iou_threshold)
-        self.max_people = max_people
+        self.score_threshold = check_fraction("score_threshold", score_threshold)
+        self.iou_threshold = check_fraction("iou_threshold", iou_threshold)
+        self.max_people = None if max_people is None else check_count("max_people", max_people)
         self.detector_input_size = tuple(detector_input_size) if detector_input_size is not None else None
         self.pose_options = pose_options
 

@@ -25,15 +25,15 @@ from ..evaluation.runner import evaluate_model
 from ..media.image import load_image
 from ..model import PoseModel
 from ..registry import create_model
+from ..train.config import TrainConfig
+from ..train.loader import default_num_workers
+from ..train.recipe import TrainRecipe
+from ..train.trainer import Trainer
 from ..visualize import draw_pose
-from .config import TrainConfig
-from .loader import default_num_workers
-from .recipe import TrainRecipe
-from .trainer import Trainer
 
 __all__ = [
     "CocoSplits",
-    "RunOptions",
+    "TrainRunOptions",
     "backbone_choice",
     "describe_plan",
     "effective_recipe",
@@ -77,7 +77,7 @@ def find_coco_splits(root: str | Path, train_split: str = "train2017", val_split
 
 
 @dataclass(frozen=True)
-class RunOptions:
+class TrainRunOptions:
     """Options of :func:`run_training` (the ``posezoo train`` flags). None means: the model's recipe decides.
 
     Args:
@@ -166,7 +166,7 @@ def backbone_choice(model: PoseModel, data: str | Path, requested: str | None) -
     return "imagenet" if supported and str(data) != "synthetic" else "none"
 
 
-def effective_recipe(recipe: TrainRecipe, options: RunOptions) -> TrainRecipe:
+def effective_recipe(recipe: TrainRecipe, options: TrainRunOptions) -> TrainRecipe:
     """``recipe`` with the values ``options`` set (their sources become ``"command line"``)."""
     changes: dict[str, Any] = {
         name: getattr(options, name)
@@ -189,7 +189,7 @@ def effective_recipe(recipe: TrainRecipe, options: RunOptions) -> TrainRecipe:
 
 
 def train_config_from_recipe(
-    recipe: TrainRecipe, options: RunOptions, steps_per_epoch: int, num_workers: int
+    recipe: TrainRecipe, options: TrainRunOptions, steps_per_epoch: int, num_workers: int
 ) -> TrainConfig:
     """The :class:`TrainConfig` of a run of ``options.steps`` (else ``recipe.epochs`` epochs) under ``recipe``."""
     total_steps = options.steps if options.steps is not None else recipe.epochs * steps_per_epoch
@@ -240,7 +240,7 @@ def _init_distributed(device: str | None) -> int:
     return dist.get_rank()
 
 
-def _generate_synthetic(root: Path, options: RunOptions) -> None:
+def _generate_synthetic(root: Path, options: TrainRunOptions) -> None:
     generate_synthetic_splits(
         root, options.synthetic_train, options.synthetic_val, seed=options.seed, image_size=options.synthetic_image_size
     )
@@ -276,7 +276,7 @@ def run_training(
     model_name: str,
     data: str | Path,
     out_dir: str | Path,
-    options: RunOptions,
+    options: TrainRunOptions,
     train_split: str = "train2017",
     val_split: str = "val2017",
     report: Callable[[str], None] = logger.info,
@@ -331,7 +331,7 @@ def run_training(
         model.init_backbone(backbone)
     base_recipe = options.recipe or model.train_recipe
     if base_recipe is None:
-        raise InvalidInputError(f"{model_name} declares no train_recipe; pass RunOptions(recipe=...)")
+        raise InvalidInputError(f"{model_name} declares no train_recipe; pass TrainRunOptions(recipe=...)")
     recipe = effective_recipe(base_recipe, options)
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
