@@ -1,6 +1,6 @@
 """VTTransPose vs TransPose-H-S (and the twin-attention ablation): the benchmark suite restricted to these models.
 
-Thin wrapper around :mod:`posecommon.bench`, which measures params, MACs, latency, throughput, memory and the
+Thin wrapper around :mod:`posecommon.app.bench`, which measures params, MACs, latency, throughput, memory and the
 twin-attention claim for every model in one run; all of its options apply.
 
 Usage::

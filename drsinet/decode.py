@@ -1,7 +1,7 @@
 """Decoding of DRSI-Net's raw head outputs into person boxes, scores and keypoints (YOLO-Pose formulas).
 
 All functions are pure and batched; inputs are never modified. Coordinates are model-input pixels, in the frame the
-YOLO-Pose formulas define (the one training targets are encoded in); :mod:`posecommon.letterbox` maps them back to
+YOLO-Pose formulas define (the one training targets are encoded in); :mod:`posecommon.ops.letterbox` maps them back to
 the original image. For level ``l`` with stride ``s`` and grid cell ``(gx, gy)``, anchor ``(aw, ah)``:
 
 - box centre ``(2 sigmoid(t_xy) - 0.5 + g) * s``, size ``(2 sigmoid(t_wh))^2 * anchor``;

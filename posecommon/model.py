@@ -217,7 +217,7 @@ class PoseModel(nn.Module):
     def from_pretrained(cls, source: str | Path, *, revision: str | None = None) -> PoseModel:
         """Rebuild a model saved with :meth:`save_pretrained` / :meth:`push_to_hub` and load its weights.
 
-        ``config.json`` is validated first (:mod:`posecommon.saved_config`); its ``config`` object is checked
+        ``config.json`` is validated first (:mod:`posecommon.hub.saved_config`); its ``config`` object is checked
         against the model's config dataclass: a key that is no field (``"pretrained"``, a typo) or a value of the
         wrong type is a :class:`~posecommon.errors.ConfigError` naming the field, and nothing else reaches the
         model's entrypoint. The model is then built through the registry with random weights, gets the saved

@@ -48,7 +48,7 @@ _LIMB_PALETTE = ((255, 60, 60), (60, 255, 60), (60, 120, 255), (255, 0, 255), (0
 
 def as_pil(image: Any) -> Image.Image:
     """An RGB PIL copy of ``image``: a PIL image (any mode), a path, a numpy ``(H, W[, C])`` RGB array or a
-    ``(3, H, W)`` uint8 tensor (see :func:`~posecommon.image.load_image`)."""
+    ``(3, H, W)`` uint8 tensor (see :func:`~posecommon.media.image.load_image`)."""
     if isinstance(image, Image.Image):
         return image.convert("RGB")  # always a new image
     pixels = load_image(image).cpu()

@@ -1,4 +1,4 @@
-"""Tests of posecommon.box_ops: format round trips, IoU against brute force, CIoU against its hand-computed terms."""
+"""Tests of posecommon.ops.boxes: format round trips, IoU against brute force, CIoU against its hand-computed terms."""
 
 from __future__ import annotations
 

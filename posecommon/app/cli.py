@@ -3,7 +3,7 @@
 Every error posezoo raises on purpose (:class:`~posecommon.errors.PosezooError`, a missing optional dependency
 included) ends the command with one line on stderr and exit status 2, never a traceback. Model names are checked
 before anything is built (with "did you mean" suggestions), and each command checks its own arguments before it
-imports torch or loads a model. ``posezoo models`` reads the model table from a cache (:mod:`posecommon.size_cache`)
+imports torch or loads a model. ``posezoo models`` reads the model table from a cache (:mod:`posecommon.app.size_cache`)
 and then imports neither torch nor the models.
 """
 
@@ -207,7 +207,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         max_people=args.max_people,
         keypoint_threshold=args.keypoint_threshold,
     )
-    # predict runs a fused copy by default (posecommon.inference); the loaded models stay as they are.
+    # predict runs a fused copy by default (posecommon.predict.inference); the loaded models stay as they are.
     model = load_model(args.model, args.weights)
     detector = load_model(args.detector, args.detector_weights) if args.detector else None
     kernel = build_kernel(model, detector, options)

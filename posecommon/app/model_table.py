@@ -1,6 +1,6 @@
 """The model table: measured parameters and MACs of every registered model beside the paper's figures.
 
-Used by ``posezoo models`` (through the cache of :mod:`posecommon.size_cache`) and by the docs, so the table is
+Used by ``posezoo models`` (through the cache of :mod:`posecommon.app.size_cache`) and by the docs, so the table is
 always generated from code. Importing this module does not import torch; measuring does.
 """
 

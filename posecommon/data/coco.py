@@ -27,7 +27,7 @@ What is an error and what is skipped:
   with no labelled joint teaches nothing); the multi-person dataset uses 0, since a person box without keypoints
   is still a box target.
 
-Coordinates follow posezoo's pixel-centre convention (see :mod:`posecommon.geometry`): keypoints and boxes are used
+Coordinates follow posezoo's pixel-centre convention (see :mod:`posecommon.ops.geometry`): keypoints and boxes are used
 as written in the file, in original-image pixels; boxes are clipped to the image area ``[-0.5, W - 0.5] x [-0.5,
 H - 0.5]``.
 """

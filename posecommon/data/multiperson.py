@@ -1,13 +1,13 @@
 """Multi-person training/evaluation dataset for single-stage models (DRSI-Net, YOLO-Pose): letterboxed images with
 box + keypoint targets, mosaic, flip, translate and scale (the DRSI-Net paper's recipe, section 4.2).
 
-All coordinates follow posezoo's pixel-centre convention (:mod:`posecommon.geometry`): an ``S``-pixel input spans
+All coordinates follow posezoo's pixel-centre convention (:mod:`posecommon.ops.geometry`): an ``S``-pixel input spans
 ``[-0.5, S - 0.5]``.
 
-Evaluation (``train=False``): the image is letterboxed (:func:`posecommon.letterbox.letterbox`: resized to fit
+Evaluation (``train=False``): the image is letterboxed (:func:`posecommon.ops.letterbox.letterbox`: resized to fit
 ``S x S`` keeping its aspect ratio, padded at the bottom/right with ``pad_value``), exactly as at inference; the
-sample carries the :class:`~posecommon.letterbox.LetterboxInfo` so that predictions map back to original-image
-pixels with :func:`~posecommon.letterbox.unletterbox_points` / :func:`~posecommon.letterbox.unletterbox_boxes`.
+sample carries the :class:`~posecommon.ops.letterbox.LetterboxInfo` so that predictions map back to original-image
+pixels with :func:`~posecommon.ops.letterbox.unletterbox_points` / :func:`~posecommon.ops.letterbox.unletterbox_boxes`.
 
 Training, as YOLO-Pose (branch ``yolo-pose`` of edgeai-yolov5; ``utils/datasets.py`` there, cited by line):
 
@@ -167,7 +167,7 @@ class MultiPersonCocoDataset(Dataset):
     - ``keypoints``: ``(N, K, 3)`` float32 ``(x, y, v)`` in input pixels, ``v`` the COCO flag; unlabelled or
       cropped-away joints are ``(0, 0, 0)``.
     - ``image_id``: int64 scalar (of the main image for a mosaic).
-    - ``letterbox``: the :class:`~posecommon.letterbox.LetterboxInfo` in evaluation mode, ``None`` in training.
+    - ``letterbox``: the :class:`~posecommon.ops.letterbox.LetterboxInfo` in evaluation mode, ``None`` in training.
 
     Batch with :meth:`collate` (pass it as ``collate_fn``).
 

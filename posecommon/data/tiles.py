@@ -8,7 +8,7 @@ channels-last uint8 tensor, which PyTorch runs with SIMD; docs/benchmarks.md com
 is a triangle whose support grows with the reduction factor when shrinking, plain bilinear when enlarging, as
 Pillow's ``BILINEAR``. Output pixels no source covers keep the pad value.
 
-Coordinates follow posezoo's pixel-centre convention (:mod:`posecommon.geometry`). A :class:`TilePlacement` maps
+Coordinates follow posezoo's pixel-centre convention (:mod:`posecommon.ops.geometry`). A :class:`TilePlacement` maps
 source pixels to output pixels as ``p = x * scale + offset`` per axis and owns the output pixels whose centres lie
 in its ``region`` ``[x1, x2) x [y1, y2)``.
 

@@ -3,7 +3,7 @@
 The pipeline is the official TransPose one (``lib/dataset/JointsDataset.py:114-203``, ``lib/dataset/coco.py``),
 with every geometric step done by :class:`~posecommon.codecs.TopDownCodec`:
 
-1. The annotation box is sanitised as the official loader does (:func:`~posecommon.geometry.clean_coco_boxes`,
+1. The annotation box is sanitised as the official loader does (:func:`~posecommon.ops.geometry.clean_coco_boxes`,
    ``coco.py:162-173``) and becomes a region (``_xywh2cs``: centre ``x + (w - 1) / 2``, aspect ratio of the input,
    padding 1.25).
 2. Training only, in the official order (:class:`TopDownAugmentation` holds the probabilities and spreads): *half

@@ -93,7 +93,7 @@ def _log_resolved_commit(repo_id: str, revision: str | None, commit: str) -> Non
 def fetch_pretrained(source: str | Path, revision: str | None = None) -> tuple[dict[str, Any], ResolvedWeights]:
     """Locate the config and weights of a :func:`save_pretrained` directory or Hub repository.
 
-    ``config.json`` is validated (:func:`~posecommon.saved_config.validate_saved_config`). A Hub reference
+    ``config.json`` is validated (:func:`~posecommon.hub.saved_config.validate_saved_config`). A Hub reference
     without a pinned commit logs the commit it resolved to (a WARNING when no revision was given at all), and the
     returned :class:`ResolvedWeights` carries it, so :func:`save_pretrained` can record where the weights came
     from. A ``config.json`` that records no sha256 loads with a WARNING (the weights cannot be verified).

@@ -2,7 +2,7 @@
 
 ``config.json`` comes from wherever the weights came from, so it is checked before anything acts on it: every
 top-level field must be one posezoo writes, with the type it writes. The model's ``config`` object is checked
-against the model's config dataclass later, when the model is built (:func:`posecommon.config_utils.replace_config`
+against the model's config dataclass later, when the model is built (:func:`posecommon.config.replace_config`
 refuses unknown fields, so no entry can reach the entrypoint as another keyword such as ``pretrained``).
 
 Fields (``format_version`` 1; the first two are required):

@@ -1,7 +1,7 @@
 """Turn one user image (path, PIL, numpy, tensor) into an RGB ``uint8`` tensor, with clear errors for anything else.
 
 Collections and streams of images (directories, globs, URLs, videos, lists, generators, batched arrays) are
-normalised by :mod:`posecommon.sources`, which calls :func:`load_image` for each image.
+normalised by :mod:`posecommon.predict.sources`, which calls :func:`load_image` for each image.
 """
 
 from __future__ import annotations

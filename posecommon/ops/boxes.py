@@ -6,7 +6,7 @@ modifies its inputs and is differentiable where noted. (Pairwise ``(N, M)`` IoU 
 
 Shape key and formats:
     - ``(..., 4)`` boxes; ``xyxy`` = ``(x1, y1, x2, y2)`` corners, ``cxcywh`` = ``(cx, cy, w, h)`` centre and size.
-      (COCO's top-left ``(x, y, w, h)`` is :func:`posecommon.geometry.box_xyxy_to_xywh`'s format, not this one.)
+      (COCO's top-left ``(x, y, w, h)`` is :func:`posecommon.ops.geometry.box_xyxy_to_xywh`'s format, not this one.)
     - Coordinates are continuous and in any frame, as long as both arguments share it; IoU and CIoU are invariant
       to translation and to uniform scaling.
 """

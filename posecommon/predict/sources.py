@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"})
-"""File suffixes a directory listing takes as images (lower case); videos: :data:`~posecommon.video.VIDEO_SUFFIXES`."""
+"""File suffixes a directory listing takes as images (lower case); videos: :data:`~posecommon.media.VIDEO_SUFFIXES`."""
 
 SourceKind = Literal["single", "list", "stream"]
 

@@ -2,7 +2,7 @@
 
 ``predict`` runs :func:`posecommon.inference_module`'s copy of the model: BatchNorm folded (``fuse``) and, on CPU,
 weights and inputs in channels-last memory, a batch split into calls of at most
-:data:`~posecommon.inference.CPU_CHUNK_PIXELS` input pixels (or the model's own ``cpu_chunk_pixels``). A batch is
+:data:`~posecommon.predict.CPU_CHUNK_PIXELS` input pixels (or the model's own ``cpu_chunk_pixels``). A batch is
 worth sending only if it costs no more per image than single images, so this section times exactly that module on
 the same ``B`` images (8 by default) sent one by one and sent as one batch, alternating the two in every round (so a
 change of machine load hits both, and both average over ``B`` images' work), and reports the ratio

@@ -581,7 +581,7 @@ def _parse_size(text: str) -> tuple[str, tuple[int, int]]:
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the suite's options to ``parser`` (shared by ``python -m posecommon.bench`` and ``posezoo bench``)."""
+    """Add the suite's options to ``parser`` (shared by ``python -m posecommon.app.bench`` and ``posezoo bench``)."""
     parser.add_argument(
         "--models", nargs="*", default=None, help="registry names or patterns (default: all; none given: no models)"
     )
@@ -603,7 +603,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scaling-batch", type=int, default=None, help="large batch of the batch-scaling section (default 8; 0 skips)"
     )
-    data = parser.add_argument_group("data pipelines (posecommon.bench_data)")
+    data = parser.add_argument_group("data pipelines (posecommon.app.bench.data)")
     data.add_argument("--data", action="store_true", help="measure the training data pipelines (alone unless --models)")
     data.add_argument("--data-ann", default=None, help="COCO keypoints file to read (default: synthetic JPEGs)")
     data.add_argument("--data-images", default=None, help="image directory of --data-ann")
@@ -649,8 +649,8 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m posecommon.bench``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m posecommon.bench", description=__doc__.split("\n\n")[0])
+    """``python -m posecommon.app.bench``; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m posecommon.app.bench", description=__doc__.split("\n\n")[0])
     add_bench_arguments(parser)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     return run_from_args(parser.parse_args(argv))
