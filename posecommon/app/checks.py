@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import MAX_INPUT_SIDE, check_device, check_size
-from ..errors import InvalidInputError, WeightsNotFoundError
+from ..errors import DatasetError, InvalidInputError
 
 if TYPE_CHECKING:
     from ..errors import TrainingInterrupted
 
-__all__ = ["check_evaluate_args", "check_predict_args", "check_weights_arg", "one_line", "stop_message"]
+__all__ = ["check_evaluate_args", "check_predict_args", "one_line", "stop_message"]
 
 
 def one_line(text: str) -> str:
@@ -33,16 +33,6 @@ def one_line(text: str) -> str:
 def _check_threshold(flag: str, value: float) -> None:
     if not (math.isfinite(value) and 0.0 <= value <= 1.0):
         raise InvalidInputError(f"{flag} must be a number in [0, 1], got {value}")
-
-
-def check_weights_arg(flag: str, weights: str | None) -> None:
-    """A local ``--weights`` path must exist (``hf-hub:`` references are fetched later).
-
-    Raises:
-        WeightsNotFoundError: the path does not exist.
-    """
-    if weights is not None and not weights.startswith("hf-hub:") and not Path(weights).exists():
-        raise WeightsNotFoundError(f"{flag} {weights}: no such file or directory")
 
 
 def check_predict_args(args: argparse.Namespace) -> None:
@@ -68,13 +58,22 @@ def check_predict_args(args: argparse.Namespace) -> None:
 
 
 def check_evaluate_args(args: argparse.Namespace) -> None:
-    """``posezoo evaluate``'s paths that need no model.
+    """``posezoo evaluate``'s box sources and paths, which need no model (``--max-images`` is checked by the
+    parser).
 
     Raises:
-        WeightsNotFoundError: a local weight path does not exist.
+        InvalidInputError: more than one source of person boxes.
+        DatasetError: ``--ann``, ``--images`` or ``--det-json`` is given and does not exist.
     """
-    check_weights_arg("--weights", args.weights)
-    check_weights_arg("--detector-weights", args.detector_weights)
+    if args.det_json is not None and (args.detector is not None or args.use_gt_boxes):
+        raise InvalidInputError("--det-json, --detector and --use-gt-boxes choose the person boxes: pass only one")
+    if args.use_gt_boxes and args.detector is not None:
+        raise InvalidInputError("--use-gt-boxes and --detector choose the person boxes: pass only one")
+    for flag, path in (("--ann", args.ann), ("--det-json", args.det_json)):
+        if path is not None and not Path(path).is_file():
+            raise DatasetError(f"{flag} {path}: {'no such file' if not Path(path).exists() else 'not a file'}")
+    if args.images is not None and not Path(args.images).is_dir():
+        raise DatasetError(f"--images {args.images}: no such directory")
 
 
 def stop_message(stop: TrainingInterrupted) -> str:

@@ -175,10 +175,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if args.model is not None and args.model != args.run:
             raise WeightsNotFoundError(f"two model names given: {args.run} and --model {args.model}")
         args.model, args.run = args.run, None
-    if args.det_json is not None and (args.detector is not None or args.use_gt_boxes):
-        raise InvalidInputError("--det-json, --detector and --use-gt-boxes choose the person boxes: pass only one")
-    if args.use_gt_boxes and args.detector is not None:
-        raise InvalidInputError("--use-gt-boxes and --detector choose the person boxes: pass only one")
     if args.run is not None:
         summary_path = Path(args.run) / "summary.json"
         if not summary_path.is_file():

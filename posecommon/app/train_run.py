@@ -576,7 +576,8 @@ def _train_checked(
                 summary["final"] = str(out_dir / "final")
                 atomic_write_bytes(out_dir / "summary.json", json.dumps(summary, indent=2).encode())
         except Abandoned:
+            newest = (trainer.store.candidates() or [None])[0]
             raise TrainingInterrupted(
-                trainer.step, str(out_dir / "final"), rank, stop.signal or signal.SIGINT, phase="finishing"
+                trainer.step, str(newest) if newest else None, rank, stop.signal or signal.SIGINT, phase="finishing"
             ) from None
     return summary

@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
+from ..config import check_device
 from ..errors import CheckpointError, RunMismatchError, TrainingDivergedError, TrainingInterrupted
 from .checkpoint import CheckpointStore
 from .config import TrainConfig, TrainTask
@@ -100,6 +101,7 @@ class Trainer:
         run_info: dict[str, Any] | None = None,
         report: Callable[[str], None] | None = None,
     ) -> None:
+        check_device(device)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())  # torchrun: set by LOCAL_RANK

@@ -59,11 +59,18 @@ def _predict_ann(text: str) -> object:
     return setup
 
 
-def _evaluate(*extra: str) -> object:
+def _evaluate(*extra: str, ann: str = "ann.json") -> object:
     def setup(ws: Workspace) -> list[str]:
-        return ["evaluate", "--weights", ws.extra["pose"], "--ann", ws.path("ann.json"), "--images", ws.root, *extra]
+        ws.write("ann.json", "{}")
+        return ["evaluate", "--weights", ws.extra["pose"], "--ann", ws.path(ann), "--images", ws.root, *extra]
 
     return setup
+
+
+def _evaluate_weights_missing(ws: Workspace) -> list[str]:
+    argv = _evaluate()(ws)
+    argv[argv.index("--weights") + 1] = "nowhere"
+    return argv
 
 
 def _export(*extra: str) -> object:
@@ -145,8 +152,10 @@ CASES = [
     # evaluate, export, models
     fault_case("evaluate-max-images-0", _evaluate("--max-images", "0"), 2, "positive integer"),
     fault_case("evaluate-max-images-negative", _evaluate("--max-images", "-1"), 2, "positive integer"),
-    fault_case("evaluate-weights-missing", lambda ws: ["evaluate", "--weights", "nowhere"], 2, "no such file"),
-    fault_case("evaluate-ann-missing", _evaluate(), 2, "not found"),
+    fault_case("evaluate-weights-missing", _evaluate_weights_missing, 2, "not found"),
+    fault_case("evaluate-ann-missing", _evaluate(ann="nowhere.json"), 2, "--ann"),
+    fault_case("evaluate-images-missing", lambda ws: [*_evaluate()(ws)[:-1], ws.path("no-images")], 2, "--images"),
+    fault_case("evaluate-det-json-missing", _evaluate("--det-json", "nowhere.json"), 2, "--det-json"),
     fault_case("evaluate-two-box-sources", _evaluate("--det-json", "d.json", "--use-gt-boxes"), 2, "only one"),
     fault_case("evaluate-not-a-run", lambda ws: ["evaluate", str(ws.out)], 2, "not a training run"),
     fault_case("export-top-k-0", _export("--decode", "--top-k", "0"), 2, "--top-k"),

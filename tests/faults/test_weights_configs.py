@@ -21,7 +21,6 @@ import torch
 from safetensors.torch import load_file
 
 from posecommon.errors import IncompatibleWeightsError, UnsafeWeightsError, WeightsNotFoundError
-from posecommon.hub.files import safetensors_bytes
 
 from ._harness import Snapshot, Workspace, check_fault, fault_case, run_cli
 from .test_images import GOOD_JPEG
@@ -76,10 +75,12 @@ def _tensors(edit: Callable[[dict[str, torch.Tensor]], None]) -> Callable[[Works
     """A copy of the saved detector whose weights ``edit`` changes, with the sha256 in config.json updated."""
 
     def setup(ws: Workspace) -> list[str]:
+        from safetensors.torch import save
+
         saved = _copy(ws, "detector")
         state = load_file(str(saved / "model.safetensors"))
         edit(state)
-        data = safetensors_bytes(state)
+        data = save(state)
         (saved / "model.safetensors").write_bytes(data)
         config = json.loads((saved / "config.json").read_text())
         config["weights"]["sha256"] = hashlib.sha256(data).hexdigest()
@@ -314,3 +315,38 @@ def test_converter_fault(write, error, message, tmp_path):
         convert_official_transpose(path, tmp_path / "converted")
     assert message in str(caught.value) and "\n" not in str(caught.value)
     assert keep.read_text() == "kept" and not (tmp_path / "converted").exists()
+
+
+def test_an_hf_hub_repository_gets_the_same_checks(tmp_path, monkeypatch, models):
+    """A Hub repository whose config.json asks for 10 million joints is refused from its bounds, quickly (main: 12 s,
+    2.2 GB, then an untyped RuntimeError)."""
+    from huggingface_hub import constants as hf_constants
+
+    from posecommon.errors import ConfigError
+    from posecommon.model import PoseModel
+
+    from ..hub_server import LocalHub
+
+    server = LocalHub().start()
+    try:
+        cache = tmp_path / "hf-home" / "hub"
+        variables = {"HF_ENDPOINT": server.endpoint, "HF_HOME": str(cache.parent), "HF_HUB_CACHE": str(cache)}
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setattr(hf_constants, "ENDPOINT", server.endpoint)
+        template = server.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+        monkeypatch.setattr(hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+        monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
+        monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+        config = json.loads((Path(models["detector"]) / "config.json").read_text())
+        config["config"]["num_joints"] = 10_000_000
+        weights = (Path(models["detector"]) / "model.safetensors").read_bytes()
+        commit = server.add_commit("posezoo-test/huge", {"config.json": json.dumps(config).encode(),
+                                                         "model.safetensors": weights})  # fmt: skip
+        started = time.monotonic()
+        with pytest.raises(ConfigError, match="num_joints must be within") as refused:
+            PoseModel.from_pretrained(f"hf-hub:posezoo-test/huge@{commit}")
+        assert time.monotonic() - started < 30 and "\n" not in str(refused.value)
+    finally:
+        server.stop()
