@@ -1,7 +1,8 @@
 """DRSI-Net: dual-residual spatial interaction network for single-stage multi-person pose estimation.
 
-Entrypoints ``drsi_net_s/m/l`` and the same-width YOLO-Pose baseline ``yolo_pose_s6`` are registered with
-:func:`posecommon.registry.register_model`; every block, the neck, the head and the decoding functions are exported.
+Entrypoints ``drsi_net_s/m/l`` and the YOLO-Pose layouts ``yolo_pose_s6/m6/l6`` (``s6``: the same-width baseline)
+are registered with :func:`posecommon.registry.register_model`; every block, the neck, the head, and the decoding
+functions are exported.
 """
 
 from .assign import LevelTargets, build_targets
@@ -25,9 +26,9 @@ from .blocks import (
 from .config import BACKBONE_BLOCKS, BLOCKS, NECKS, SPP_KINDS, VARIANTS, DRSINetConfig
 from .decode import decode_outputs, make_grid, postprocess
 from .gnconv import GnConv, ResGnConv, interaction_widths
-from .head import DRSIHead
+from .head import HEAD_LAYOUTS, DRSIHead
 from .loss import KPT_LOSS_FORMS, LOSS_TERMS, DRSILoss, DRSILossWeights
-from .model import DRSINet, drsi_net_l, drsi_net_m, drsi_net_s, yolo_pose_s6
+from .model import DRSINet, drsi_net_l, drsi_net_m, drsi_net_s, yolo_pose_l6, yolo_pose_m6, yolo_pose_s6
 from .neck import PAN
 from .predict import predict
 from .targets import to_yolo_pose_targets
@@ -41,6 +42,7 @@ __all__ = [
     "C3",
     "C3DR",
     "CBAM",
+    "HEAD_LAYOUTS",
     "KPT_LOSS_FORMS",
     "LOSS_TERMS",
     "NECKS",
@@ -76,5 +78,7 @@ __all__ = [
     "postprocess",
     "predict",
     "to_yolo_pose_targets",
+    "yolo_pose_l6",
+    "yolo_pose_m6",
     "yolo_pose_s6",
 ]

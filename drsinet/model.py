@@ -27,7 +27,7 @@ from .neck import PAN
 from .recipe import drsi_recipe
 from .train_task import DRSITask
 
-__all__ = ["DRSINet", "drsi_net_l", "drsi_net_m", "drsi_net_s", "yolo_pose_s6"]
+__all__ = ["DRSINet", "drsi_net_l", "drsi_net_m", "drsi_net_s", "yolo_pose_l6", "yolo_pose_m6", "yolo_pose_s6"]
 
 
 class DRSINet(PoseModel):
@@ -51,6 +51,10 @@ class DRSINet(PoseModel):
       has 3, which ``yolo_pose_s6`` keeps): the reading that reproduces Table 1's sizes
       (:class:`~drsinet.config.DRSINetConfig`).
     - ASI-PAN's Res-gnConv runs after each top-down upsample (:class:`~drsinet.neck.PAN`; Table 4's +0.9 GMACs).
+    - Head wiring ``head_layout="official"``: YOLO-Pose's ``Detect.forward`` concatenates the box and keypoint
+      outputs before viewing them per anchor (edgeai-yolov5 yolo-pose ``models/yolo.py:67-70``); the paper trained
+      with that code, so DRSI-Net has this wiring too (:class:`~drsinet.head.DRSIHead`; ``"split"`` keeps each
+      anchor's box and keypoints apart).
     - Training and evaluation follow the YOLO-Pose code: loss, assignment and gains (:class:`~drsinet.loss.DRSILoss`),
       head bias priors (:class:`~drsinet.head.DRSIHead`), BatchNorm eps 1e-3 / momentum 0.03 everywhere
       (:data:`~drsinet.blocks.BN_EPS`); COCO evaluation keeps detections down to score 0.001 with NMS IoU 0.65 and
@@ -104,7 +108,9 @@ class DRSINet(PoseModel):
             lam=cfg.gnconv_lambda,
             act=cfg.act,
         )
-        self.head = DRSIHead(self.neck.out_channels, cfg.num_anchors, cfg.num_joints, cfg.strides, cfg.act)
+        self.head = DRSIHead(
+            self.neck.out_channels, cfg.num_anchors, cfg.num_joints, cfg.strides, cfg.act, cfg.head_layout
+        )
 
     @property
     def preprocess(self) -> PreprocessConfig:
@@ -241,3 +247,26 @@ def drsi_net_l(pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
 def yolo_pose_s6(pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
     """YOLO-Pose s6 layout built from :class:`~drsinet.config.DRSINetConfig` (C3 backbone + plain PAN)."""
     return _create("yolo_pose_s6", pretrained, **kwargs)
+
+
+_SRC_YP_T1 = "DRSI-Net paper, Table 1 (YOLOPose-{}6; the YOLO-Pose README, lines 61-62, gives the same GMACs and AP)"
+
+
+@register_model(
+    family="drsinet",
+    summary="YOLO-Pose m6 layout (CSPDarknet53-m + PAN, 6-depthwise keypoint head), as the released m6 checkpoint",
+    paper=PaperFigures(41.4, 66.3, (960, 960), ap=67.4, source=_SRC_YP_T1.format("m")),
+)
+def yolo_pose_m6(pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
+    """YOLO-Pose m6 layout (depth 0.67, width 0.75; keyword arguments override config fields)."""
+    return _create("yolo_pose_m6", pretrained, **kwargs)
+
+
+@register_model(
+    family="drsinet",
+    summary="YOLO-Pose l6 layout (CSPDarknet53-l + PAN, 6-depthwise keypoint head), as the released l6 checkpoint",
+    paper=PaperFigures(87.0, 145.6, (960, 960), ap=69.4, source=_SRC_YP_T1.format("l")),
+)
+def yolo_pose_l6(pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
+    """YOLO-Pose l6 layout (depth 1.0, width 1.0; keyword arguments override config fields)."""
+    return _create("yolo_pose_l6", pretrained, **kwargs)
