@@ -1,8 +1,8 @@
 """DRSI-Net: dual-residual spatial interaction network for single-stage multi-person pose estimation.
 
 Entrypoints ``drsi_net_s/m/l`` and the YOLO-Pose layouts ``yolo_pose_s6/m6/l6`` (``s6``: the same-width baseline)
-are registered with :func:`posecommon.registry.register_model`; every block, the neck, the head, and the decoding
-functions are exported.
+are registered with :func:`posecommon.registry.register_model`; every block, the neck, the head, the decoding
+functions and the official YOLO-Pose checkpoint converter are exported.
 """
 
 from .assign import LevelTargets, build_targets
@@ -24,6 +24,7 @@ from .blocks import (
     fold_bn_before_conv,
 )
 from .config import BACKBONE_BLOCKS, BLOCKS, NECKS, SPP_KINDS, VARIANTS, DRSINetConfig
+from .convert import YoloPoseConversion, convert_yolo_pose
 from .decode import decode_outputs, make_grid, postprocess
 from .gnconv import GnConv, ResGnConv, interaction_widths
 from .head import HEAD_LAYOUTS, DRSIHead
@@ -67,7 +68,9 @@ __all__ = [
     "LevelTargets",
     "ResGnConv",
     "SpatialAttention",
+    "YoloPoseConversion",
     "build_targets",
+    "convert_yolo_pose",
     "decode_outputs",
     "drsi_net_l",
     "drsi_net_m",

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from posecommon.converters import register_converter
 from posecommon.errors import IncompatibleWeightsError, UnsafeWeightsError, WeightsNotFoundError
 
 __all__ = ["ConversionReport", "convert_official_checkpoint"]
@@ -46,6 +47,10 @@ class ConversionReport:
     def summary(self) -> str:
         """One line: counts of loaded, skipped and missing keys."""
         return f"loaded {len(self.loaded)}, skipped {len(self.skipped)}, missing {len(self.missing)} keys"
+
+    def details(self) -> list[str]:
+        """The skipped checkpoint keys (with the reason) and the model keys left missing, one line each."""
+        return [f"skipped: {k} ({r})" for k, r in self.skipped.items()] + [f"missing: {k}" for k in self.missing]
 
 
 def _read_state_dict(source: str | Path | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -127,3 +132,31 @@ def convert_official_checkpoint(
         target[key].copy_(value.to(dtype=target[key].dtype))
     logger.info("official TransPose-H-S checkpoint: %s", report.summary())
     return report
+
+
+@register_converter(
+    "transpose",
+    family="vttranspose",
+    summary="official TransPose-H-S .pth state dict -> transpose_h_s (or the shared parts of vttranspose_h_s)",
+    models=("transpose_h_s", "vttranspose_h_s"),
+    license="mit",
+)
+def _convert(
+    source: str | Path, save_dir: str | Path | None = None, model_name: str | None = None, **overrides: object
+) -> tuple[nn.Module, ConversionReport]:
+    """:func:`convert_official_checkpoint` into a new model, saved with the file's sha256 (``posezoo convert``)."""
+    from posecommon.hub import OFFICIAL_TRANSPOSE_ORIGIN, save_pretrained, sha256_file
+    from posecommon.registry import create_model
+
+    name = model_name or "transpose_h_s"
+    model = create_model(name, **overrides)
+    report = convert_official_checkpoint(source, model, strict=name == "transpose_h_s")
+    if save_dir is not None:
+        origin = "official TransPose-H-S checkpoint (github.com/yangsenius/TransPose, MIT)"
+        if not report.complete:
+            origin += f"; partial conversion into {name}: {report.summary()}"
+        converted_from = {"file": Path(source).name, "sha256": sha256_file(source), "origin": origin}
+        save_pretrained(
+            model, save_dir, training_data=OFFICIAL_TRANSPOSE_ORIGIN, license="mit", converted_from=converted_from
+        )
+    return model, report
