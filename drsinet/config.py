@@ -156,6 +156,7 @@ VARIANTS: dict[str, DRSINetConfig] = {
 }
 """Named configurations. ``yolo_pose_s6`` is the same-width YOLO-Pose layout (C3 backbone + PAN, Table 4 row 1);
 ``yolo_pose_s6/m6/l6`` are YOLO-Pose's ``models/hub/yolov5{s6,m6,l6}_kpts.yaml`` (branch yolo-pose) with the
-6-depthwise keypoint head (``dw_conv_kpt: True``), the head of every released YOLO-Pose checkpoint (their names end
-in ``kpts_head_6x_dwconv_3x3``, README.md:59-62; the m6 and l6 yamls in the repository leave the flag out, which
-builds a one-convolution keypoint head that no released file has)."""
+6-depthwise keypoint head (``dw_conv_kpt: True``, ``yolov5s6_kpts.yaml:6``), the head of every released YOLO-Pose
+checkpoint (their names end in ``kpts_head_6x_dwconv_3x3``, README.md:59-62; "the final model with six depth-wise
+layers is used as the final configuration", README.md:142). The m6 and l6 yamls in the repository leave the flag
+out, which would build a one-convolution keypoint head that no released file has."""
