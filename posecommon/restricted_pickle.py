@@ -370,7 +370,9 @@ def read_torch_checkpoint(
         with path.open("rb") as handle:
             head = handle.read(2)
         hint = " (a legacy pre-1.6 torch file; posezoo reads only the zip format)" if head == b"\x80\x02" else ""
-        raise IncompatibleWeightsError(f"{what} is not a readable torch.save zip archive{hint}: {err}") from None
+        raise IncompatibleWeightsError(
+            f"{what} is not a readable torch.save zip archive{hint}: {err}; if it was downloaded, download it again"
+        ) from None
     except (UnsafeWeightsError, IncompatibleWeightsError):
         raise
     except (
@@ -389,7 +391,9 @@ def read_torch_checkpoint(
         OSError,
     ) as err:
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise IncompatibleWeightsError(f"{what}: malformed or truncated checkpoint pickle ({first})") from None
+        raise IncompatibleWeightsError(
+            f"{what}: malformed or truncated checkpoint pickle ({first}); if it was downloaded, download it again"
+        ) from None
     return RestrictedCheckpoint(root, frozenset(unpickler.globals_named), digest, size)
 
 
