@@ -6,9 +6,9 @@ YOLO-Pose's code (github.com/TexasInstruments/edgeai-yolov5, branch ``yolo-pose`
 ``data/hyp.scratch.yaml`` and ``utils/`` at the cited lines), which DRSI-Net is built on.
 
 Batch sizes: the paper's 36 / 16 / 8 are read as the total over its four GPUs (YOLOv5's ``--batch-size`` is the
-total, ``train.py:468``); the YOLO-Pose-layout baseline ``yolo_pose_s6`` has no batch size in the paper and uses
-YOLO-Pose's published command, 64 (``README.md:80``). Gradients are accumulated to the nominal batch of 64
-(``train.py:110-111``): 2 batches of 36, 4 of 16, 8 of 8, 1 of 64.
+total, ``train.py:468``); the YOLO-Pose layouts ``yolo_pose_s6/m6/l6`` have no batch size in the paper and use
+YOLO-Pose's published command, 64 for every size (``README.md:80-82``). Gradients are accumulated to the nominal
+batch of 64 (``train.py:110-111``): 2 batches of 36, 4 of 16, 8 of 8, 1 of 64.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ DRSI_RECIPE = TrainRecipe(
     ),
     sources=(
         ("epochs", f"{_PAPER}; train.py:467"),
-        ("batch_size", f"{_PAPER} (s 36, m 16, l 8); yolo_pose_s6: README.md:80 (64)"),
+        ("batch_size", f"{_PAPER} (s 36, m 16, l 8); yolo_pose_s6/m6/l6: README.md:80-82 (64)"),
         ("optimizer", f"{_PAPER}; Nesterov: train.py:127"),
         ("lr", f"{_PAPER} (YOLO-Pose: lr0 0.01, {_HYP}:7)"),
         ("lr_final", f"lr * lrf, lrf 0.2 ({_HYP}:8); cosine one_cycle per epoch: train.py:139, :348"),
@@ -73,7 +73,14 @@ DRSI_RECIPE = TrainRecipe(
 )
 """The DRSI-Net-s recipe; :func:`drsi_recipe` gives each registered model's."""
 
-PAPER_BATCH_SIZES = {"drsi_net_s": 36, "drsi_net_m": 16, "drsi_net_l": 8, "yolo_pose_s6": 64}
+PAPER_BATCH_SIZES = {
+    "drsi_net_s": 36,
+    "drsi_net_m": 16,
+    "drsi_net_l": 8,
+    "yolo_pose_s6": 64,
+    "yolo_pose_m6": 64,
+    "yolo_pose_l6": 64,
+}
 """Total batch size per model: the paper's for DRSI-Net s / m / l, YOLO-Pose's published command's for the
 YOLO-Pose layout (see the module docstring)."""
 

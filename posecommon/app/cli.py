@@ -1,4 +1,4 @@
-"""The ``posezoo`` command line: ``models``, ``train``, ``evaluate``, ``predict``, ``export`` and ``bench``.
+"""The ``posezoo`` command line: ``models``, ``train``, ``evaluate``, ``predict``, ``export``, ``convert``, ``bench``.
 
 Every error posezoo raises on purpose (:class:`~posecommon.errors.PosezooError`, a missing optional dependency
 included) ends the command with one line on stderr and exit status 2, never a traceback. Model names are checked
@@ -273,6 +273,62 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    """``posezoo convert NAME FILE --out DIR``: a converter a model family registered
+    (:func:`~posecommon.registry.get_converter`)."""
+    from ..registry import get_converter
+
+    converter = get_converter(args.converter)
+    overrides = dict(args.config)
+    if args.input_size:
+        overrides["input_size"] = tuple(args.input_size)
+    _, report = converter.convert(args.source, args.out, args.model, **overrides)
+    print(f"wrote {args.out}: {report.summary()}")
+    for line in report.details():
+        print(f"  {line}")
+    return 0
+
+
+def _add_convert_parser(sub: Any) -> None:
+    convert = sub.add_parser(
+        "convert",
+        help="convert an official checkpoint into a posezoo model directory (safetensors + config + model card)",
+        description="Converters: yolo-pose (official YOLO-Pose last.pt, read as data: nothing in it is imported or "
+        "called) and transpose (official TransPose-H-S .pth). The output records the source file's sha256.",
+    )
+    convert.add_argument("converter", help="registered converter: yolo-pose or transpose")
+    convert.add_argument("source", help="the official checkpoint file")
+    convert.add_argument("--out", required=True, help="directory to write (config.json, model.safetensors, README.md)")
+    convert.add_argument("--model", default=None, help="registry name to convert into (default: what the file is)")
+    convert.add_argument(
+        "--input-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        default=None,
+        help="input size the weights were trained at",
+    )
+    convert.add_argument(
+        "--config",
+        type=_json_key_value,
+        nargs="*",
+        default=[],
+        metavar="FIELD=JSON",
+        help="config overrides of the posezoo model, e.g. width_multiple=0.5 (checked against its config)",
+    )
+    convert.set_defaults(func=_cmd_convert)
+
+
+def _json_key_value(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench.suite import run_from_args
 
@@ -459,6 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--no-fuse", action="store_true", help="export without folding BatchNorm")
     export.add_argument("--no-check", action="store_true", help="skip the onnxruntime vs PyTorch comparison")
     export.set_defaults(func=_cmd_export, check=_check_export_args)
+
+    _add_convert_parser(sub)
 
     bench = sub.add_parser(
         "bench", help="benchmark suite: speed, memory and the papers' efficiency claims", populate=_add_bench_arguments
