@@ -218,9 +218,8 @@ def test_registered_layouts_have_the_official_parameter_count_exactly(name, dept
 
 
 def test_converted_from_is_validated_in_config_json() -> None:
-    from posecommon.hub.saved_config import validate_saved_config
-
     from posecommon.errors import ConfigError
+    from posecommon.hub.saved_config import validate_saved_config
 
     good = {"model_name": "yolo_pose_s6", "config": {}}
     good["converted_from"] = {"file": "last.pt", "sha256": "0" * 64, "origin": "official"}
