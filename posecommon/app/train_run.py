@@ -266,7 +266,8 @@ def _generate_synthetic(root: Path, options: TrainRunOptions) -> None:
 
 
 def write_predictions(model: PoseModel, ann_file: Path, image_dir: Path, out_dir: Path, count: int) -> list[Path]:
-    """Predict on the first ``count`` images of a COCO-format split; write ``<stem>.png`` (drawn) and ``<stem>.json``.
+    """Predict on the first ``count`` images of a COCO-format split; write ``<stem>.png`` (drawn) and ``<stem>.json``
+    (COCO results with their boxes, as ``posezoo predict``).
 
     Top-down models are given the ground-truth person boxes; single-stage models detect on the whole image.
     """
@@ -286,7 +287,7 @@ def write_predictions(model: PoseModel, ann_file: Path, image_dir: Path, out_dir
         image = Image.fromarray(pixels.permute(1, 2, 0).numpy())
         stem = Path(record.file_name).stem
         draw_pose(image, result.to("cpu"), model.keypoint_spec).save(out_dir / f"{stem}.png")
-        (out_dir / f"{stem}.json").write_text(json.dumps(results_to_coco(result.to("cpu"), record.image_id)))
+        (out_dir / f"{stem}.json").write_text(json.dumps(results_to_coco(result.to("cpu"), record.image_id, bbox=True)))
         written.append(out_dir / f"{stem}.png")
     return written
 
