@@ -99,6 +99,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         synthetic_val=args.synthetic_val,
         synthetic_image_size=tuple(args.synthetic_image_size),
         amp=args.amp,
+        keep_best=args.keep_best,
+        init_weights=args.init_weights,
         resume_anyway=args.resume_anyway,
         augmentation=dict(args.augment),
         backbone_weights=args.backbone_weights,
@@ -156,6 +158,15 @@ def _format_stats(stats: dict[str, float]) -> str:
     return f"{header}\n{values}"
 
 
+def _is_image_info_file(ann: str) -> bool:
+    """Whether ``ann`` is a COCO image-info file (``images`` without ``annotations``); False when unreadable."""
+    try:
+        dataset = json.loads(Path(ann).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(dataset, dict) and "images" in dataset and "annotations" not in dataset
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..evaluation.runner import evaluate_model
     from ..registry import list_models
@@ -180,6 +191,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise WeightsNotFoundError("pass --ann COCO_JSON and --images DIR (or a run directory)")
     model = load_model(args.model, args.weights or args.run)
     detector = load_model(args.detector, args.detector_weights) if args.detector else None
+    if args.results and _is_image_info_file(ann):  # e.g. image_info_test-dev2017.json: results, no scores
+        from ..evaluation.runner import predict_coco_results
+
+        results = predict_coco_results(
+            model, ann, images, detector=detector, detections=args.det_json, max_images=args.max_images
+        )
+        Path(args.results).write_text(json.dumps(results))
+        print(f"{ann} has no annotations (an image-info file): {len(results)} results written to {args.results}")
+        return 0
     stats, results = evaluate_model(
         model, ann, images, detector=detector, detections=args.det_json, max_images=args.max_images
     )
@@ -392,7 +412,21 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
         "--nominal-batch-size", type=int, default=None, help="accumulate gradients to N samples (0: never)"
     )
     train.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm (default: the recipe's)")
-    train.add_argument("--amp", choices=AMP_MODES, default="auto", help="mixed precision (auto: fp16 on CUDA only)")
+    train.add_argument(
+        "--amp", choices=AMP_MODES, default=None, help="mixed precision (default: the recipe's; auto = fp16 on CUDA)"
+    )
+    train.add_argument(
+        "--keep-best",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="final/ = the weights of the best validation AP (default: the recipe's, on COCO-format data)",
+    )
+    train.add_argument(
+        "--init-weights",
+        default=None,
+        metavar="FILE",
+        help="start from these weights, loading what matches by name and shape (safetensors or save_pretrained dir)",
+    )
     train.add_argument(
         "--workers", type=int, default=None, help="DataLoader workers (default: from the CPUs this process may use)"
     )
@@ -467,7 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--detector-weights", default=None)
     evaluate.add_argument("--max-images", type=int, default=None)
-    evaluate.add_argument("--results", default=None, help="also write the COCO results JSON here")
+    evaluate.add_argument(
+        "--results",
+        default=None,
+        help="also write the COCO results JSON here (the only output for an image-info file such as test-dev's)",
+    )
     evaluate.set_defaults(func=_cmd_evaluate)
 
     predict = sub.add_parser(
