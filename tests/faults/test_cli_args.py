@@ -147,6 +147,7 @@ CASES = [
     fault_case("train-out-under-file", _train_out_under_file, 2, "not a writable directory"),
     fault_case("train-data-missing", _train("--data", "/nowhere/coco"), 2, "no such directory"),
     fault_case("train-backbone-missing", _train("--backbone-weights", "/nowhere/b.safetensors"), 2, "no such file"),
+    fault_case("train-init-weights-missing", _train("--init-weights", "/nowhere/w.safetensors"), 2, "no such file"),
     fault_case("train-unknown-model", lambda ws: ["train", "vttranspose_h", "--out", ws.out], 2, "did you mean"),
     fault_case("train-no-out", lambda ws: ["train", "vttranspose_h_s"], 2, "--out"),
     # evaluate, export, models
