@@ -172,7 +172,7 @@ def _is_image_info_file(ann: str) -> bool:
     """Whether ``ann`` is a COCO image-info file (``images`` without ``annotations``); False when unreadable."""
     try:
         dataset = json.loads(Path(ann).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # the evaluation's own reader names the fault
         return False
     return isinstance(dataset, dict) and "images" in dataset and "annotations" not in dataset
 

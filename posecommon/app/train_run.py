@@ -364,7 +364,7 @@ def check_train_options(options: TrainRunOptions) -> None:
     for name, value in options.augmentation.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidInputError(f"--augment {name}={value}: expected a finite number")
-    if options.amp not in AMP_MODES:
+    if options.amp is not None and options.amp not in AMP_MODES:
         raise InvalidInputError(f"unknown amp mode {options.amp!r}; choose one of {', '.join(AMP_MODES)}")
     if options.optimizer is not None and options.optimizer not in OPTIMIZERS:
         raise InvalidInputError(f"unknown optimizer {options.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")

@@ -160,7 +160,7 @@ WRONG_SHA = "0" * 64
 
 CASES = [
     # weight files given with --model
-    fault_case("missing-file", _missing_file, 2, "no such file"),
+    fault_case("missing-file", _missing_file, 2, "weight file not found"),
     fault_case("pickle", _file("w.pt", pickle.dumps({"w": 1}, protocol=2)), 2, "never unpickles"),
     fault_case("torch-zip", _file("w.pth", _torch_zip), 2, "never unpickles"),
     fault_case("text-file", _file("w.safetensors", "just some text\n"), 2, "is not a safetensors file"),
