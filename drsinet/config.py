@@ -10,7 +10,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from posecommon.config import check_choice, check_config_fields, nearest_multiples
+from posecommon.config import (
+    MAX_INPUT_SIDE,
+    MAX_NUM_JOINTS,
+    check_bounds,
+    check_choice,
+    check_config_fields,
+    nearest_multiples,
+)
 from posecommon.errors import ConfigError
 
 from .head import HEAD_LAYOUTS
@@ -25,6 +32,26 @@ NECKS = ("pan", "cbam_pan", "asi_pan")
 """Path aggregation network (Table 4): plain PAN, CBAM-PAN or ASI-PAN."""
 SPP_KINDS = ("spp", "sppf")
 """Spatial pyramid pooling of stage 5: parallel max-pools (SPP) or the sequential equivalent (SPPF)."""
+
+_BOUNDS = {
+    "depth_multiple": (0.01, 4.0),
+    "width_multiple": (0.01, 4.0),
+    "num_joints": (1, MAX_NUM_JOINTS),
+    "input_size": (1, MAX_INPUT_SIDE),
+    "spp_kernels": (1, 31),
+    "stem_channels": (1, 4096),
+    "stage_channels": (1, 4096),
+    "stage_blocks": (0, 64),
+    "neck_blocks": (0, 64),
+    "gnconv_order": (1, 8),
+    "gnconv_lambda": (1e-6, 1e6),
+    "gnconv_kernel": (1, 31),
+    "expansion_ratio": (0.01, 16.0),
+    "cbam_reduction": (1, 1024),
+    "anchors": (1, 8192),
+    "strides": (1, 1024),
+}
+"""Ranges of the size fields (a ``config.json`` is untrusted; see :func:`posecommon.config.check_bounds`)."""
 
 _ANCHORS_P6 = (
     (19, 27, 44, 40, 38, 94),
@@ -128,6 +155,7 @@ class DRSINetConfig:
                 f"nearest valid: {nearest_multiples(self.input_size, step)}",
                 "input_size",
             )
+        check_bounds(self, _BOUNDS)
 
     @property
     def num_anchors(self) -> int:

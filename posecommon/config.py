@@ -10,9 +10,14 @@ so they serialise to plain JSON. Every way of making a config checks it against 
   configs without one) checks every value against its annotation, turning JSON lists into the tuples the fields
   use, and names the field of a wrongly typed value.
 * The family configs check their values and say what the nearest valid value is (:func:`nearest_multiples`,
-  :func:`check_choice`).
+  :func:`check_choice`), and keep every size within :func:`check_bounds` (a ``config.json`` is untrusted input: a
+  ``num_joints`` of ten million or an ``input_size`` of 640 million pixels must fail at once, not after minutes
+  and gigabytes).
 
 Every failure is a :class:`~posecommon.errors.ConfigError` (a ``ValueError`` and a ``TypeError``).
+
+The option checks :func:`check_at_least`, :func:`check_rate`, :func:`check_size` and :func:`check_device` serve the
+command line and the trainer: they raise :class:`~posecommon.errors.InvalidInputError` naming the option.
 """
 
 from __future__ import annotations
@@ -20,27 +25,42 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import json
 import math
 import numbers
 import types
 import typing
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import ConfigError
+from .errors import ConfigError, InvalidInputError, PosezooError
 
 __all__ = [
+    "MAX_INPUT_SIDE",
+    "MAX_NUM_JOINTS",
+    "check_at_least",
+    "check_bounds",
     "check_choice",
     "check_config_fields",
+    "check_device",
+    "check_rate",
+    "check_size",
     "config_for_keypoints",
     "config_from_dict",
     "config_to_dict",
     "did_you_mean",
     "nearest_multiples",
+    "read_json_file",
     "replace_config",
 ]
 
 ConfigT = TypeVar("ConfigT")
+
+MAX_INPUT_SIDE = 4096
+"""Largest model input height or width (pixels) a config or option may ask for."""
+MAX_NUM_JOINTS = 1024
+"""Largest number of keypoints a model may be built for (COCO-WholeBody has 133)."""
 
 
 def did_you_mean(name: str, choices: Sequence[str]) -> str:
@@ -271,3 +291,132 @@ def nearest_multiples(values: Sequence[int], step: int, minimum: int | None = No
     down = tuple(max(low_bound, v // step * step) for v in values)
     up = tuple(max(low_bound, math.ceil(v / step) * step) for v in values)
     return str(down) if down == up else f"{down} or {up}"
+
+
+def check_bounds(config: Any, bounds: Mapping[str, tuple[float, float]]) -> None:
+    """Check that numeric fields (or every entry of tuple fields, nested tuples included) lie within bounds.
+
+    Args:
+        config: A config dataclass.
+        bounds: ``{field: (low, high)}``, both inclusive.
+
+    Raises:
+        ConfigError: a value is outside its bounds (or NaN); the message names the field and the range.
+    """
+
+    def values(value: Any) -> list[Any]:
+        if isinstance(value, (tuple, list)):
+            return [v for item in value for v in values(item)]
+        return [value]
+
+    for name, (low, high) in bounds.items():
+        for value in values(getattr(config, name)):
+            if not low <= value <= high:
+                given = getattr(config, name)
+                raise ConfigError(
+                    f"{type(config).__name__}.{name} must be within [{low:g}, {high:g}], got {given!r:.80}", name
+                )
+
+
+def check_at_least(name: str, value: Any, low: int) -> None:
+    """Check an integer option that may be None (not set).
+
+    Raises:
+        InvalidInputError: ``value`` is not an integer ``>= low``.
+    """
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        what = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise InvalidInputError(f"{name} must be {what}, got {value!r}")
+
+
+def check_rate(name: str, value: Any, low: float | None = None) -> None:
+    """Check a real option that may be None: finite, and ``> 0`` (``low`` None) or ``>= low``.
+
+    Raises:
+        InvalidInputError: ``value`` is NaN, infinite or too small.
+    """
+    if value is None:
+        return
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (value <= 0 if low is None else value < low):
+        bound = "> 0" if low is None else f">= {low:g}"
+        raise InvalidInputError(f"{name} must be a finite number {bound}, got {value!r}")
+
+
+def check_size(name: str, size: Sequence[Any], low: int, high: int) -> None:
+    """Check an ``(H, W)`` option: two integers within ``[low, high]``.
+
+    Raises:
+        InvalidInputError: it is not two integers within the range.
+    """
+    if len(size) != 2 or not all(isinstance(v, numbers.Integral) and low <= v <= high for v in size):
+        given = " ".join(map(str, size))
+        raise InvalidInputError(f"{name} must be two integers H W within [{low}, {high}], got {given}")
+
+
+def check_device(device: Any) -> None:
+    """Check that ``device`` names a torch device this process can use (None: nothing to check).
+
+    Raises:
+        InvalidInputError: it is not a device string torch knows, or its backend (CUDA, MPS, ...) is not available
+            in this torch build or on this machine, or the GPU index does not exist.
+    """
+    if device is None:
+        return
+    import torch  # only when a device is given: the command line checks options before anything imports torch
+
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise InvalidInputError(f"invalid device {device!r}: {err}") from None
+    if target.type in ("cpu", "meta"):
+        return
+    backend = getattr(torch, target.type, None) if target.type != "mps" else getattr(torch.backends, "mps", None)
+    available = getattr(backend, "is_available", None)
+    if callable(available) and not available():
+        why = "this torch build has no CUDA support, or no GPU is visible" if target.type == "cuda" else "not here"
+        raise InvalidInputError(f"device {device!r} is not available ({why}); use 'cpu'")
+    count = getattr(backend, "device_count", None)
+    if target.index is not None and callable(count) and target.index >= count():
+        raise InvalidInputError(f"device {device!r} does not exist: {count()} {target.type} device(s) are visible")
+
+
+def read_json_file(
+    path: str | Path, what: str, error: type[PosezooError] = ConfigError, max_bytes: int | None = None
+) -> Any:
+    """Parse a JSON file a user or a download supplied, with every failure as one typed error.
+
+    Args:
+        path: The file.
+        what: What it is, for messages (e.g. ``"annotation file"``).
+        error: The error type raised.
+        max_bytes: Refuse larger files before reading them (None: no limit).
+
+    Raises:
+        PosezooError: of type ``error``: the file is missing, unreadable, larger than ``max_bytes``, empty, not
+            UTF-8, not JSON, or nested too deeply for Python's parser.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise error(f"{what} {path} is {size:,} bytes, over the {max_bytes:,}-byte limit")
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise error(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise error(f"{what} {path} is a directory; pass the JSON file") from None
+    except UnicodeDecodeError as err:
+        raise error(f"{what} {path} is not UTF-8 text: {err}") from None
+    except OSError as err:
+        raise error(f"cannot read {what} {path}: {err}") from None
+    if not text.strip():
+        raise error(f"{what} {path} is empty; expected JSON")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise error(f"{what} {path}: malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+    except RecursionError:
+        raise error(f"{what} {path}: JSON nested too deeply to read") from None

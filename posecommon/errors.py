@@ -20,7 +20,9 @@ __all__ = [
     "InvalidInputError",
     "MissingDependencyError",
     "PosezooError",
+    "RunInUseError",
     "RunMismatchError",
+    "TrainingDivergedError",
     "TrainingInterrupted",
     "UnknownModelError",
     "UnsafeWeightsError",
@@ -124,25 +126,66 @@ class RunMismatchError(PosezooError, ValueError):
         self.differences = differences or []
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on SIGINT (Ctrl-C) or SIGTERM after writing a checkpoint; running it again resumes there.
-
-    Derives from :class:`KeyboardInterrupt` (not :class:`PosezooError`): code that does not handle it stops as on
-    any Ctrl-C, but with the checkpoint written.
+class RunInUseError(PosezooError, RuntimeError):
+    """Another process holds the run directory's lock (:mod:`posecommon.train.run_lock`); the message names it.
 
     Attributes:
-        step: Steps done (the checkpoint's step).
-        checkpoint: The checkpoint directory, or None when nothing could be saved (before the first step).
+        holder: What the lock file records about the holder (``pid``, ``host``, ``started``), possibly empty.
+    """
+
+    def __init__(self, message: str, holder: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder or {}
+
+
+class TrainingDivergedError(PosezooError, FloatingPointError):
+    """The training loss became NaN or infinite; the checkpoints written before it are kept.
+
+    Derives from :class:`FloatingPointError`, which the trainer raised for this before.
+    """
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT (Ctrl-C) or SIGTERM; running it again resumes from the newest checkpoint.
+
+    Derives from :class:`KeyboardInterrupt` (not :class:`PosezooError`): code that does not handle it stops as on
+    any Ctrl-C, but with what was done saved.
+
+    Attributes:
+        step: Training steps done when it stopped.
+        checkpoint: The newest checkpoint directory, or None when there is none yet.
         rank: The process's rank under ``torch.distributed`` (0 otherwise).
         signal_number: The signal that stopped it (``signal.SIGINT`` or ``signal.SIGTERM``); a command-line
             program exits with ``128 + signal_number`` (130 or 143).
+        phase: What was running: ``"training"`` (the running step finished and was saved, unless ``at_once``),
+            ``"evaluation"`` (an evaluation was abandoned; the steps before it are saved) or ``"finishing"``
+            (training is complete and saved; the final weights, predictions or summary were being written).
+        at_once: A second signal stopped it without finishing the running step (the steps after
+            ``checkpoint_step`` are lost).
+        checkpoint_step: The step of ``checkpoint`` (None without a checkpoint).
     """
 
-    def __init__(self, step: int, checkpoint: str | None, rank: int = 0, signal_number: int = signal.SIGINT) -> None:
+    def __init__(
+        self,
+        step: int,
+        checkpoint: str | None,
+        rank: int = 0,
+        signal_number: int = signal.SIGINT,
+        *,
+        phase: str = "training",
+        at_once: bool = False,
+        checkpoint_step: int | None = None,
+    ) -> None:
+        if checkpoint_step is None and checkpoint is not None and not at_once:
+            checkpoint_step = step
         where = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint"
         name = signal.Signals(signal_number).name
-        super().__init__(f"stopped by {name} at step {step} ({where})")
+        how = "at once " if at_once else ""
+        super().__init__(f"stopped {how}by {name} at step {step} during {phase} ({where})")
         self.step = step
         self.checkpoint = checkpoint
         self.rank = rank
         self.signal_number = int(signal_number)
+        self.phase = phase
+        self.at_once = at_once
+        self.checkpoint_step = checkpoint_step

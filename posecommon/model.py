@@ -217,12 +217,13 @@ class PoseModel(nn.Module):
     def from_pretrained(cls, source: str | Path, *, revision: str | None = None) -> PoseModel:
         """Rebuild a model saved with :meth:`save_pretrained` / :meth:`push_to_hub` and load its weights.
 
-        ``config.json`` is validated first (:mod:`posecommon.hub.saved_config`); its ``config`` object is checked
-        against the model's config dataclass: a key that is no field (``"pretrained"``, a typo) or a value of the
-        wrong type is a :class:`~posecommon.errors.ConfigError` naming the field, and nothing else reaches the
-        model's entrypoint. The model is then built through the registry with random weights, gets the saved
-        keypoint spec, and its weights are verified against the recorded sha256 (a WARNING when none is recorded)
-        and loaded strictly.
+        ``config.json`` is validated first (:mod:`posecommon.hub.saved_config`) and the weight file is verified
+        against the sha256 it records (a WARNING when none is recorded), all before anything is built. The
+        ``config`` object is then checked against the model's config dataclass, bounds included
+        (:func:`~posecommon.config.check_bounds`): a key that is no field (``"pretrained"``, a typo), a value of
+        the wrong type or out of range is a :class:`~posecommon.errors.ConfigError` naming the field, and nothing
+        else reaches the model's entrypoint. The model is then built through the registry with random weights, gets
+        the saved keypoint spec, and its weights are loaded strictly.
 
         Args:
             source: A local directory, ``"hf-hub:org/repo[@revision]"`` or ``"org/repo"``.
@@ -242,6 +243,8 @@ class PoseModel(nn.Module):
             UnknownModelError: the saved registry name is not registered in this installation.
         """
         saved, weights = hub.fetch_pretrained(source, revision)
+        if weights.sha256 is not None:  # before anything is built from the config that came with the weights
+            hub.verify_sha256(weights.path, weights.sha256, weights.source)
         name, config = saved["model_name"], saved["config"]
         where = f"{hub.CONFIG_NAME} of {weights.source}"
         entrypoint_only = [key for key in ("pretrained", "keypoint_spec") if key in config]
@@ -275,7 +278,7 @@ class PoseModel(nn.Module):
                     f"{model.config.num_joints}"
                 )
             model.keypoint_spec = keypoint_spec
-        model.pretrained_report = load_resolved(model, weights)
+        model.pretrained_report = load_resolved(model, weights, verified=True)
         return model
 
 

@@ -242,7 +242,7 @@ def register_provider(kind: str, name: str) -> Callable[[ProviderT], ProviderT]:
 
     Args:
         kind: One of :data:`PROVIDER_KINDS`.
-        name: The name tools and users ask for (e.g. ``posezoo convert NAME``).
+        name: The name tools and users ask for (e.g. ``get_provider("converter", "transpose")``).
 
     Raises:
         ValueError: an unknown kind, or the name is registered already for this kind by another function.

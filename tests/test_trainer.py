@@ -184,7 +184,7 @@ def test_resume_falls_back_past_a_damaged_checkpoint_with_a_warning(tmp_path, ca
     with caplog.at_level(logging.WARNING, logger="posecommon.train.checkpoint"):
         resumed = _trainer(run, config)
         resumed.fit()
-    assert "step-000000009 is unusable" in caplog.text and "older checkpoint" in caplog.text
+    assert "1 newer one(s) unusable" in caplog.text and "step-000000009/state.json is damaged" in caplog.text
     assert logged_losses(run) == logged_losses(tmp_path / "straight")
     _assert_same_state(straight, resumed)
 

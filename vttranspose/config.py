@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from posecommon.config import check_choice, check_config_fields
+from posecommon.config import (
+    MAX_INPUT_SIDE,
+    MAX_NUM_JOINTS,
+    check_bounds,
+    check_choice,
+    check_config_fields,
+    nearest_multiples,
+)
 from posecommon.errors import ConfigError
 
 __all__ = ["VARIANTS", "VTTransPoseConfig"]
@@ -13,6 +20,21 @@ ATTENTIONS = ("twin", "full")
 FFNS = ("dwsep", "mlp")
 POS_EMBEDS = ("axial", "sine")
 VBLOCK_PLACEMENTS = ("spread", "first", "last")
+
+_BOUNDS = {
+    "num_joints": (1, MAX_NUM_JOINTS),
+    "input_size": (16, MAX_INPUT_SIDE),
+    "width": (1, 512),
+    "stage3_modules": (1, 16),
+    "blocks_per_branch": (1, 16),
+    "vblock_scales": (1, 16),
+    "d_model": (1, 2048),
+    "num_heads": (1, 64),
+    "num_layers": (1, 64),
+    "dim_feedforward": (1, 16384),
+    "dropout": (0.0, 1.0),
+}
+"""Ranges of the size fields (a ``config.json`` is untrusted; see :func:`posecommon.config.check_bounds`)."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +60,8 @@ class VTTransPoseConfig:
 
     Args:
         num_joints: Number of heatmaps K.
-        input_size: ``(H, W)`` the model is built for; position tables are made for ``(H / 4, W / 4)`` and are
+        input_size: ``(H, W)`` the model is built for: multiples of 4 (the heatmap stride), at least 16 and at most
+            :data:`~posecommon.config.MAX_INPUT_SIDE`; position tables are made for ``(H / 4, W / 4)`` and are
             interpolated (axial) or recomputed (sine) for other sizes.
         width: Channels of the 1/4 branch of HRNet-S (the 1/8 and 1/16 branches have 2x and 4x).
         stage3_modules: Number of high-resolution modules in stage 3.
@@ -80,10 +103,10 @@ class VTTransPoseConfig:
 
     def __post_init__(self) -> None:
         check_config_fields(self)
-        if min(self.input_size) < 16:
+        if min(self.input_size) < 16 or any(v % 4 for v in self.input_size):
             raise ConfigError(
-                f"VTTransPoseConfig.input_size must be an (H, W) pair of at least 16 pixels, got {self.input_size}; "
-                f"nearest valid: {tuple(max(16, v) for v in self.input_size)}",
+                f"VTTransPoseConfig.input_size must be an (H, W) pair of multiples of 4 (the heatmap stride), at "
+                f"least 16 pixels, got {self.input_size}; nearest valid: {nearest_multiples(self.input_size, 4, 16)}",
                 "input_size",
             )
         if self.num_joints < 1:
@@ -112,6 +135,7 @@ class VTTransPoseConfig:
                 f"{self.num_vblocks}; nearest valid: {min(max(self.num_vblocks, 0), most)}",
                 "num_vblocks",
             )
+        check_bounds(self, _BOUNDS)
 
     def vblocks_per_module(self) -> tuple[int, ...]:
         """How many blocks of the 1/16 branch each stage-3 module turns into V blocks, following the placement."""

@@ -48,6 +48,8 @@ OFFICIAL_CHECKPOINT_MAX_BYTES = 512 * 2**20
 OFFICIAL_DOWNLOAD_TIMEOUT_S = 600.0
 """Deadline of the whole download of an official checkpoint, in seconds."""
 
+_TORCH_MAGIC = (b"PK\x03\x04", b"\x80")  # torch's zip container, and a protocol-2+ pickle (legacy format)
+
 
 @dataclass(frozen=True)
 class ConversionReport:
@@ -84,6 +86,13 @@ def _read_state_dict(source: str | Path | Mapping[str, torch.Tensor]) -> dict[st
         path = Path(source)
         if not path.is_file():
             raise WeightsNotFoundError(f"checkpoint not found: {path}")
+        with path.open("rb") as handle:
+            head = handle.read(4)
+        if not head.startswith(_TORCH_MAGIC):
+            what = "empty" if not head else "neither a zip archive nor a pickle"
+            raise IncompatibleWeightsError(
+                f"{path} is not a PyTorch checkpoint (the file is {what}); pass the official TransPose-H-S .pth file"
+            )
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as err:
@@ -93,6 +102,13 @@ def _read_state_dict(source: str | Path | Mapping[str, torch.Tensor]) -> dict[st
                 f"(torch.load with weights_only=True refused it: {first_line}); convert the official TransPose "
                 "checkpoint file itself, or save a plain state dict of tensors"
             ) from None
+        except (EOFError, RuntimeError, ValueError, LookupError, OSError, AttributeError, TypeError) as err:
+            raise IncompatibleWeightsError(
+                f"{path} is a damaged PyTorch checkpoint (torch.load failed: {type(err).__name__}: {err}); download it "
+                "again"
+            ) from None
+    if not isinstance(state, Mapping):
+        raise IncompatibleWeightsError(f"the checkpoint holds a {type(state).__name__}, not a state dict of tensors")
     for wrapper in ("state_dict", "model"):
         if wrapper in state and isinstance(state[wrapper], Mapping):
             state = dict(state[wrapper])
@@ -130,8 +146,8 @@ def convert_official_checkpoint(
         WeightsNotFoundError: the path does not exist.
         UnsafeWeightsError: the file pickles objects other than tensors (refused unopened by
             ``torch.load(weights_only=True)``; nothing in it runs).
-        IncompatibleWeightsError: a non-tensor entry, or ``strict`` and the report is not complete (the message
-            names the first keys).
+        IncompatibleWeightsError: the file is empty, no PyTorch checkpoint or damaged; a non-tensor entry; or
+            ``strict`` and the report is not complete (the message names the first keys).
     """
     state = _read_state_dict(state_dict_or_path)
     target = model.state_dict()

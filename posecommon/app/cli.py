@@ -13,13 +13,13 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import InvalidInputError, PosezooError, WeightsNotFoundError
+from .checks import check_evaluate_args, check_predict_args, one_line
 
 if TYPE_CHECKING:
     from ..model import PoseModel
@@ -63,6 +63,8 @@ def load_model(name: str | None, weights: str | None) -> PoseModel:
             if name is not None and model.model_name != name:
                 raise WeightsNotFoundError(f"{weights} holds a {model.model_name} model, not {name}")
             return model
+        if name is None and not path.exists():
+            raise WeightsNotFoundError(f"weights not found: {weights} (no such file or directory)")
         if name is None:
             raise WeightsNotFoundError(f"{weights} is a weight file; pass --model to say which model it is for")
         return create_model(name, pretrained=str(path) if path.exists() else weights)
@@ -72,11 +74,10 @@ def load_model(name: str | None, weights: str | None) -> PoseModel:
     return create_model(name)
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from ..errors import TrainingInterrupted
-    from .train_run import TrainRunOptions, run_training
+def _train_options(args: argparse.Namespace) -> Any:
+    from .train_run import TrainRunOptions
 
-    options = TrainRunOptions(
+    return TrainRunOptions(
         epochs=args.epochs,
         steps=args.steps,
         batch_size=args.batch_size,
@@ -105,21 +106,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
         augmentation=dict(args.augment),
         backbone_weights=args.backbone_weights,
     )
+
+
+def _check_train_args(args: argparse.Namespace) -> None:
+    from .train_run import check_run_paths, check_train_options
+
+    check_train_options(_train_options(args))
+    check_run_paths(args.data, args.out)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ..errors import TrainingInterrupted
+    from .checks import stop_message
+    from .train_run import run_training
+
     try:
-        summary = run_training(args.model, args.data, args.out, options, args.train_split, args.val_split, report=print)
-    except TrainingInterrupted as stop:
-        if stop.rank != 0:  # under torchrun, rank 0 reports
-            return 128 + stop.signal_number
-        where = f"checkpoint {stop.checkpoint}" if stop.checkpoint else "no checkpoint yet"
-        how = (
-            "interrupted"
-            if stop.signal_number == signal.SIGINT
-            else f"stopped by {signal.Signals(stop.signal_number).name}"
+        summary = run_training(
+            args.model, args.data, args.out, _train_options(args), args.train_split, args.val_split, report=print
         )
-        print(f"posezoo train: {how} at step {stop.step} ({where}); run the same command to resume", file=sys.stderr)
+    except TrainingInterrupted as stop:
+        if stop.rank == 0:  # under torchrun, rank 0 reports
+            print(f"posezoo train: {stop_message(stop)}", file=sys.stderr)
         return 128 + stop.signal_number
     except KeyboardInterrupt:
-        print("posezoo train: interrupted before training started (nothing to save)", file=sys.stderr)
+        print("posezoo train: interrupted before training started (no step was run)", file=sys.stderr)
         return 130
     if not summary:  # a torchrun process other than rank 0
         return 0
@@ -162,7 +172,7 @@ def _is_image_info_file(ann: str) -> bool:
     """Whether ``ann`` is a COCO image-info file (``images`` without ``annotations``); False when unreadable."""
     try:
         dataset = json.loads(Path(ann).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # the evaluation's own reader names the fault
         return False
     return isinstance(dataset, dict) and "images" in dataset and "annotations" not in dataset
 
@@ -176,10 +186,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if args.model is not None and args.model != args.run:
             raise WeightsNotFoundError(f"two model names given: {args.run} and --model {args.model}")
         args.model, args.run = args.run, None
-    if args.det_json is not None and (args.detector is not None or args.use_gt_boxes):
-        raise InvalidInputError("--det-json, --detector and --use-gt-boxes choose the person boxes: pass only one")
-    if args.use_gt_boxes and args.detector is not None:
-        raise InvalidInputError("--use-gt-boxes and --detector choose the person boxes: pass only one")
     if args.run is not None:
         summary_path = Path(args.run) / "summary.json"
         if not summary_path.is_file():
@@ -229,15 +235,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     )
     # predict runs a fused copy by default (posecommon.predict.inference); the loaded models stay as they are.
     model = load_model(args.model, args.weights)
+    if args.detector is not None and model.preprocess.resize != "affine_crop":  # before the detector is loaded
+        raise InvalidInputError(f"{model.model_name} finds people itself; --detector is for top-down models")
     detector = load_model(args.detector, args.detector_weights) if args.detector else None
     kernel = build_kernel(model, detector, options)
     summary = run_predictions(kernel, args.sources, out, options, ann_file=args.ann)
     videos = f", {summary.videos} video(s) ({summary.frames} frames)" if summary.videos else ""
     print(f"wrote {summary.images} annotated image(s){videos} and {summary.predictions.name} to {out}")
-    if summary.failures:
-        print(f"{len(summary.failures)} input(s) failed:", file=sys.stderr)
+    if summary.failures:  # one line per failed input, and only those, on stderr
         for source, reason in summary.failures:
-            print(f"  {source}: {reason}", file=sys.stderr)
+            print(f"posezoo predict: skipped {one_line(source)}: {one_line(reason)}", file=sys.stderr)
+        print(f"{len(summary.failures)} input(s) failed (listed on stderr)")
         return 1
     return 0
 
@@ -355,7 +363,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
-class _LazyArgumentParser(argparse.ArgumentParser):
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+class _LazyArgumentParser(_Parser):
     """A sub-command parser whose arguments are added on first use (so their module is imported only then)."""
 
     def __init__(self, *args: Any, populate: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs: Any):
@@ -468,7 +483,7 @@ def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``posezoo`` (one sub-command per job)."""
-    parser = argparse.ArgumentParser(prog="posezoo", description="VTTransPose and DRSI-Net human pose models.")
+    parser = _Parser(prog="posezoo", description="VTTransPose and DRSI-Net human pose models.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_LazyArgumentParser)
 
     models = sub.add_parser("models", help="list registered models with params and MACs beside the paper's figures")
@@ -482,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
         "flags override single values. Re-running with the same --out resumes from the newest checkpoint.",
         populate=_add_train_arguments,
     )
-    train.set_defaults(func=_cmd_train)
+    train.set_defaults(func=_cmd_train, check=_check_train_args)
 
     evaluate = sub.add_parser("evaluate", help="COCO keypoint AP of a model on a COCO-format dataset")
     evaluate.add_argument(
@@ -500,13 +515,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--use-gt-boxes", action="store_true", help="top-down: ground-truth person boxes (the default without boxes)"
     )
     evaluate.add_argument("--detector-weights", default=None)
-    evaluate.add_argument("--max-images", type=int, default=None)
+    evaluate.add_argument("--max-images", type=_positive_int, default=None, help="evaluate the first N images")
     evaluate.add_argument(
         "--results",
         default=None,
         help="also write the COCO results JSON here (the only output for an image-info file such as test-dev's)",
     )
-    evaluate.set_defaults(func=_cmd_evaluate)
+    evaluate.set_defaults(func=_cmd_evaluate, check=check_evaluate_args)
 
     predict = sub.add_parser(
         "predict",
@@ -538,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--iou-threshold", type=float, default=0.45, help="detection NMS IoU")
     predict.add_argument("--max-people", type=_positive_int, default=None, help="detections kept per image")
     predict.add_argument("--keypoint-threshold", type=float, default=0.3, help="draw keypoints above this")
-    predict.set_defaults(func=_cmd_predict)
+    predict.set_defaults(func=_cmd_predict, check=check_predict_args)
 
     export = sub.add_parser("export", help="export a model to ONNX and check it against PyTorch with onnxruntime")
     export.add_argument("model", help="registry name, e.g. vttranspose_h_s or drsi_net_s")
@@ -576,22 +591,39 @@ def _check_model_names(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``posezoo`` console script; returns the exit status.
 
-    Order: a command's argument checks (its ``check`` default, which imports nothing heavy), then the model
-    names (``--model``, ``--detector``), then the command. Errors raised on purpose by posezoo
-    (:class:`~posecommon.errors.PosezooError`) print one line, ``posezoo COMMAND: error: MESSAGE``, and return 2.
+    Order: the arguments are parsed (an argument error is one line and status 2), then the command's own argument
+    checks (its ``check`` default: sizes, thresholds, counts, devices, paths; nothing is loaded or generated yet),
+    then the model names (``--model``, ``--detector``), then the command. Errors raised on purpose by posezoo
+    (:class:`~posecommon.errors.PosezooError`) and operating-system errors (a full disk, a read-only directory)
+    print one line, ``posezoo COMMAND: error: MESSAGE``, and return 2.
     """
-    args = build_parser().parse_args(argv)
+    try:
+        args, unknown = build_parser().parse_known_args(argv)
+    except SystemExit as exit_:  # argparse: --help (0) or an argument error (2, one line already printed)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    if unknown:
+        command = f"posezoo {args.command}"
+        print(f"{command}: error: unrecognized arguments: {' '.join(unknown)} (see {command} --help)", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         check = getattr(args, "check", None)
-        if check is not None:  # a command's own argument checks, which import nothing heavy
+        if check is not None:  # a command's own argument checks, before any model or data
             check(args)
         if args.command != "models":
             _check_model_names(args)
         return args.func(args)
     except PosezooError as err:
-        print(f"posezoo {args.command}: error: {err}", file=sys.stderr)
+        print(f"posezoo {args.command}: error: {one_line(str(err))}", file=sys.stderr)
         return 2
+    except OSError as err:  # the machine's fault, not posezoo's: a full disk, a read-only or vanished directory
+        print(f"posezoo {args.command}: error: {one_line(_os_error(err))}", file=sys.stderr)
+        return 2
+
+
+def _os_error(err: OSError) -> str:
+    where = f": {err.filename}" if err.filename else ""
+    return f"{err.strerror or err}{where}" if err.strerror else str(err)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 What one run writes into the output directory:
 
 - per image ``<stem>.png`` (the poses drawn, box scores shown) and ``<stem>.json`` (:meth:`PoseResult.to_json`:
-  image path and size, keypoint names, people); two inputs with the same stem get ``<stem>_2``, ``<stem>_3``, ...
+  image path and size, keypoint names, people); two inputs with the same stem get ``<stem>_2``, ``<stem>_3``, ...,
+  and an input whose stem is ``predictions`` gets ``predictions_2`` (``predictions.json`` is the run's own file);
 - per video ``<stem>.mp4`` (every frame annotated, same frame rate) and ``<stem>.jsonl`` (one
   :meth:`PoseResult.to_json` line per frame, with its ``frame_index``);
 - ``predictions.json``: the COCO keypoint results of all images (not video frames) in one list, ``image_id`` being
@@ -12,13 +13,13 @@ What one run writes into the output directory:
 The output directory is checked before any model is loaded: it must be a directory that can be written, and an
 existing non-empty one is refused unless ``exist_ok`` (then files of the same name are overwritten and other files
 are left as they are). An input that cannot be read (missing, corrupt, not in the annotation file, a failing
-download or video) is reported with the reason at WARNING, skipped and counted; the run goes on with the next one.
+download or video) is skipped and listed in :attr:`PredictSummary.failures` with the reason; the run goes on with
+the next one. Each file of a directory or glob is an input of its own (:func:`~posecommon.predict.iter_frames`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import logging
 import tempfile
@@ -47,6 +48,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+PREDICTIONS_NAME = "predictions.json"
+"""The COCO results of all images of a run; no input's own files take this name."""
 
 @dataclass(frozen=True)
 class PredictOptions:
@@ -134,6 +138,8 @@ def coco_image_ids(ann_file: str | Path) -> dict[str, int]:
         return {Path(image["file_name"]).name: int(image["id"]) for image in data["images"]}
     except FileNotFoundError as err:
         raise InvalidInputError(f"annotation file not found: {path}") from err
+    except RecursionError:
+        raise InvalidInputError(f"{path}: the JSON is nested too deeply to read") from None
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise InvalidInputError(
             f"{path} is not a COCO annotation file with images[].file_name and images[].id: {err}"
@@ -179,11 +185,10 @@ def build_kernel(model: Any, detector: Any | None, options: PredictOptions) -> P
 
 
 def _problem_with(source: str) -> str | None:
-    """Why ``source`` cannot be read, for a missing path or a glob matching nothing; None otherwise."""
-    if is_url(source) or Path(source).exists():
+    """Why ``source`` cannot be read, for a missing path; None otherwise (a glob matching nothing is reported when
+    it is expanded)."""
+    if is_url(source) or Path(source).exists() or any(ch in source for ch in "*?["):
         return None
-    if any(ch in source for ch in "*?["):
-        return None if glob.glob(source, recursive=True) else f"no file matches {source!r}"
     return f"no such file or directory: {source}"
 
 
@@ -215,7 +220,7 @@ class _Writer:
         self.out = out
         self.ids = ids
         self.keypoint_threshold = keypoint_threshold
-        self.names: set[str] = set()
+        self.names: set[str] = {Path(PREDICTIONS_NAME).stem}  # an input named predictions.jpg gets predictions_2
         self.coco: list[dict[str, Any]] = []
         self.video_path: str | None = None
         self.video: VideoWriter | None = None
@@ -262,7 +267,7 @@ class _Writer:
 
 
 def _fail(summary: PredictSummary, source: str, reason: str) -> None:
-    logger.warning("skipped %s: %s", source, reason)
+    logger.info("skipped %s: %s", source, reason)  # the caller reports the failures (posezoo: one line each)
     summary.failures.append((source, reason))
 
 
@@ -338,6 +343,6 @@ def run_predictions(
     finally:
         writer.close()
         bar.close()
-    summary.predictions = out / "predictions.json"
+    summary.predictions = out / PREDICTIONS_NAME
     summary.predictions.write_text(json.dumps(writer.coco))
     return summary

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import signal
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,25 +20,37 @@ import torch
 import torch.distributed as dist
 from PIL import Image
 
+from ..config import MAX_INPUT_SIDE, check_at_least, check_device, check_rate, check_size
 from ..data.synthetic import generate_synthetic_splits
 from ..data.yolo_format import find_yolo_root, prepare_yolo_splits
-from ..errors import DatasetError, InvalidInputError
+from ..errors import DatasetError, InvalidInputError, RunMismatchError, TrainingInterrupted, WeightsNotFoundError
 from ..evaluation.coco import results_to_coco
 from ..evaluation.runner import evaluate_model
-from ..hub.intersect import load_intersecting
+from ..hub.intersect import init_weights_file, load_intersecting
 from ..media.image import load_image
 from ..model import PoseModel
 from ..registry import create_model
+from ..train.checkpoint import CheckpointStore
 from ..train.config import TrainConfig
+from ..train.durable import atomic_write_bytes
+from ..train.interrupt import Abandoned, StopRequest
 from ..train.loader import default_num_workers
+from ..train.metrics_log import MetricsLog
+from ..train.optim import OPTIMIZERS
+from ..train.precision import AMP_MODES
 from ..train.recipe import TrainRecipe
+from ..train.run_identity import describe_model, diff_runs
+from ..train.run_lock import RunLock
 from ..train.trainer import Trainer
 from ..visualize import draw_pose
 
 __all__ = [
+    "SYNTHETIC_STAMP",
     "CocoSplits",
     "TrainRunOptions",
     "backbone_choice",
+    "check_run_paths",
+    "check_train_options",
     "describe_plan",
     "effective_recipe",
     "find_coco_splits",
@@ -259,10 +274,34 @@ def _init_distributed(device: str | None) -> int:
     return dist.get_rank()
 
 
-def _generate_synthetic(root: Path, options: TrainRunOptions) -> None:
+SYNTHETIC_STAMP = "posezoo-synthetic.json"
+"""Written into the synthetic data folder after generation: the settings it was generated with."""
+
+
+def _prepare_synthetic(root: Path, options: TrainRunOptions) -> None:
+    """Generate the synthetic splits under ``root``, unless the files there were generated with these settings.
+
+    The settings are written last (:data:`SYNTHETIC_STAMP`), so data whose generation was interrupted is generated
+    again; a resumed run does not rewrite its data.
+    """
+    wanted = {
+        "train": options.synthetic_train,
+        "val": options.synthetic_val,
+        "image_size": list(options.synthetic_image_size),
+        "seed": options.seed,
+    }
+    stamp = root / SYNTHETIC_STAMP
+    annotations = [root / "annotations" / f"person_keypoints_{split}.json" for split in ("train", "val")]
+    try:
+        if json.loads(stamp.read_text()) == wanted and all(path.is_file() for path in annotations):
+            return
+    except (OSError, ValueError, RecursionError):
+        pass
+    stamp.unlink(missing_ok=True)
     generate_synthetic_splits(
         root, options.synthetic_train, options.synthetic_val, seed=options.seed, image_size=options.synthetic_image_size
     )
+    stamp.write_text(json.dumps(wanted))
 
 
 def write_predictions(model: PoseModel, ann_file: Path, image_dir: Path, out_dir: Path, count: int) -> list[Path]:
@@ -292,6 +331,110 @@ def write_predictions(model: PoseModel, ann_file: Path, image_dir: Path, out_dir
     return written
 
 
+def check_train_options(options: TrainRunOptions) -> None:
+    """Check the options that need neither a model nor data (``posezoo train`` runs this before anything else).
+
+    Raises:
+        InvalidInputError: a count, size, rate or device is out of range; the message names the flag.
+    """
+    at_least = {
+        "--epochs": (options.epochs, 1),
+        "--steps": (options.steps, 1),
+        "--batch-size": (options.batch_size, 1),
+        "--max-eval-images": (options.max_eval_images, 1),
+        "--synthetic-train": (options.synthetic_train, 1),
+        "--synthetic-val": (options.synthetic_val, 1),
+        "--warmup-steps": (options.warmup_steps, 0),
+        "--nominal-batch-size": (options.nominal_batch_size, 0),
+        "--eval-every": (options.eval_every, 0),
+        "--checkpoint-every": (options.checkpoint_every, 0),
+        "--workers": (options.num_workers, 0),
+        "--seed": (options.seed, 0),
+        "num_predictions": (options.num_predictions, 0),
+    }
+    for flag, (value, low) in at_least.items():
+        check_at_least(flag, value, low)
+    for flag, value, low in (("--lr", options.lr, None), ("--lr-final", options.lr_final, 0.0)):
+        check_rate(flag, value, low)
+    if options.grad_clip is not None:
+        check_rate("--grad-clip", options.grad_clip, None)
+    check_size("--synthetic-image-size", options.synthetic_image_size, 16, MAX_INPUT_SIDE)
+    if options.input_size is not None:
+        check_size("--input-size", options.input_size, 1, MAX_INPUT_SIDE)
+    for name, value in options.augmentation.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInputError(f"--augment {name}={value}: expected a finite number")
+    if options.amp is not None and options.amp not in AMP_MODES:
+        raise InvalidInputError(f"unknown amp mode {options.amp!r}; choose one of {', '.join(AMP_MODES)}")
+    if options.optimizer is not None and options.optimizer not in OPTIMIZERS:
+        raise InvalidInputError(f"unknown optimizer {options.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if options.schedule not in (None, "recipe", "cosine"):
+        raise InvalidInputError(f"unknown schedule {options.schedule!r}; choose 'recipe' or 'cosine'")
+    if options.backbone_weights not in (None, "imagenet", "none") and not Path(options.backbone_weights).is_file():
+        raise WeightsNotFoundError(f"--backbone-weights {options.backbone_weights}: no such file")
+    if options.init_weights is not None:
+        init_weights_file(options.init_weights)
+    check_device(options.device)
+
+
+def check_run_paths(data: str | Path, out_dir: str | Path) -> None:
+    """Check the data location and the run directory before anything is generated or loaded.
+
+    Raises:
+        InvalidInputError: ``out_dir`` is a file or cannot be created or written.
+        DatasetError: ``data`` is neither ``"synthetic"`` nor an existing directory.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"--out {out} is a file; pass a directory (new, or a run directory to resume)")
+    existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidInputError(f"cannot write the run directory {out}: {existing} is not a writable directory")
+    if str(data) == "synthetic":
+        return
+    root = Path(str(data).removeprefix("yolo:"))
+    if not root.is_dir():
+        raise DatasetError(f"--data {data}: no such directory (pass 'synthetic', a COCO-format root or a YOLO root)")
+
+
+_RUN_KEYS = ("model", "model_layout", "data", "splits", "synthetic", "augmentation")
+"""The parts of a run's description known before its data is generated (compared first, with the seed, which the
+synthetic data depends on; see run_training)."""
+
+
+def _check_saved_run(out_dir: Path, current: dict[str, Any], resume_anyway: bool) -> None:
+    """Refuse a run directory saved with another model, data or augmentation before any file is written."""
+    found = CheckpointStore(out_dir / "checkpoints").newest_description()
+    if found is None:
+        return
+    saved, where, _ = found
+    saved_train = saved.get("train") if isinstance(saved.get("train"), dict) else {}
+    saved_part = {**{key: saved.get(key) for key in _RUN_KEYS}, "train": {"seed": saved_train.get("seed")}}
+    current_part = {key: current.get(key) for key in (*_RUN_KEYS, "train")}
+    if saved_part["model"] != current_part["model"] or saved_part["model_layout"] != current_part["model_layout"]:
+        config_changes = diff_runs(
+            {"model_config": saved.get("model_config")}, {"model_config": current.get("model_config")}
+        )
+        what = (
+            f"another model ({saved_part['model']!r}, this run trains {current_part['model']!r})"
+            if saved_part["model"] != current_part["model"]
+            else f"a {current_part['model']} of another shape ({'; '.join(config_changes) or 'other parameter shapes'})"
+        )
+        raise RunMismatchError(
+            f"{out_dir} holds a run of {what} in checkpoint {where.name}. Use another --out.",
+            diff_runs(saved_part, current_part),
+        )
+    differences = diff_runs(saved_part, current_part)
+    if differences and not resume_anyway:
+        listed = "; ".join(differences)
+        raise RunMismatchError(
+            f"{out_dir} holds a run with other settings (checkpoint {where.name}, saved -> now): {listed}. Run again "
+            "with the saved settings to resume it, pass --resume-anyway to continue it with the new ones, or use "
+            "another --out.",
+            differences,
+        )
+
+
 def run_training(
     model_name: str,
     data: str | Path,
@@ -308,39 +451,83 @@ def run_training(
 
     The model's :class:`~posecommon.train.TrainRecipe` with the values ``options`` override is given to ``report``
     (``posezoo train`` prints it) and saved as ``recipe.json``. Writes under ``out_dir``: ``data/`` (synthetic
-    only), ``recipe.json``, ``train_config.json``, ``checkpoints/``, ``metrics.jsonl``, ``final/``
-    (``save_pretrained``; with ``keep_best`` the weights of the best evaluation), ``predictions/`` (made with the
-    ``final/`` weights) and ``summary.json``. Re-running with the same ``out_dir`` resumes from
-    the newest checkpoint (after checking that the settings are the same, unless ``options.resume_anyway``).
+    only, generated once per setting), ``recipe.json``, ``train_config.json``, ``checkpoints/``, ``metrics.jsonl``,
+    ``final/`` (``save_pretrained``; with ``keep_best`` the weights of the best evaluation), ``predictions/`` (made
+    with the ``final/`` weights) and ``summary.json`` (every evaluation of the run, read from ``metrics.jsonl``).
+    Re-running with the same ``out_dir`` resumes from the newest checkpoint.
+
+    Order, so that a refused run changes nothing on disk: the options are checked, the run directory is locked
+    (:class:`~posecommon.train.run_lock.RunLock`, held until the summary is written), the model is built, the
+    saved run's model, data and augmentation are compared with this one's (unless ``options.resume_anyway``),
+    the data is prepared, the trainer compares the full settings, and only then is anything of the run written.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is initialised here (NCCL on CUDA, gloo on CPU), each
-    process trains on its share of every global batch, and rank 0 alone generates data, evaluates and writes files.
+    process trains on its share of every global batch, and rank 0 alone locks, generates data, evaluates and
+    writes files.
 
     Returns:
-        The summary: model, steps, COCO numbers before (if asked) and after training, paths (an empty dict on
-        ranks other than 0).
+        The summary: model, steps, COCO numbers before (if asked) and after training, every evaluation, paths
+        (an empty dict on ranks other than 0).
 
     Raises:
-        TrainingInterrupted: Ctrl-C or SIGTERM; the checkpoint is written and running the same call again resumes.
+        InvalidInputError, DatasetError, ConfigError: a bad option, data location or model setting.
+        RunInUseError: another process is using ``out_dir``.
+        RunMismatchError: ``out_dir`` holds a run with other settings (and not ``options.resume_anyway``).
+        TrainingInterrupted: Ctrl-C or SIGTERM; what was done is saved and running the same call again resumes.
+        TrainingDivergedError: the loss became NaN or infinite.
     """
+    check_train_options(options)
+    check_run_paths(data, out_dir)
     out_dir = Path(out_dir)
     rank = _init_distributed(options.device)
-    if str(data) == "synthetic":
+    synthetic = str(data) == "synthetic"
+    if synthetic:
         train_split, val_split = "train", "val"
-    if rank == 0 and str(data) == "synthetic":
-        _generate_synthetic(out_dir / "data", options)
+    overrides = {"input_size": tuple(options.input_size)} if options.input_size else {}
+    torch.manual_seed(options.seed)  # the initial weights: the same run twice starts from the same model
+    model = create_model(model_name, **overrides)  # checks the model settings; writes nothing
+    if not isinstance(model, PoseModel):
+        raise TypeError(f"{model_name} is not a posezoo PoseModel")
+    with RunLock(out_dir) if rank == 0 else nullcontext():
+        base_recipe = options.recipe or model.train_recipe
+        if base_recipe is None:
+            raise InvalidInputError(f"{model_name} declares no train_recipe; pass TrainRunOptions(recipe=...)")
+        recipe = effective_recipe(base_recipe, options, data)
+        augmentation = recipe.augmentation_kwargs()
+        run_info: dict[str, Any] = {"data": str(data), "splits": [train_split, val_split], "augmentation": augmentation}
+        if synthetic:
+            run_info["synthetic"] = [options.synthetic_train, options.synthetic_val, list(options.synthetic_image_size)]
+        current = json.loads(json.dumps({**describe_model(model), **run_info, "train": {"seed": options.seed}}))
+        _check_saved_run(out_dir, current, options.resume_anyway)
+        return _train_checked(
+            model, model_name, data, out_dir, options, recipe, run_info, train_split, val_split, rank, report
+        )
+
+
+def _train_checked(
+    model: PoseModel,
+    model_name: str,
+    data: str | Path,
+    out_dir: Path,
+    options: TrainRunOptions,
+    recipe: TrainRecipe,
+    run_info: dict[str, Any],
+    train_split: str,
+    val_split: str,
+    rank: int,
+    report: Callable[[str], None],
+) -> dict[str, Any]:
+    """:func:`run_training` once the run directory is locked and the saved run agrees with this one."""
+    synthetic = str(data) == "synthetic"
+    if rank == 0 and synthetic:
+        _prepare_synthetic(out_dir / "data", options)
     if dist.is_initialized():
         dist.barrier()
-    root = out_dir / "data" if str(data) == "synthetic" else Path(data)
+    root = out_dir / "data" if synthetic else Path(data)
     yolo_root = find_yolo_root(data)
     if yolo_root is None:
         splits = find_coco_splits(root, train_split, val_split)
-    overrides = {"input_size": tuple(options.input_size)} if options.input_size else {}
-    torch.manual_seed(options.seed)  # the initial weights: the same run twice starts from the same model
-    model = create_model(model_name, **overrides)
-    if not isinstance(model, PoseModel):
-        raise TypeError(f"{model_name} is not a posezoo PoseModel")
-    if yolo_root is not None:  # YOLO-format labels -> COCO files cached in out_dir/data, written by rank 0 first
+    else:  # YOLO-format labels -> COCO files cached in out_dir/data, written by rank 0 first
         if rank == 0:
             prepare_yolo_splits(yolo_root, out_dir / "data", model.keypoint_spec, train_split, val_split)
         if dist.is_initialized():
@@ -351,55 +538,77 @@ def run_training(
     if backbone != "none":
         model.init_backbone(backbone)
     summary: dict[str, Any] = {"model": model_name, "data": str(data), "backbone": backbone}
-    run_info: dict[str, Any] = {"data": str(data), "splits": [train_split, val_split]}
     if options.init_weights is not None:
         loaded = load_intersecting(model, options.init_weights)
         if rank == 0:
             report(loaded.format())
         summary["init_weights"] = loaded.summary()
         run_info["init_weights_sha256"] = loaded.sha256
-    base_recipe = options.recipe or model.train_recipe
-    if base_recipe is None:
-        raise InvalidInputError(f"{model_name} declares no train_recipe; pass TrainRunOptions(recipe=...)")
-    recipe = effective_recipe(base_recipe, options, data)
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         stats, _ = evaluate_model(m, splits.val_ann, splits.val_images, max_images=options.max_eval_images)
         return stats
 
-    augmentation = recipe.augmentation_kwargs()
-    dataset = model.training_dataset(splits.train_ann, splits.train_images, train=True, **augmentation)
+    try:
+        dataset = model.training_dataset(splits.train_ann, splits.train_images, train=True, **run_info["augmentation"])
+    except TypeError as err:  # an --augment name the dataset does not take
+        raise InvalidInputError(f"--augment: {err}") from None
+    if len(dataset) < recipe.batch_size:  # type: ignore[arg-type]
+        raise DatasetError(
+            f"the training split {splits.train_ann} gives {len(dataset)} sample(s), fewer than one batch of "  # type: ignore[arg-type]
+            f"{recipe.batch_size}; lower --batch-size or add data"
+        )
     steps_per_epoch = max(1, len(dataset) // recipe.batch_size)  # type: ignore[arg-type]
     num_workers = options.num_workers if options.num_workers is not None else default_num_workers()
     config = train_config_from_recipe(recipe, options, steps_per_epoch, num_workers)
     summary["steps"] = config.total_steps
+    trainer = Trainer(
+        model,
+        dataset,
+        model.training_task(recipe.batch_size),
+        config,
+        out_dir,
+        evaluate=evaluate,
+        device=options.device,
+        run_info=run_info,
+        report=report,
+    )
+    resumed_at = trainer.check_resumable(options.resume_anyway)  # writes nothing; refuses a changed run
     if rank == 0:
         report(recipe.format() + "\n" + describe_plan(config, steps_per_epoch))
-        out_dir.mkdir(parents=True, exist_ok=True)
         plan = {"steps": config.total_steps, "steps_per_epoch": steps_per_epoch, "warmup_steps": config.warmup_steps}
-        (out_dir / "recipe.json").write_text(json.dumps({**recipe.to_dict(), "run": plan}, indent=2))
-    if options.eval_before and rank == 0:
-        summary["before"] = evaluate(model)
-    task = model.training_task(recipe.batch_size)
-    run_info["augmentation"] = augmentation
-    if str(data) == "synthetic":
-        run_info["synthetic"] = [options.synthetic_train, options.synthetic_val, list(options.synthetic_image_size)]
-    trainer = Trainer(
-        model, dataset, task, config, out_dir, evaluate=evaluate, device=options.device, run_info=run_info
-    )
-    result = trainer.fit(resume_anyway=options.resume_anyway)
+        atomic_write_bytes(out_dir / "recipe.json", json.dumps({**recipe.to_dict(), "run": plan}, indent=2).encode())
+        log = MetricsLog(out_dir / "metrics.jsonl")
+        if options.eval_before and resumed_at is None and not any(e["step"] == 0 for e in log.evaluations()):
+            log.trim(0)
+            log.append({"step": 0, "eval": evaluate(model)})
+            log.close()
+    trainer.fit(resume_anyway=options.resume_anyway)
     if dist.is_initialized():
         dist.barrier()
     if rank != 0:
         return {}
-    summary["after"] = result.evaluations[-1] if result.evaluations else None
-    summary["evaluations"] = result.evaluations
-    if result.best is not None:
-        summary["best"] = result.best
-    predictions = write_predictions(
-        trainer.final_model(), splits.val_ann, splits.val_images, out_dir / "predictions", options.num_predictions
-    )
-    summary["predictions"] = [str(p) for p in predictions]
-    summary["final"] = str(out_dir / "final")
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    with StopRequest() as stop:
+        try:
+            with stop.abandonable():
+                evaluations = trainer.metrics.evaluations()
+                if evaluations and evaluations[0]["step"] == 0:
+                    summary["before"] = evaluations[0]
+                last = evaluations[-1] if evaluations else None
+                summary["after"] = last if last is not None and last["step"] == trainer.step else None
+                summary["evaluations"] = evaluations
+                if trainer.best is not None:
+                    summary["best"] = trainer.best
+                predictions = write_predictions(
+                    trainer.final_model(), splits.val_ann, splits.val_images, out_dir / "predictions",
+                    options.num_predictions,
+                )  # fmt: skip
+                summary["predictions"] = [str(p) for p in predictions]
+                summary["final"] = str(out_dir / "final")
+                atomic_write_bytes(out_dir / "summary.json", json.dumps(summary, indent=2).encode())
+        except Abandoned:
+            newest = (trainer.store.candidates() or [None])[0]
+            raise TrainingInterrupted(
+                trainer.step, str(newest) if newest else None, rank, stop.signal or signal.SIGINT, phase="finishing"
+            ) from None
     return summary

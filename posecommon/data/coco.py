@@ -9,16 +9,16 @@ pycocotools' ``COCO``.
 
 What is an error and what is skipped:
 
-- Errors (the file cannot be trusted): unreadable or malformed JSON; a missing or mistyped key; ``keypoints``
-  whose length is not ``3 * K``; a visibility flag outside ``{0, 1, 2}``; a non-finite number; a negative box side;
-  an annotation whose ``image_id`` has no image record; a duplicate image or annotation id; a category whose
-  ``keypoints`` list has a length other than K; a ``file_name`` that would leave ``image_dir`` (an absolute path, a
-  ``..`` component, a drive or an empty name: annotation files are data from elsewhere, and must not make posezoo
-  read arbitrary files); (with ``check_files=True``, the default) an image record whose file does not exist under
-  ``image_dir``; and a file in which no person annotation is left after the skips below (unless
-  ``allow_empty=True``), since it has nothing to train or evaluate on; the message gives the skip counts. All
-  files are checked at construction so that a training run fails before its first step, not hours into it. A
-  file that exists but cannot be decoded, or whose size disagrees with its record, raises when it is loaded
+- Errors (the file cannot be trusted): unreadable, malformed or too deeply nested JSON; a missing or mistyped key;
+  ``keypoints`` whose length is not ``3 * K``; a visibility flag outside ``{0, 1, 2}``; a non-finite number or one
+  beyond :data:`MAX_COORDINATE`; a negative box side; an annotation whose ``image_id`` has no image record; a
+  duplicate image or annotation id; a category whose ``keypoints`` list has a length other than K; a ``file_name``
+  that would leave ``image_dir`` (an absolute path, a ``..`` component, a drive or an empty name: annotation files are
+  data from elsewhere, and must not make posezoo read arbitrary files); (with ``check_files=True``, the default) an
+  image record whose file does not exist under ``image_dir``; and a file in which no person annotation is left after
+  the skips below (unless ``allow_empty=True``), since it has nothing to train or evaluate on; the message gives the
+  skip counts. All files are checked at construction so that a training run fails before its first step, not hours
+  into it. A file that exists but cannot be decoded, or whose size disagrees with its record, raises when it is loaded
   (:meth:`CocoKeypoints.load_image`).
 - Skipped, counted in :attr:`CocoKeypoints.skipped` and logged at WARNING level with the reasons (the CLI shows
   WARNING and above): crowd annotations (``iscrowd = 1``), annotations of another category than ``category_id``
@@ -57,6 +57,10 @@ from .decode import read_bgr, rgb_planes
 __all__ = ["CocoKeypoints", "ImageRecord", "PersonRecord", "load_coco_keypoints", "split_coco_file"]
 
 logger = logging.getLogger(__name__)
+
+MAX_COORDINATE = 1e7
+"""Largest box or keypoint coordinate (pixels, either sign) an annotation may hold; beyond it the record is refused
+(float32, which training uses, turns 1e39 into infinity)."""
 
 SKIP_REASONS: dict[str, str] = {
     "crowd": "crowd regions (iscrowd=1)",
@@ -192,6 +196,8 @@ def _read_json(path: Path) -> Any:
             return json.load(handle)
     except json.JSONDecodeError as err:
         raise DatasetError(f"{path}: malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
+    except RecursionError:
+        raise DatasetError(f"{path}: the JSON is nested too deeply to read") from None
     except (UnicodeDecodeError, OSError) as err:
         raise DatasetError(f"{path}: cannot read annotation file: {err}") from err
 
@@ -213,6 +219,8 @@ def _numbers(values: Any, length: int | None, key: str, where: str) -> np.ndarra
     array = np.asarray(values, dtype=np.float64)
     if not np.isfinite(array).all():
         raise DatasetError(f"{where}: {key!r} contains NaN or infinite values")
+    if (np.abs(array) > MAX_COORDINATE).any():  # 1e308 is finite, and inf once training casts it to float32
+        raise DatasetError(f"{where}: {key!r} has values beyond +-{MAX_COORDINATE:g} pixels: {values!r:.80}")
     return array
 
 

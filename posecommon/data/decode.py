@@ -20,6 +20,7 @@ OpenCV runs its own thread pool; training DataLoader workers switch it off, as t
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,24 +28,46 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import BadImageError
-from ..media.image import load_image
+from ..media.image import check_pixel_count, load_image
 
 __all__ = ["read_bgr", "rgb_planes", "single_threaded_opencv"]
 
 _FLAGS = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
 
 
+def _check_declared_size(path: Path) -> None:
+    """Refuse a file whose header declares more than :data:`~posecommon.media.image.MAX_IMAGE_PIXELS` pixels.
+
+    Pillow reads the header only (no pixels); a file Pillow does not identify is left to OpenCV, whose own limit
+    (``OPENCV_IO_MAX_IMAGE_PIXELS``, 2**30 by default) then applies.
+    """
+    try:
+        with warnings.catch_warnings():  # Pillow warns above its own, higher limit; ours is checked below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                size = opened.size
+    except Image.DecompressionBombError as err:  # Pillow's own guard, at twice its (higher) limit
+        raise BadImageError(f"cannot read image {path}: {err}") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return
+    check_pixel_count(size[0], size[1], str(path))
+
+
 def read_bgr(path: str | Path) -> np.ndarray:
     """Decode an image file into a writable C-contiguous ``(H, W, 3)`` uint8 BGR array (see the module docstring).
 
     Raises:
-        BadImageError: the file is missing or no decoder can read it.
+        BadImageError: the file is missing, declares more than
+            :data:`~posecommon.media.image.MAX_IMAGE_PIXELS` pixels (checked from its header before decoding), or no
+            decoder can read it.
     """
     path = Path(path)
     if not path.is_file():
         raise BadImageError(f"image file not found: {path}")
+    _check_declared_size(path)
     encoded = np.fromfile(path, dtype=np.uint8)  # fromfile + imdecode: also for paths cv2.imread cannot open
     pixels = cv2.imdecode(encoded, _FLAGS) if encoded.size else None
     if pixels is not None and pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == 3:

@@ -123,13 +123,18 @@ def write_coco_results(path: str | Path, results: list[dict[str, Any]]) -> Path:
 def _load_json(path: Path, what: str) -> Any:
     if not path.is_file():
         raise DatasetError(f"{what} file not found: {path}")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DatasetError(f"cannot read {what} file {path}: {err}") from err
     if not text.strip():
         raise DatasetError(f"{what} file {path} is empty")
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise DatasetError(f"{what} file {path} is not valid JSON: {err}") from err
+    except RecursionError:
+        raise DatasetError(f"{what} file {path}: the JSON is nested too deeply to read") from None
 
 
 def _ground_truth_dict(ground_truth: str | Path | dict[str, Any] | COCO) -> tuple[dict[str, Any], str]:

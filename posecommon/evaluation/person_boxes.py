@@ -134,6 +134,8 @@ def load_person_detections(path: str | Path, data: CocoKeypoints, score_threshol
         entries = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DatasetError(f"{path}: not a readable JSON detection file: {err}") from err
+    except RecursionError:
+        raise DatasetError(f"{path}: not a readable JSON detection file: nested too deeply") from None
     if not isinstance(entries, list):
         raise DatasetError(f"{path}: a COCO detection-results file is a JSON list, got {type(entries).__name__}")
     image_ids = {record.image_id for record in data.images}

@@ -2,17 +2,23 @@
 
 A :func:`~posecommon.hub.save_pretrained` directory (and a Hub repository written by
 :func:`~posecommon.hub.push_to_hub`) holds :data:`CONFIG_NAME`, :data:`WEIGHTS_NAME` and :data:`CARD_NAME`.
-Weights are read only as safetensors; a pickle is refused before anything parses it.
+Weights are read only as safetensors; a pickle is refused before anything parses it, and a file that is not
+safetensors at all is told apart from a damaged one (only the latter is worth deleting and downloading again).
+
+:func:`safetensors_bytes` writes canonical safetensors: the ``safetensors`` library stores the metadata in a hash
+map, so the same weights saved twice gave different bytes (and sha256 digests); here the header's keys are sorted.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save
 
 from ..errors import ChecksumError, IncompatibleWeightsError, UnsafeWeightsError, WeightsNotFoundError
 
@@ -23,6 +29,7 @@ __all__ = [
     "WEIGHTS_NAME",
     "read_safetensors",
     "read_safetensors_metadata",
+    "safetensors_bytes",
     "sha256_file",
     "verify_sha256",
 ]
@@ -64,13 +71,47 @@ def verify_sha256(path: str | Path, expected: str, what: str) -> None:
         return
     path = Path(path)
     blob = path.resolve()
-    to_delete = f"{path} and the blob it links to, {blob}" if blob != path.absolute() else str(path)
+    if blob == path.absolute():  # a local file: it may be the only copy, so no advice to delete it
+        raise ChecksumError(
+            f"{what}: sha256 mismatch, expected {expected} but the file has {actual} ({path}). The file changed since "
+            "the sha256 was recorded, or the config belongs to other weights: restore the original file, or save the "
+            "model again with save_pretrained to record the digest of these weights."
+        )
     raise ChecksumError(
         f"{what}: sha256 mismatch, expected {expected} but the file has {actual}. The download or cached copy is "
-        f"corrupted, or the file changed since the sha256 was recorded. Delete {to_delete}, then load again to "
-        "download a fresh copy; if the mismatch persists, the published file differs from the registry - do not "
-        "use it, and report it."
+        f"corrupted, or the file changed since the sha256 was recorded. Delete {path} and the blob it links to, "
+        f"{blob}, then load again to download a fresh copy; if the mismatch persists, the published file differs "
+        "from the registry - do not use it, and report it."
     )
+
+
+def safetensors_bytes(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> bytes:
+    """Serialise ``tensors`` as safetensors whose bytes depend only on the tensors and ``metadata``.
+
+    The data section is laid out by ``safetensors.torch.save`` (sorted by dtype, then name); the JSON header is
+    written again with sorted keys and no spaces, padded with spaces to a multiple of 8 bytes as the format asks.
+    """
+    data = save(dict(tensors), dict(metadata) if metadata is not None else None)
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + length :]
+
+
+def _looks_like_safetensors(path: Path) -> bool:
+    """Whether the file starts like safetensors: an 8-byte header length that fits in the file (text and other
+    formats give absurd lengths)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(9)
+        size = path.stat().st_size
+    except OSError:
+        return False
+    if len(head) < 9:
+        return False
+    length = int.from_bytes(head[:8], "little")
+    return 2 <= length <= size - 8
 
 
 def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
@@ -90,14 +131,19 @@ def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
         raise UnsafeWeightsError(
             f"{path} is a pickle/torch checkpoint, not safetensors; posezoo never unpickles weight files. "
             "Convert it with safetensors.torch.save_file on a trusted machine (or, for the official TransPose "
-            "checkpoint, `posezoo convert` or vttranspose.convert_official_transpose)."
+            "checkpoint, vttranspose.convert_official_transpose)."
+        )
+    if not _looks_like_safetensors(path):
+        raise IncompatibleWeightsError(
+            f"{path} is not a safetensors file (its first bytes are no safetensors header); posezoo reads weights "
+            "only as .safetensors: pass a file written by save_pretrained or safetensors.torch.save_file"
         )
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
         raise IncompatibleWeightsError(
-            f"{path} is not a readable safetensors file (truncated or corrupted): {err}. Delete it and download or "
-            "save it again."
+            f"{path} is a damaged safetensors file (truncated or corrupted): {err}. Delete it and download or save "
+            "it again."
         ) from err
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -108,8 +109,9 @@ def load_state_dict_strict(
         The model keys under ``skip_prefixes`` that were not loaded (sorted).
 
     Raises:
-        IncompatibleWeightsError: keys are missing or unexpected, or shapes differ; the message names the first
-            offending keys and shapes and the architecture the file records.
+        IncompatibleWeightsError: keys are missing or unexpected, or shapes differ (the message names the first
+            offending keys and shapes and the architecture the file records); a tensor is integer where the model's
+            is floating point or the reverse; or a floating-point tensor holds NaN or infinite values.
     """
 
     def exempt(key: str) -> bool:
@@ -139,10 +141,43 @@ def load_state_dict_strict(
             + "."
             + _saved_as_hint(recorded_name, recorded_joints, model_name)
         )
+    _check_values(expected, state_dict, source, exempt)
     loadable = {k: v for k, v in state_dict.items() if k in expected and tuple(v.shape) == tuple(expected[k].shape)}
     skipped = tuple(sorted(k for k in expected if k not in loadable))
     model.load_state_dict(loadable, strict=not skipped)
     return skipped
+
+
+def _check_values(
+    expected: dict[str, torch.Tensor],
+    state_dict: dict[str, torch.Tensor],
+    source: str,
+    exempt: Callable[[str], bool],
+) -> None:
+    """Refuse tensors that would load without a word but are wrong: another kind of dtype, NaN or infinity."""
+    kinds = [
+        f"{key}: file {state_dict[key].dtype} vs model {value.dtype}"
+        for key, value in expected.items()
+        if key in state_dict
+        and not exempt(key)
+        and (state_dict[key].is_floating_point(), state_dict[key].is_complex())
+        != (value.is_floating_point(), value.is_complex())
+    ]
+    if kinds:
+        raise IncompatibleWeightsError(
+            f"{source}: {len(kinds)} tensor(s) have another kind of dtype than the model's (integer vs floating "
+            f"point), first: {kinds[:3]}; the file was not saved from this model"
+        )
+    broken = [
+        key
+        for key, value in state_dict.items()
+        if key in expected and value.is_floating_point() and not bool(torch.isfinite(value).all())
+    ]
+    if broken:
+        raise IncompatibleWeightsError(
+            f"{source}: {len(broken)} tensor(s) hold NaN or infinite values, first: {broken[:3]}; the weights are "
+            "corrupted or come from a diverged training: do not use them"
+        )
 
 
 def _asks_other_keypoints(model: nn.Module) -> bool:
@@ -198,16 +233,27 @@ def load_weights_file(
     return report
 
 
-def load_resolved(model: nn.Module, resolved: ResolvedWeights) -> LoadReport:
+def load_resolved(model: nn.Module, resolved: ResolvedWeights, verified: bool = False) -> LoadReport:
     """:func:`load_weights_file` for a :class:`~posecommon.hub.ResolvedWeights`, keeping its Hub origin.
+
+    Args:
+        model: The model to load into.
+        resolved: The weight file and where it came from.
+        verified: The caller has checked the file against ``resolved.sha256`` already (it is not hashed again).
 
     Returns:
         The report, with ``repo_id``, ``revision`` and ``commit`` of the source (``None`` for local files).
     """
     report = load_weights_file(
-        model, resolved.path, sha256=resolved.sha256, source=resolved.source, recorded_model=resolved.model_name
+        model,
+        resolved.path,
+        sha256=None if verified else resolved.sha256,
+        source=resolved.source,
+        recorded_model=resolved.model_name,
     )
-    return dataclasses.replace(report, repo_id=resolved.repo_id, revision=resolved.revision, commit=resolved.commit)
+    return dataclasses.replace(
+        report, sha256=resolved.sha256, repo_id=resolved.repo_id, revision=resolved.revision, commit=resolved.commit
+    )
 
 
 def load_pretrained(model: ModuleT, model_name: str, pretrained: bool | str | Path | None) -> ModuleT:

@@ -14,7 +14,6 @@ What ``pretrained=`` accepts (see :func:`resolve_pretrained`):
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import read_json_file
 from ..errors import IncompatibleWeightsError, WeightsNotFoundError
 from ..registry import get_model_info
 from .download import download_file
@@ -63,11 +63,12 @@ class ResolvedWeights:
     model_name: str | None = None
 
 
+CONFIG_MAX_BYTES = 1 << 20
+"""Largest ``config.json`` read (posezoo's are a few kB; the file is untrusted input)."""
+
+
 def _read_config(path: Path, origin: str) -> dict[str, Any]:
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise IncompatibleWeightsError(f"{CONFIG_NAME} of {origin} is not readable JSON: {err}") from err
+    config = read_json_file(path, "model config", IncompatibleWeightsError, CONFIG_MAX_BYTES)
     validate_saved_config(config, f"{CONFIG_NAME} of {origin}", FORMAT_VERSION)
     return config
 

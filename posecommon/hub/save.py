@@ -7,6 +7,7 @@ code (safetensors only, a sha256 recorded for the weights, a generated model car
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -15,13 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import HfApi
-from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import UnknownModelError
 from ..registry import get_model_info
 from .card import render_model_card
-from .files import CARD_NAME, CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, sha256_file
+from .files import CARD_NAME, CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, safetensors_bytes
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitInfo
@@ -59,7 +59,8 @@ def save_pretrained(
     the weight file's sha256, the training data and metrics, and, when the model's weights were loaded from the Hub
     (``model.pretrained_report``), ``source``: the repository, the revision asked for and the commit it resolved
     to. ``model.safetensors`` holds the state dict (buffers included) with metadata ``model_name`` and
-    ``num_joints``. The model card shows the same, ``source`` included.
+    ``num_joints``, in canonical bytes (:func:`~posecommon.hub.files.safetensors_bytes`): identical weights give
+    an identical file and sha256. The model card shows the same, ``source`` included.
 
     Args:
         model: A registered :class:`~posecommon.model.PoseModel`.
@@ -79,12 +80,13 @@ def save_pretrained(
     name = description["model_name"]
     weights_path = save_dir / WEIGHTS_NAME
     metadata = {"format": "pt", "library": "posezoo", "model_name": name, "num_joints": str(model.config.num_joints)}
-    save_file(_safetensors_state(model), str(weights_path), metadata=metadata)
+    weights = safetensors_bytes(_safetensors_state(model), metadata)  # the same weights give the same bytes
+    weights_path.write_bytes(weights)
     metrics = dict(metrics or {})
     config = {
         **description,
         "format_version": FORMAT_VERSION,
-        "weights": {"filename": WEIGHTS_NAME, "sha256": sha256_file(weights_path)},
+        "weights": {"filename": WEIGHTS_NAME, "sha256": hashlib.sha256(weights).hexdigest()},
         "training_data": training_data,
         "metrics": metrics,
         "license": license,

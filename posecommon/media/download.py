@@ -6,9 +6,12 @@ through :func:`download` or :func:`download_to_file`. Hub weights are not downlo
 
 Bounds, all enforced while reading:
 
-- **Deadline.** ``timeout`` seconds for the whole transfer. The socket's own timeout is set to the time left before
-  every read, and each read returns what one ``recv`` brings, so a server that stalls or drips one byte at a time
-  is abandoned at the deadline (plus one scheduling slice), not after a buffer fills.
+- **Deadline.** ``timeout`` seconds for the whole transfer, connecting, redirects, headers and body included. Every
+  socket a download opens is registered with a watchdog timer that shuts it down at the deadline, which ends any
+  read blocked in it at once; and the socket's own timeout is set to the time left before every body read. A
+  server that stalls, or drips one byte at a time into the headers, a chunk-size line or the body, is abandoned at
+  the deadline (plus one scheduling slice). The per-read timeout alone would not do: each one-byte ``recv`` of a
+  dripping server returns in time, and ``http.client`` reads header and chunk lines with many of them.
 - **Size.** A declared ``Content-Length`` above ``max_bytes`` is refused before the body is read; a body that
   grows past ``max_bytes`` is cut off.
 - **Scheme.** Only ``http://`` and ``https://``; a redirect to any other scheme is refused before it is followed.
@@ -18,8 +21,12 @@ Bounds, all enforced while reading:
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import os
+import socket
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -54,7 +61,83 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
+class _Deadline:
+    """Shuts down every registered socket when the transfer's time is up (ending reads blocked in them)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(seconds, 0.0), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+    def watch(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+        return sock
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed, or (TLS) detached from its descriptor
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _watched(connection_class: type[http.client.HTTPConnection], deadline: _Deadline) -> Callable[..., Any]:
+    """A factory of ``connection_class`` connections whose sockets ``deadline`` watches (TLS ones before and after
+    the handshake)."""
+
+    def connect(host: str, **kwargs: Any) -> http.client.HTTPConnection:
+        connection = connection_class(host, **kwargs)
+        create = connection._create_connection  # type: ignore[attr-defined]
+
+        def create_watched(*args: Any, **kw: Any) -> socket.socket:
+            return deadline.watch(create(*args, **kw))
+
+        connection._create_connection = create_watched  # type: ignore[attr-defined]
+        original_connect = connection.connect
+
+        def connect_watched() -> None:
+            original_connect()
+            deadline.watch(connection.sock)
+
+        connection.connect = connect_watched  # type: ignore[method-assign]
+        return connection
+
+    return connect
+
+
+class _WatchedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._connect = _watched(http.client.HTTPConnection, deadline)
+
+    def http_open(self, req: Any) -> Any:
+        return self.do_open(self._connect, req)
+
+
+class _WatchedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._connect = _watched(http.client.HTTPSConnection, deadline)
+
+    def https_open(self, req: Any) -> Any:
+        return self.do_open(self._connect, req, context=self._context)
 
 
 def _socket_of(response: Any) -> Any:
@@ -69,22 +152,28 @@ def _transfer(
     """Stream ``url``'s body into ``write`` within the bounds of the module docstring; returns the byte count."""
     if not is_url(url):
         raise error(f"only http:// and https:// URLs are downloaded, got {url!r}")
-    deadline = time.monotonic() + timeout
-    request = urllib.request.Request(url, headers={"User-Agent": "posezoo"})
+    deadline = _Deadline(timeout)
+    opener = urllib.request.build_opener(
+        _HttpOnlyRedirects, _WatchedHTTPHandler(deadline), _WatchedHTTPSHandler(deadline)
+    )
+    late = f"downloading {url} took longer than {timeout:g} s"
     received = 0
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        request = urllib.request.Request(url, headers={"User-Agent": "posezoo", "Accept-Encoding": "identity"})
+        with opener.open(request, timeout=timeout) as response:
             declared = response.headers.get("Content-Length")
             if declared is not None and declared.isdigit() and int(declared) > max_bytes:
                 raise error(f"{url} is {int(declared):,} bytes, over the {max_bytes:,}-byte limit")
             sock = _socket_of(response)
             while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise error(f"downloading {url} took longer than {timeout:g} s")
+                left = deadline.left()
+                if left <= 0 or deadline.expired:
+                    raise error(late)
                 if sock is not None:
                     sock.settimeout(left)
                 chunk = response.read1(min(_CHUNK, max_bytes + 1 - received))
+                if deadline.expired:  # the watchdog cut the connection: what was read may be incomplete
+                    raise error(late)
                 if not chunk:
                     return received
                 received += len(chunk)
@@ -93,26 +182,29 @@ def _transfer(
                 write(chunk)
     except PosezooError as err:
         raise error(str(err)) from err
-    except TimeoutError as err:
-        raise error(f"downloading {url} took longer than {timeout:g} s") from err
-    except urllib.error.HTTPError as err:
-        raise error(f"cannot download {url}: HTTP {err.code} {err.reason}") from err
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        raise error(f"cannot download {url}: {getattr(err, 'reason', err)}") from err
+    except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
+        if deadline.expired or isinstance(err, TimeoutError) or isinstance(getattr(err, "reason", None), TimeoutError):
+            raise error(late) from err
+        if isinstance(err, urllib.error.HTTPError):
+            raise error(f"cannot download {url}: HTTP {err.code} {err.reason}") from err
+        reason = " ".join(str(getattr(err, "reason", err)).split()) or type(err).__name__
+        raise error(f"cannot download {url}: {reason}") from err
+    finally:
+        deadline.cancel()
 
 
 def download(
     url: str,
-    timeout: float = URL_TIMEOUT_S,
-    max_bytes: int = URL_MAX_BYTES,
+    timeout: float | None = None,
+    max_bytes: int | None = None,
     error: type[PosezooError] = BadImageError,
 ) -> bytes:
     """The body of ``url``, read into memory within the module's bounds.
 
     Args:
         url: An ``http://`` or ``https://`` URL.
-        timeout: Deadline of the whole transfer, in seconds.
-        max_bytes: Size limit of the body.
+        timeout: Deadline of the whole transfer, in seconds (None: :data:`URL_TIMEOUT_S`).
+        max_bytes: Size limit of the body (None: :data:`URL_MAX_BYTES`).
         error: The error type raised on any failure (images: :class:`~posecommon.errors.BadImageError`).
 
     Raises:
@@ -120,7 +212,8 @@ def download(
             deadline, or a larger body.
     """
     chunks: list[bytes] = []
-    _transfer(url, timeout, max_bytes, chunks.append, error)
+    timeout = URL_TIMEOUT_S if timeout is None else timeout
+    _transfer(url, timeout, URL_MAX_BYTES if max_bytes is None else max_bytes, chunks.append, error)
     return b"".join(chunks)
 
 

@@ -2,11 +2,18 @@
 
 Collections and streams of images (directories, globs, URLs, videos, lists, generators, batched arrays) are
 normalised by :mod:`posecommon.predict.sources`, which calls :func:`load_image` for each image.
+
+Encoded images are checked against :data:`MAX_IMAGE_PIXELS` from their header, before anything is decoded
+(:func:`decode_image`; the training decoders check the same limit, :mod:`posecommon.data.decode`): a small file can
+declare a huge picture (a 420 KB PNG of 12000 x 12000 took 17 s and 2.3 GB to decode), and Pillow's own guard only
+warns below twice its limit.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -14,10 +21,28 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import BadImageError
 
-__all__ = ["ImageInput", "load_image"]
+__all__ = ["MAX_IMAGE_PIXELS", "ImageInput", "check_pixel_count", "decode_image", "load_image"]
+
+MAX_IMAGE_PIXELS = 8192 * 8192
+"""Largest image (width x height, 67 megapixels) posezoo decodes; a larger one is a
+:class:`~posecommon.errors.BadImageError` raised from the file's header, before decoding. Decoded it is 200 MB of
+RGB, more than any pose model needs (they work at a few hundred pixels a side)."""
 
 ImageInput = str | Path | Image.Image | np.ndarray | torch.Tensor
 """Anything :func:`load_image` accepts."""
+
+
+def check_pixel_count(width: int, height: int, name: str) -> None:
+    """Refuse an image whose declared size is above :data:`MAX_IMAGE_PIXELS`.
+
+    Raises:
+        BadImageError: ``width * height`` is above the limit; the message names the image and its size.
+    """
+    if width * height > MAX_IMAGE_PIXELS:
+        raise BadImageError(
+            f"{name} is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), over posezoo's limit of "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels (MAX_IMAGE_PIXELS); downscale it first"
+        )
 
 
 def _from_pil(image: Image.Image) -> np.ndarray:
@@ -33,6 +58,33 @@ def _from_pil(image: Image.Image) -> np.ndarray:
         background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
         return np.asarray(background)
     return np.asarray(image.convert("RGB"))
+
+
+def decode_image(source: str | Path | IO[bytes], name: str) -> np.ndarray:
+    """Decode an encoded image (file or bytes) into an ``(H, W, 3)`` uint8 RGB array, within the pixel limit.
+
+    The declared size is checked against :data:`MAX_IMAGE_PIXELS` before the pixels are decoded; modes are
+    converted as :func:`load_image` describes.
+
+    Args:
+        source: A file path or a binary file object.
+        name: The file or URL, for messages.
+
+    Raises:
+        BadImageError: no image Pillow reads, above the pixel limit, truncated or corrupt, or an unsupported mode.
+    """
+    try:
+        with warnings.catch_warnings():  # Pillow warns above its own, higher limit; ours is checked next
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(source)
+        with opened:
+            check_pixel_count(opened.width, opened.height, name)
+            opened.load()
+            return _from_pil(opened)
+    except BadImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
+        raise BadImageError(f"cannot read image {name}: {err}") from err
 
 
 FLOAT_TOLERANCE = 1e-3
@@ -120,14 +172,11 @@ def load_image(image: ImageInput, bgr: bool = False) -> torch.Tensor:
                 raise BadImageError(
                     f"{path} is a directory; load_image reads one image (model.predict accepts directories)"
                 )
-            if not path.is_file():
+            if not path.exists():
                 raise BadImageError(f"image file not found: {path}")
-            try:
-                with Image.open(path) as opened:
-                    opened.load()
-                    array = _from_pil(opened)
-            except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
-                raise BadImageError(f"cannot read image {path}: {err}") from err
+            if not path.is_file():  # a named pipe or device: opening it could wait forever
+                raise BadImageError(f"{path} is not a regular file; load_image reads image files")
+            array = decode_image(path, str(path))
         elif isinstance(image, Image.Image):
             array = _from_pil(image)
         elif isinstance(image, np.ndarray):

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import BadImageError, MissingDependencyError
+from .image import check_pixel_count
 
 __all__ = ["VIDEO_SUFFIXES", "VideoInfo", "VideoWriter", "is_video_path", "read_video_frames", "video_info"]
 
@@ -59,7 +60,14 @@ class VideoInfo:
 
 
 def _open(path: str | Path) -> Any:
+    """The container of a video file whose first video stream is within the pixel limit.
+
+    Only regular files are opened: a named pipe or device would block FFmpeg until someone writes to it.
+    """
     av = _av()
+    if not Path(path).is_file():
+        what = "does not exist" if not Path(path).exists() else "is not a regular file"
+        raise BadImageError(f"cannot open video {path}: it {what}")
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError, ValueError) as err:
@@ -67,6 +75,12 @@ def _open(path: str | Path) -> Any:
     if not container.streams.video:
         container.close()
         raise BadImageError(f"{path} has no video stream")
+    context = container.streams.video[0].codec_context
+    try:
+        check_pixel_count(int(context.width), int(context.height), str(path))
+    except BadImageError:
+        container.close()
+        raise
     return container
 
 

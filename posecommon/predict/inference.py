@@ -18,6 +18,7 @@ measurements behind both choices are in ``docs/benchmarks.md`` ("bf16 and batch 
 from __future__ import annotations
 
 import copy
+import threading
 import weakref
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
@@ -156,21 +157,56 @@ def inference_module(model: nn.Module, fuse: bool = True, channels_last: bool | 
     return module
 
 
+_MODE_LOCK = threading.Lock()
+_EVAL_USERS: dict[int, tuple[int, list[tuple[nn.Module, bool]]]] = {}
+"""``id(model)`` -> (calls running it now, each submodule's ``training`` flag before the first of them)."""
+
+
+@contextmanager
+def _in_eval_mode(model: nn.Module) -> Iterator[None]:
+    """``model`` in eval mode for the block; the last of several concurrent blocks restores each submodule's mode.
+
+    Concurrent ``predict`` calls on one model must not leave it in eval mode: with a plain save-and-restore, a
+    second call that starts while the first runs saves "eval" and restores it last.
+    """
+    key = id(model)
+    with _MODE_LOCK:
+        users, modes = _EVAL_USERS.get(key, (0, []))
+        if users == 0:
+            modes = [(module, module.training) for module in model.modules()]
+            model.eval()
+        _EVAL_USERS[key] = (users + 1, modes)
+    try:
+        yield
+    finally:
+        with _MODE_LOCK:
+            users, modes = _EVAL_USERS.pop(key)
+            if users > 1:
+                _EVAL_USERS[key] = (users - 1, modes)
+            else:
+                for module, training in modes:
+                    module.training = training
+
+
 @contextmanager
 def running_for_inference(
     model: nn.Module, fuse: bool = True, channels_last: bool | None = None
 ) -> Iterator[nn.Module]:
-    """Context giving :func:`inference_module`'s module in eval mode; ``model``'s own train/eval mode is restored.
+    """Context giving :func:`inference_module`'s module in eval mode, leaving ``model``'s own mode as it was.
+
+    A fused or channels-last copy runs without touching ``model``; ``model`` itself (``fuse=False`` and
+    ``channels_last=False``) is switched to eval mode for the block, and each of its submodules gets its own mode
+    back when the last of concurrent calls ends (thread-safe).
 
     Example::
 
         with running_for_inference(model) as net:
             outputs = net(x)
     """
-    module = inference_module(model, fuse, channels_last)
-    was_training = model.training
-    model.eval()
-    try:
+    with _MODE_LOCK:  # concurrent calls build (and cache) one copy
+        module = inference_module(model, fuse, channels_last)
+    if module is not model:
         yield module
-    finally:
-        model.train(was_training)
+        return
+    with _in_eval_mode(model):
+        yield module

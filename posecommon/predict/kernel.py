@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..config import check_device
 from ..errors import InvalidInputError
 from ..keypoints import KeypointSpec
 from ..structures import PoseResult
@@ -78,7 +79,8 @@ class RunOptions:
         channels_last: Run in channels-last memory; ``None``: on CPU only.
 
     Raises:
-        InvalidInputError: ``batch_size`` is not a positive integer, or ``device`` is not a torch device.
+        InvalidInputError: ``batch_size`` is not a positive integer, or ``device`` is not a torch device this machine
+            has (``"cuda"`` without CUDA).
     """
 
     batch_size: int = 1
@@ -91,11 +93,7 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         check_count("batch_size", self.batch_size)
-        if self.device is not None:
-            try:
-                torch.device(self.device)
-            except (RuntimeError, TypeError) as err:
-                raise InvalidInputError(f"invalid device {self.device!r}: {err}") from err
+        check_device(self.device)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -12,7 +12,9 @@ PIL image, numpy ``(H, W[, C])`` array,   single      the image (arrays: uint8, 
 numpy ``(B, H, W, C)``, tensor            list        one frame per image of the batch
 ``(B, C, H, W)``
 directory                                 list        its image and video files (not recursive), sorted by name
-glob pattern (``"shots/*.jpg"``)          list        the matching files, sorted
+glob pattern (``"shots/*.jpg"``)          list        the matching files, sorted; each file once (``**`` does not
+                                                      enter symbolic links to directories, so a link loop is no
+                                                      endless tree)
 list or tuple of any of the above         list        each element's frames, in order
 path of a video file                      stream      its frames, decoded one at a time (:mod:`~posecommon.media.video`)
 generator / iterator / other iterable     stream      each element's frames, read lazily
@@ -23,6 +25,8 @@ iterator for a *stream* (or for any input with ``stream=True``, which keeps memo
 list, a video contributes all its frames (so a list result can be longer than the list). Images are read lazily in
 every case; an unreadable image raises :class:`~posecommon.errors.BadImageError` naming it when it is reached
 (or, with ``errors="yield"``, becomes a :class:`SourceFailure` in the stream, as ``posezoo predict`` uses it).
+Every file of a directory or glob, and every element of a list, is its own input for this: one unreadable file
+fails alone, and the files after it are still read.
 
 Decisions: directories and globs are lists (a known, finite set of files whose results a user indexes), videos are
 streams (frames are many and arrive over time). A directory or glob with no image or video file is an error, not an
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import glob
 import io
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,11 +45,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import BadImageError, PosezooError
 from ..media.download import download, is_url
-from ..media.image import load_image
+from ..media.image import decode_image, load_image
 from ..media.video import VIDEO_SUFFIXES, is_video_path, read_video_frames
 
 __all__ = [
@@ -125,11 +130,33 @@ def _directory_files(path: Path) -> list[Path]:
     return files
 
 
+def _split_magic(pattern: str) -> tuple[Path, str]:
+    """``("shots", "**/*.jpg")`` for ``"shots/**/*.jpg"``: the directory before the first wildcard, and the rest."""
+    parts = Path(pattern).parts
+    fixed = next((i for i, part in enumerate(parts) if _has_glob(part)), len(parts))
+    rest = list(parts[fixed:])
+    if rest and rest[-1] == "**":
+        rest.append("*")  # glob.glob's "dir/**" lists files too; pathlib's lists directories only
+    return Path(*parts[:fixed]) if fixed else Path("."), "/".join(rest)
+
+
 def _glob_files(pattern: str) -> list[Path]:
-    files = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    if "**" in pattern:  # pathlib's "**" does not enter symlinked directories (glob.glob's does, loops included)
+        anchor, rest = _split_magic(pattern)
+        found = (
+            p for p in anchor.glob(rest) if not any(part.startswith(".") for part in p.relative_to(anchor).parts)
+        )
+    else:
+        found = (Path(p) for p in glob.glob(pattern))
+    files, seen = [], set()
+    for path in sorted(found, key=lambda p: (len(p.parts), str(p))):  # the shortest path of a file is kept
+        real = os.path.realpath(path)
+        if path.is_file() and real not in seen:
+            seen.add(real)
+            files.append(path)
     if not files:
         raise BadImageError(f"no file matches {pattern!r}")
-    return files
+    return sorted(files)
 
 
 def _expand_path(item: str | Path) -> list[Any] | None:
@@ -197,13 +224,7 @@ def open_source(source: Any, bgr: bool = False) -> Source:
 
 
 def _load_url(url: str) -> torch.Tensor:
-    data = download(url)
-    try:
-        with Image.open(io.BytesIO(data)) as opened:
-            opened.load()
-            return load_image(opened)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
-        raise BadImageError(f"cannot read image {url}: {err}") from err
+    return load_image(decode_image(io.BytesIO(download(url)), url))
 
 
 def _describe(item: Any) -> str:
@@ -213,14 +234,23 @@ def _describe(item: Any) -> str:
     return f"{type(item).__name__} {tuple(shape) if shape is not None else ''}".strip()
 
 
-def _frames_of(item: Any, bgr: bool) -> Iterator[tuple[torch.Tensor, str | None, int | None, bool]]:
-    """``(pixels, path, frame_index, from_file)`` for every frame of one item (nested lists are flattened)."""
+def _leaves(item: Any) -> Iterator[Any]:
+    """The inputs ``item`` stands for, one at a time: a directory's or glob's files, a list's elements (flattened),
+    else ``item`` itself. Each is read, and fails, on its own."""
     if isinstance(item, (str, Path)):
         files = _expand_path(item)
-        if files is not None:
-            for file in files:
-                yield from _frames_of(file, bgr)
-        elif is_url(str(item)):
+        yield from files if files is not None else (item,)
+    elif isinstance(item, (list, tuple)):
+        for element in item:
+            yield from _leaves(element)
+    else:
+        yield item
+
+
+def _frames_of(item: Any, bgr: bool) -> Iterator[tuple[torch.Tensor, str | None, int | None, bool]]:
+    """``(pixels, path, frame_index, from_file)`` for every frame of one input (a leaf of :func:`_leaves`)."""
+    if isinstance(item, (str, Path)):
+        if is_url(str(item)):
             yield _load_url(str(item)), str(item), None, False
         elif is_video_path(item):
             for index, pixels in enumerate(read_video_frames(item)):
@@ -233,10 +263,6 @@ def _frames_of(item: Any, bgr: bool) -> Iterator[tuple[torch.Tensor, str | None,
         for image in batch:
             yield load_image(image, bgr=bgr), None, None, False
         return
-    if isinstance(item, (list, tuple)):
-        for element in item:
-            yield from _frames_of(element, bgr)
-        return
     yield load_image(item, bgr=bgr), None, None, False
 
 
@@ -245,23 +271,35 @@ def iter_frames(source: Source, errors: Literal["raise", "yield"] = "raise") -> 
 
     Args:
         source: From :func:`open_source`.
-        errors: ``"raise"``: an unreadable item raises its error; ``"yield"``: it becomes a :class:`SourceFailure`
-            and the next item is read (a video that fails half-way keeps the frames decoded before).
+        errors: ``"raise"``: an unreadable input raises its error; ``"yield"``: it becomes a :class:`SourceFailure`
+            and the next input is read (a video that fails half-way keeps the frames decoded before). The inputs
+            are the files of directories and globs and the elements of lists, each on its own.
 
     Yields:
         :class:`Frame` objects (``index`` counts the frames), and with ``errors="yield"`` :class:`SourceFailure`
         objects.
 
     Raises:
-        BadImageError, MissingDependencyError: with ``errors="raise"``, for the first item that cannot be read.
+        BadImageError, MissingDependencyError: with ``errors="raise"``, for the first input that cannot be read.
     """
     index = 0
     for item in source.items:
-        try:
-            for pixels, path, frame_index, from_file in _frames_of(item, source.bgr):
-                yield Frame(pixels, index, path, frame_index, from_file)
-                index += 1
-        except PosezooError as err:
-            if errors == "raise":
-                raise
-            yield SourceFailure(_describe(item), str(err))
+        leaves = _leaves(item)
+        while True:
+            try:
+                leaf = next(leaves)
+            except StopIteration:
+                break
+            except PosezooError as err:  # a directory or glob inside a list that lists nothing
+                if errors == "raise":
+                    raise
+                yield SourceFailure(_describe(item), str(err))
+                break
+            try:
+                for pixels, path, frame_index, from_file in _frames_of(leaf, source.bgr):
+                    yield Frame(pixels, index, path, frame_index, from_file)
+                    index += 1
+            except PosezooError as err:
+                if errors == "raise":
+                    raise
+                yield SourceFailure(_describe(leaf), str(err))

@@ -158,6 +158,33 @@ def _read_json(path: Path, what: str) -> Any:
         raise CheckpointError(f"{what} {path} is missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{what} {path} is damaged (not valid JSON: {err})") from None
+    except RecursionError:
+        raise CheckpointError(f"{what} {path} is damaged (JSON nested too deeply)") from None
+    except OSError as err:
+        raise CheckpointError(f"{what} {path} cannot be read: {err}") from None
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _check_manifest(manifest: Any, path: Path) -> dict[str, dict[str, Any]]:
+    """The ``files`` of a manifest after checking its structure (hand edits must not become KeyErrors)."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise CheckpointError(f"checkpoint manifest {path} is malformed (expected an object with 'files' and 'step')")
+    step = manifest.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"checkpoint manifest {path} is malformed: 'step' must be a non-negative integer")
+    for name, entry in manifest["files"].items():
+        if name in ("", ".", "..") or "/" in name or "\\" in name or name == MANIFEST:
+            raise CheckpointError(f"checkpoint manifest {path} is malformed: {name!r} is not a file of the checkpoint")
+        size = entry.get("bytes") if isinstance(entry, dict) else None
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0 or not _SHA256.match(str(digest)):
+            raise CheckpointError(
+                f"checkpoint manifest {path} is malformed: the entry of {name!r} needs 'bytes' (an integer) and "
+                "'sha256' (64 lowercase hex digits)"
+            )
+    return manifest["files"]
 
 
 def verify_checkpoint(directory: str | Path) -> dict[str, Any]:
@@ -168,9 +195,7 @@ def verify_checkpoint(directory: str | Path) -> dict[str, Any]:
     """
     directory = Path(directory)
     manifest = _read_json(directory / MANIFEST, "checkpoint manifest")
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict) or "step" not in manifest:
-        raise CheckpointError(f"checkpoint manifest {directory / MANIFEST} is malformed")
-    for name, expected in manifest["files"].items():
+    for name, expected in _check_manifest(manifest, directory / MANIFEST).items():
         path = directory / name
         if not path.is_file():
             raise CheckpointError(f"checkpoint file {path} is missing")
@@ -202,16 +227,21 @@ def load_checkpoint(directory: str | Path) -> dict[str, Any]:
     def tensors(name: str) -> dict[str, torch.Tensor] | None:
         return load((directory / name).read_bytes()) if name in files else None
 
-    return {
-        "step": state["step"],
-        "model": tensors("model.safetensors"),
-        "optimizer": _join_optimizer_state(tensors("optimizer.safetensors") or {}, state["optimizer"]),
-        "ema": tensors("ema.safetensors"),
-        "ema_updates": state["ema_updates"],
-        "scaler": state["scaler"],
-        "grads": tensors("grads.safetensors"),
-        "extra": state["extra"],
-    }
+    try:
+        if not isinstance(state, dict) or state["step"] != manifest["step"] or not isinstance(state["extra"], dict):
+            raise ValueError("its step differs from the manifest's, or 'extra' is not an object")
+        return {
+            "step": int(state["step"]),
+            "model": tensors("model.safetensors"),
+            "optimizer": _join_optimizer_state(tensors("optimizer.safetensors") or {}, state["optimizer"]),
+            "ema": tensors("ema.safetensors"),
+            "ema_updates": int(state["ema_updates"]),
+            "scaler": state["scaler"],
+            "grads": tensors("grads.safetensors"),
+            "extra": state["extra"],
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as err:  # hand-edited files whose digests were updated
+        raise CheckpointError(f"checkpoint {directory} is malformed ({type(err).__name__}: {err})") from None
 
 
 @dataclass(frozen=True)
@@ -255,7 +285,7 @@ class CheckpointStore:
             return None
         try:
             name = json.loads(path.read_text())["checkpoint"]
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, RecursionError, OSError):
             logger.warning("checkpoint pointer %s is unreadable; looking at every checkpoint directory", path)
             return None
         match = _NAME.match(str(name))
@@ -280,6 +310,21 @@ class CheckpointStore:
             return [e.path for e in entries]
         return [pointer.path] + [e.path for e in entries if e.order < pointer.order]
 
+    def newest_description(self) -> tuple[dict[str, Any], Path, int] | None:
+        """The run description (``state.json``'s ``extra.run``), directory and step of the newest candidate that
+        records one, read without verifying or loading the checkpoint (a quick check before a resume)."""
+        for directory in self.candidates():
+            try:
+                state = _read_json(directory / "state.json", "checkpoint state")
+            except CheckpointError:
+                continue
+            extra = state.get("extra") if isinstance(state, dict) else None
+            run = extra.get("run") if isinstance(extra, dict) else None
+            step = state.get("step") if isinstance(state, dict) else None
+            if isinstance(run, dict) and isinstance(step, int) and not isinstance(step, bool):
+                return run, directory, step
+        return None
+
     def load_latest(self) -> tuple[dict[str, Any], Path] | None:
         """Load the newest loadable checkpoint (falling back past damaged ones with a WARNING).
 
@@ -295,11 +340,13 @@ class CheckpointStore:
                 state = load_checkpoint(directory)
             except CheckpointError as err:
                 failures.append(str(err))
-                logger.warning("checkpoint %s is unusable (%s); trying the previous one", directory.name, err)
                 continue
             if failures:
                 logger.warning(
-                    "resuming from the older checkpoint %s (%d newer one(s) unusable)", directory, len(failures)
+                    "resuming from the older checkpoint %s: %d newer one(s) unusable (%s)",
+                    directory,
+                    len(failures),
+                    "; ".join(failures),
                 )
             return state, directory
         if failures or self.has_material():

@@ -41,7 +41,7 @@ class MetricsLog:
             try:
                 record = json.loads(line)
                 keep = isinstance(record, dict) and int(record["step"]) <= step
-            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
+            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, RecursionError):
                 keep = False
             if keep:
                 kept.append(line)
@@ -55,6 +55,28 @@ class MetricsLog:
                 "metrics log %s: dropped %d line(s) after step %d (redone by this run)", self.path, dropped, step
             )
         return dropped
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every readable record of the log, in order (torn or unparsable lines are skipped)."""
+        if not self.path.is_file():
+            return []
+        records = []
+        for line in self.path.read_bytes().splitlines():
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
+
+    def evaluations(self) -> list[dict[str, Any]]:
+        """Every evaluation of the run, ``{"step": ..., **metrics}``, in the order they were logged."""
+        return [
+            {"step": record.get("step"), **record["eval"]}
+            for record in self.records()
+            if isinstance(record.get("eval"), dict)
+        ]
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one record (flushed to the OS at once, so a killed process loses nothing it logged)."""

@@ -14,6 +14,7 @@ import math
 import signal
 import time
 from collections.abc import Callable
+from contextlib import nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,17 +26,19 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
-from ..errors import CheckpointError, RunMismatchError, TrainingInterrupted
+from ..config import check_device
+from ..errors import CheckpointError, RunMismatchError, TrainingDivergedError, TrainingInterrupted
 from .checkpoint import CheckpointStore
 from .config import BEST_METRIC, TrainConfig, TrainTask
 from .durable import atomic_write_bytes
 from .ema import ModelEMA
-from .interrupt import StopRequest
-from .loader import build_loader
+from .interrupt import Abandoned, StopRequest
+from .loader import build_loader, raise_failure, shutdown_workers
 from .metrics_log import MetricsLog
 from .optim import build_optimizer
 from .precision import resolve_precision
 from .run_identity import describe_run, diff_runs
+from .run_lock import RunLock
 from .sampling import derive_seed
 from .schedule import StepPlan, TrainSchedule
 
@@ -78,6 +81,11 @@ class Trainer:
     DDP, each rank loads its share of every global batch, and only rank 0 writes files or shows progress; every
     rank reads the checkpoints, so ``out_dir`` must be on a file system they share.
 
+    :meth:`fit` holds ``out_dir``'s :class:`~posecommon.train.run_lock.RunLock` (rank 0) from the resume to the
+    final export, so a second process refuses the directory instead of sharing it. Stop signals are handled as
+    :mod:`posecommon.train.interrupt` describes; ``report`` is told what happens ("resuming from step N", "stopping
+    after step N").
+
     Args:
         model: The model (a :class:`~posecommon.PoseModel` for the final export).
         dataset: Map-style training dataset.
@@ -87,6 +95,8 @@ class Trainer:
         evaluate: Callback ``evaluate(model) -> {"AP": ...}`` run on rank 0 with the EMA (or plain) model.
         device: Training device (default: CUDA when available, else CPU).
         run_info: JSON-able facts about the run that a resume must not change (data, augmentation, ...).
+        report: Receives one-line notices for the user (default: the module's logger at INFO); also called from
+            the signal handler when a stop is requested.
     """
 
     def __init__(
@@ -99,7 +109,9 @@ class Trainer:
         evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
         device: str | torch.device | None = None,
         run_info: dict[str, Any] | None = None,
+        report: Callable[[str], None] | None = None,
     ) -> None:
+        check_device(device)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())  # torchrun: set by LOCAL_RANK
@@ -134,8 +146,11 @@ class Trainer:
         self.ema = ModelEMA(self.model, config.ema_decay, config.ema_ramp) if config.ema_decay else None
         self.store = CheckpointStore(self.out_dir / "checkpoints", keep=config.keep_checkpoints)
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
+        self.report = report or logger.info
         self.step = 0
         self._saved_step: int | None = None
+        self._saved_path: Path | None = None
+        self._interrupt: StopRequest | None = None
         self.best: dict[str, Any] | None = None
 
     @property
@@ -149,6 +164,8 @@ class Trainer:
 
     def _check_same_run(self, saved: dict[str, Any], where: Path, resume_anyway: bool) -> list[str]:
         current = self.describe()
+        if not isinstance(saved, dict):  # a hand-edited checkpoint
+            saved = {}
         if saved.get("model") != current["model"] or saved.get("model_layout") != current["model_layout"]:
             what = (
                 f"another model ({saved.get('model')!r})"
@@ -165,9 +182,9 @@ class Trainer:
             )
         differences = diff_runs(saved, current)
         if differences and not resume_anyway:
-            listed = "\n  ".join(differences)
+            listed = "; ".join(differences)
             raise RunMismatchError(
-                f"{self.out_dir} holds a run with other settings (checkpoint {where.name}, saved -> now):\n  {listed}\n"
+                f"{self.out_dir} holds a run with other settings (checkpoint {where.name}, saved -> now: {listed}). "
                 "Run again with the saved settings to resume it, pass --resume-anyway (resume_anyway=True) to "
                 "continue it with the new ones, or use another --out.",
                 differences,
@@ -210,45 +227,112 @@ class Trainer:
             param.grad = grads[name].to(param.device) if name in grads else None
         self.step = state["step"]
         self._saved_step = self.step
+        self._saved_path = where
         if differences and self.rank == 0:
             (self.out_dir / f"train_config.before-step-{self.step}.json").write_text(
                 json.dumps(state["extra"].get("run", {}), indent=2)
             )
             self._write_config()
-        logger.info("resumed from %s at step %d", where, self.step)
+        if self.rank == 0:
+            self.report(f"resuming from step {self.step} (checkpoint {where})")
         return True
+
+    def check_resumable(self, resume_anyway: bool = False) -> int | None:
+        """Compare this run with the run saved in ``out_dir`` without loading or writing anything.
+
+        Lets a caller refuse a changed run before it writes files of its own (``posezoo train`` does so before
+        writing ``recipe.json``); :meth:`resume` checks again on the checkpoint it loads.
+
+        Returns:
+            The step of the newest checkpoint that records its run, or None when there is none.
+
+        Raises:
+            RunMismatchError: as :meth:`resume`.
+        """
+        found = self.store.newest_description()
+        if found is None:
+            return None
+        description, where, step = found
+        self._check_same_run(description, where, resume_anyway)
+        return step
 
     def _write_config(self) -> None:
         atomic_write_bytes(self.out_dir / "train_config.json", json.dumps(asdict(self.config), indent=2).encode())
 
     def save(self) -> Path | None:
-        """Write a checkpoint of the current step (rank 0 only; other ranks return None)."""
+        """Write a checkpoint of the current step (rank 0 only; other ranks return None).
+
+        During :meth:`fit`, stop signals wait until the checkpoint is complete.
+        """
         if self.rank != 0:
             return None
-        self.metrics.sync()
-        grads = {n: p.grad for n, p in self.model.named_parameters() if p.grad is not None}
-        directory = self.store.save(
-            self.step,
-            model=self.model,
-            optimizer=self.optimizer,
-            ema=self.ema.module if self.ema is not None else None,
-            ema_updates=self.ema.updates if self.ema is not None else 0,
-            scaler_state=self.scaler.state_dict() if self.precision.grad_scaling else None,
-            grads=grads or None,
-            extra={"run": self.describe()},
-        )
-        self._saved_step = self.step
+        with self._interrupt.protected() if self._interrupt is not None else nullcontext():
+            self.metrics.sync()
+            grads = {n: p.grad for n, p in self.model.named_parameters() if p.grad is not None}
+            directory = self.store.save(
+                self.step,
+                model=self.model,
+                optimizer=self.optimizer,
+                ema=self.ema.module if self.ema is not None else None,
+                ema_updates=self.ema.updates if self.ema is not None else 0,
+                scaler_state=self.scaler.state_dict() if self.precision.grad_scaling else None,
+                grads=grads or None,
+                extra={"run": self.describe()},
+            )
+            self._saved_step = self.step
+            self._saved_path = directory
         return directory
 
-    def _evaluate(self, result: TrainResult) -> None:
+    def _evaluate(self, result: TrainResult) -> bool:
+        """Run the evaluation callback (rank 0); False when a stop signal abandoned it (nothing is recorded)."""
         if self.evaluate_fn is None or self.rank != 0:
-            return
-        metrics = self.evaluate_fn(self.eval_model)
+            return True
+        try:
+            with self._interrupt.abandonable() if self._interrupt is not None else nullcontext():
+                metrics = self.evaluate_fn(self.eval_model)
+        except Abandoned:
+            self._abandoned = True
+            return False
+        finally:
+            self.model.train()
         result.evaluations.append({"step": self.step, **metrics})
         self.metrics.append({"step": self.step, "eval": metrics})
         if self.config.keep_best:
             self._track_best(metrics)
-        self.model.train()
+        return True
+
+    def _evaluated_at(self, step: int) -> bool:
+        return any(record.get("step") == step for record in self.metrics.evaluations())
+
+    def _stopped(self, signum: int, phase: str, at_once: bool = False) -> TrainingInterrupted:
+        """The exception that ends :meth:`fit` after a stop signal (see :class:`~posecommon.TrainingInterrupted`)."""
+        checkpoint = self._saved_path
+        if checkpoint is None and self._saved_step is not None:
+            checkpoint = (self.store.candidates() or [None])[0]
+        return TrainingInterrupted(
+            self.step,
+            str(checkpoint) if checkpoint else None,
+            self.rank,
+            signum,
+            phase=phase,
+            at_once=at_once,
+            checkpoint_step=self._saved_step if checkpoint else None,
+        )
+
+    def _stop_at_once(self, signum: int) -> TrainingInterrupted:
+        return self._stopped(signum, self._phase, at_once=True)
+
+    def _announce_stop(self, signum: int) -> None:
+        """Say at once what a first stop signal does (called from the signal handler)."""
+        if self.rank != 0:
+            return
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        doing = {
+            "training": f"finishing step {self.step + 1}, saving a checkpoint, then stopping",
+            "finishing": "finishing the final weights, then stopping",
+        }.get(self._phase, "saving a checkpoint, then stopping")
+        with suppress(RuntimeError, OSError, ValueError):  # a print interrupted inside print: the notice can go
+            self.report(f"{name}: {doing} ({name} again stops at once, losing the steps since the last checkpoint)")
 
     def _track_best(self, metrics: dict[str, float]) -> None:
         value = metrics.get(BEST_METRIC)
@@ -280,6 +364,16 @@ class Trainer:
         if plan.clear_gradients:
             self.optimizer.zero_grad(set_to_none=True)
 
+    def _diverged(self, loss: torch.Tensor) -> TrainingDivergedError:
+        if self._saved_path is not None:
+            kept = f"checkpoint step {self._saved_step} ({self._saved_path}) and the older ones are kept"
+        else:
+            kept = "no checkpoint was written yet"
+        return TrainingDivergedError(
+            f"the loss is {loss.item()} at step {self.step + 1}; training stopped and {kept}. Lower the learning "
+            "rate (--lr), clip gradients (--grad-clip) or check the data"
+        )
+
     def _train_step(self, model: nn.Module, batch: Any, plan: StepPlan) -> tuple[float, dict[str, float]]:
         cfg = self.config
         self._apply(plan)
@@ -287,9 +381,7 @@ class Trainer:
         with self.precision.autocast(self.device):
             loss, terms = self.task.loss(model, batch)
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"loss is {loss.item()} at step {self.step}; lower the learning rate or check data"
-            )
+            raise self._diverged(loss)
         self.scaler.scale(loss).backward()
         if plan.optimizer_step:
             if cfg.grad_clip is not None:
@@ -351,6 +443,9 @@ class Trainer:
     def fit(self, resume: bool = True, stop_step: int | None = None, resume_anyway: bool = False) -> TrainResult:
         """Run (or resume) training; returns the losses and evaluations of this call.
 
+        At the last step the model is evaluated (unless the run's log already holds an evaluation of that step, as
+        when a finished run is run again) and exported to ``out_dir/final``.
+
         Args:
             resume: Continue from the newest checkpoint of ``out_dir`` (see :meth:`resume`). With False the run
                 directory must hold no checkpoints.
@@ -359,23 +454,37 @@ class Trainer:
             resume_anyway: Resume even when the saved settings differ from this run's (see :meth:`resume`).
 
         Raises:
-            TrainingInterrupted: on SIGINT (Ctrl-C) or SIGTERM, after the running step finished and a checkpoint was
-                written.
+            RunInUseError: another process is using ``out_dir``.
+            TrainingInterrupted: on SIGINT (Ctrl-C) or SIGTERM (see :mod:`posecommon.train.interrupt`): after the
+                running step finished and a checkpoint was written, or at once on a second signal.
+            TrainingDivergedError: the loss became NaN or infinite (the checkpoints are kept).
         """
         stop = self.config.total_steps if stop_step is None else min(stop_step, self.config.total_steps)
-        with StopRequest() as interrupt:
-            self._prepare(resume, resume_anyway)
-            result = self._loop(stop, interrupt)
-        result.step = self.step
-        result.best = self.best
-        if self._saved_step != self.step:
-            self.save()
-        if self.step == self.config.total_steps:
-            if not (self.config.eval_every and self.step % self.config.eval_every == 0):
-                self._evaluate(result)
-            result.best = self.best
-            self._export()
-        self.metrics.close()
+        self._phase = "training"
+        self._abandoned = False
+        lock = RunLock(self.out_dir) if self.rank == 0 else nullcontext()
+        with lock, StopRequest(self._announce_stop, self._stop_at_once) as interrupt:
+            self._interrupt = interrupt
+            try:
+                self._prepare(resume, resume_anyway)
+                result = self._loop(stop, interrupt)
+                result.step = self.step
+                result.best = self.best
+                if self._saved_step != self.step:
+                    self.save()
+                if self.step == self.config.total_steps:
+                    self._phase = "evaluation"
+                    if not self._evaluated_at(self.step) and not self._evaluate(result):
+                        raise self._stopped(interrupt.signal or signal.SIGINT, "evaluation")
+                    result.best = self.best
+                    self._phase = "finishing"
+                    with interrupt.protected():
+                        self._export()
+                    if interrupt.requested:
+                        raise self._stopped(interrupt.signal or signal.SIGINT, "finishing")
+            finally:
+                self._interrupt = None
+                self.metrics.close()
         return result
 
     def _loop(self, stop: int, interrupt: StopRequest) -> TrainResult:
@@ -404,7 +513,7 @@ class Trainer:
         try:
             while not self._stop_everywhere(interrupt.requested):
                 started = time.perf_counter()
-                batch = next(batches, None)
+                batch = raise_failure(next(batches, None))
                 if batch is None:
                     break
                 batch = self.task.to_device(batch, self.device)
@@ -428,13 +537,12 @@ class Trainer:
                     self.save()
         finally:
             progress.close()
-            del batches, loader  # stop the workers
+            shutdown_workers(batches)  # now, not when a traceback that holds the iterator is collected
+            del batches, loader
         if interrupt.requested:
-            directory = self.save() if self._saved_step != self.step else None
-            self.metrics.close()
-            checkpoint = directory or (self.store.candidates() or [None])[0]
-            where = str(checkpoint) if checkpoint else None
-            raise TrainingInterrupted(self.step, where, self.rank, interrupt.signal or signal.SIGINT)
+            if self._saved_step != self.step:
+                self.save()
+            raise self._stopped(interrupt.signal or signal.SIGINT, "evaluation" if self._abandoned else "training")
         return result
 
     def _export(self) -> None:
