@@ -333,9 +333,9 @@ class PoseResult:
             decimals: Rounding of every number.
 
         Returns:
-            ``[{"name": "person", "class": 0, "confidence": s, "box": {"x1", "y1", "x2", "y2"},
-            "keypoints": {"x": [K], "y": [K], "visible": [K]}}, ...]``; ``visible`` holds the keypoint
-            confidences, as in ultralytics.
+            One dict per person with the keys ``name`` (``"person"``), ``class`` (0), ``confidence``, ``box``
+            (``{"x1", "y1", "x2", "y2"}``) and ``keypoints`` (``{"x": [K], "y": [K], "visible": [K]}``);
+            ``visible`` holds the keypoint confidences, as in ultralytics.
 
         Raises:
             InvalidInputError: ``normalize`` and :attr:`image_size` is unknown.
