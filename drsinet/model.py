@@ -27,7 +27,16 @@ from .predict import DetectionKernel
 from .recipe import drsi_recipe
 from .train_task import DRSITask
 
-__all__ = ["MODELS", "DRSINet", "drsi_net_l", "drsi_net_m", "drsi_net_s", "yolo_pose_s6"]
+__all__ = [
+    "MODELS",
+    "DRSINet",
+    "drsi_net_l",
+    "drsi_net_m",
+    "drsi_net_s",
+    "yolo_pose_l6",
+    "yolo_pose_m6",
+    "yolo_pose_s6",
+]
 
 
 class DRSINet(PoseModel):
@@ -52,6 +61,10 @@ class DRSINet(PoseModel):
       has 3, which ``yolo_pose_s6`` keeps): the reading that reproduces Table 1's sizes
       (:class:`~drsinet.config.DRSINetConfig`).
     - ASI-PAN's Res-gnConv runs after each top-down upsample (:class:`~drsinet.neck.PAN`; Table 4's +0.9 GMACs).
+    - Head wiring ``head_layout="official"``: YOLO-Pose's ``Detect.forward`` concatenates the box and keypoint
+      outputs before viewing them per anchor (edgeai-yolov5 yolo-pose ``models/yolo.py:67-70``); the paper trained
+      with that code, so DRSI-Net has this wiring too (:class:`~drsinet.head.DRSIHead`; ``"split"`` keeps each
+      anchor's box and keypoints apart).
     - Training and evaluation follow the YOLO-Pose code: loss, assignment and gains (:class:`~drsinet.loss.DRSILoss`),
       head bias priors (:class:`~drsinet.head.DRSIHead`), BatchNorm eps 1e-3 / momentum 0.03 everywhere
       (:data:`~drsinet.blocks.BN_EPS`); COCO evaluation keeps detections down to score 0.001 with NMS IoU 0.65 and
@@ -113,7 +126,9 @@ class DRSINet(PoseModel):
             lam=cfg.gnconv_lambda,
             act=cfg.act,
         )
-        self.head = DRSIHead(self.neck.out_channels, cfg.num_anchors, cfg.num_joints, cfg.strides, cfg.act)
+        self.head = DRSIHead(
+            self.neck.out_channels, cfg.num_anchors, cfg.num_joints, cfg.strides, cfg.act, cfg.head_layout
+        )
         self.feature_info = FeatureInfo(
             [dict(e, module=f"backbone.{e['module']}") for e in self.backbone.feature_info]
             + [dict(e, module=f"neck.{e['module']}") for e in self.neck.feature_info]
@@ -227,6 +242,7 @@ class DRSINet(PoseModel):
 
 _SRC_T1 = "DRSI-Net paper, Table 1 (COCO val2017)"
 _SRC_640 = "DRSI-Net paper, Tables 3-6 (640 x 640, COCO val2017)"
+_SRC_YP_T1 = "DRSI-Net paper, Table 1 (YOLOPose-{}6; the YOLO-Pose README, lines 61-62, gives the same GMACs and AP)"
 
 MODELS = model_table(
     ModelInfo(
@@ -255,6 +271,18 @@ MODELS = model_table(
         PaperFigures(15.1, 22.8, (960, 960), ap=63.8, source="DRSI-Net paper, Table 1 (YOLOPose-s6)"),
         (PaperFigures(None, 10.1, (640, 640), ap=57.5, source="DRSI-Net paper, Table 6 (YOLOPose-s)"),),
     ),
+    ModelInfo(
+        "yolo_pose_m6",
+        "drsinet",
+        "YOLO-Pose m6 layout (CSPDarknet53-m + PAN, 6-depthwise keypoint head), as the released m6 checkpoint",
+        PaperFigures(41.4, 66.3, (960, 960), ap=67.4, source=_SRC_YP_T1.format("m")),
+    ),
+    ModelInfo(
+        "yolo_pose_l6",
+        "drsinet",
+        "YOLO-Pose l6 layout (CSPDarknet53-l + PAN, 6-depthwise keypoint head), as the released l6 checkpoint",
+        PaperFigures(87.0, 145.6, (960, 960), ap=69.4, source=_SRC_YP_T1.format("l")),
+    ),
 )
 """Paper figures of the registered DRSI-Net models (their architectures: :data:`~drsinet.config.VARIANTS`)."""
 
@@ -282,3 +310,17 @@ def yolo_pose_s6(pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
     """YOLO-Pose s6 layout; keywords: :class:`~drsinet.config.DRSINetConfig` fields (see
     :func:`~posecommon.build_model`)."""
     return build_model(DRSINet, "yolo_pose_s6", pretrained, **kwargs)
+
+
+@register_model(MODELS)
+def yolo_pose_m6(pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
+    """YOLO-Pose m6 layout; keywords: :class:`~drsinet.config.DRSINetConfig` fields (see
+    :func:`~posecommon.build_model`)."""
+    return build_model(DRSINet, "yolo_pose_m6", pretrained, **kwargs)
+
+
+@register_model(MODELS)
+def yolo_pose_l6(pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
+    """YOLO-Pose l6 layout; keywords: :class:`~drsinet.config.DRSINetConfig` fields (see
+    :func:`~posecommon.build_model`)."""
+    return build_model(DRSINet, "yolo_pose_l6", pretrained, **kwargs)

@@ -9,9 +9,15 @@ entrypoint against it::
     def vttranspose_h_s(pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
         return build_model(VTTransPose, "vttranspose_h_s", pretrained, **kwargs)
 
-Providers. posecommon never imports a model package; where a tool needs something only a family has, the family
-registers it under a kind of :data:`PROVIDER_KINDS` (``@register_provider("converter", "transpose")``) and the
-tool looks it up by name (:func:`get_provider`).
+Converters and providers. posecommon never imports a model package; where a tool needs something only a family has,
+the family registers it: converters of official checkpoints with :func:`register_converter` (``posezoo convert
+NAME`` finds them with :func:`get_converter`), and other tools' needs under a kind of :data:`PROVIDER_KINDS`
+(``@register_provider("claim", "attention_scaling")``, looked up with :func:`get_provider`).
+
+A converter is called as ``convert(source, save_dir, model_name=None, **overrides)`` and returns ``(model,
+report)``: the posezoo model holding the converted weights and a report with a ``summary()`` (one line) and
+``details()`` (a list of lines). With ``save_dir`` it also writes the model with
+:func:`~posecommon.hub.save_pretrained`.
 
 ``list_models()``, ``create_model()`` and the provider lookups import the built-in model packages on first use,
 so ``posecommon.create_model("drsi_net_s")`` works without importing :mod:`drsinet` first.
@@ -34,15 +40,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROVIDER_KINDS",
+    "ConverterInfo",
     "ModelInfo",
     "PaperFigures",
     "WeightSpec",
     "create_model",
+    "get_converter",
     "get_model_info",
     "get_provider",
+    "list_converters",
     "list_models",
     "list_providers",
     "model_table",
+    "register_converter",
     "register_model",
     "register_provider",
     "unknown_model_message",
@@ -156,11 +166,32 @@ class ModelInfo:
         return next((w for w in self.weights if w.tag == tag), None)
 
 
+@dataclass(frozen=True)
+class ConverterInfo:
+    """One registered converter.
+
+    Args:
+        name: Registry name, e.g. ``"yolo-pose"``.
+        family: Model family that provides it.
+        summary: One line: what it reads.
+        models: Registry names it can produce (the first is the default when the file does not say).
+        license: Licence of the weights it reads (SPDX id), recorded in the converted model's card.
+        convert: The function (see the module docstring).
+    """
+
+    name: str
+    family: str
+    summary: str
+    models: tuple[str, ...]
+    license: str
+    convert: Callable[..., tuple[Any, Any]]
+
+
 EntrypointT = TypeVar("EntrypointT", bound="Callable[..., nn.Module]")
 ProviderT = TypeVar("ProviderT", bound="Callable[..., Any]")
+ConverterT = TypeVar("ConverterT", bound="Callable[..., tuple[Any, Any]]")
 
 PROVIDER_KINDS: dict[str, str] = {
-    "converter": "official checkpoint -> posezoo model: ``fn(source, save_dir=None) -> (model, report)``",
     "claim": "a paper-claim measurement of the benchmark suite, called with the suite's settings",
 }
 """Kinds of provider a family can register, with the contract of each."""
@@ -168,6 +199,7 @@ PROVIDER_KINDS: dict[str, str] = {
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
 _INFOS: dict[str, ModelInfo] = {}
 _PROVIDERS: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in PROVIDER_KINDS}
+_CONVERTERS: dict[str, ConverterInfo] = {}
 _packages_loaded = False
 
 
@@ -297,3 +329,44 @@ def create_model(name: str, pretrained: bool | str = False, **kwargs: Any) -> nn
         ConfigError: a keyword names no config field, or a value has the wrong type or is invalid.
     """
     return _ENTRYPOINTS[_lookup(name)](pretrained=pretrained, **kwargs)
+
+
+def register_converter(
+    name: str, *, family: str, summary: str, models: tuple[str, ...], license: str
+) -> Callable[[ConverterT], ConverterT]:
+    """Decorator registering a converter function under ``name`` (see :class:`ConverterInfo`).
+
+    Raises:
+        ValueError: ``name`` is registered already by another function.
+    """
+
+    def decorator(fn: ConverterT) -> ConverterT:
+        existing = _CONVERTERS.get(name)
+        if existing is not None and existing.convert.__qualname__ != fn.__qualname__:
+            raise ValueError(f"converter {name!r} is registered twice")
+        _CONVERTERS[name] = ConverterInfo(name, family, summary, tuple(models), license, fn)
+        return fn
+
+    return decorator
+
+
+def list_converters() -> list[str]:
+    """Sorted names of the registered converters."""
+    _load_model_packages()
+    return sorted(_CONVERTERS)
+
+
+def get_converter(name: str) -> ConverterInfo:
+    """The :class:`ConverterInfo` registered as ``name``.
+
+    Raises:
+        UnknownModelError: no converter has that name (the message lists the registered ones).
+    """
+    _load_model_packages()
+    if name not in _CONVERTERS:
+        known = sorted(_CONVERTERS)
+        raise UnknownModelError(
+            f"unknown converter {name!r};{did_you_mean(name, known)} registered converters are: "
+            f"{', '.join(known) or '(none)'}"
+        )
+    return _CONVERTERS[name]

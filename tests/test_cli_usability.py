@@ -53,7 +53,7 @@ def test_version_prints_the_installed_version(capsys):
     assert capsys.readouterr().out.strip() == f"posezoo {metadata.version('posezoo')}"
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "export", "bench"])  # `models` has no options
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "export", "bench", "convert"])  # `models` has no options
 def test_help_gives_every_options_default(command):
     parser = _subcommands()[command]
     text = parser.format_help()  # populates the lazily built parsers
@@ -101,6 +101,13 @@ def test_train_help_prints_the_recipe_the_run_uses_without_training(tmp_path, mo
     assert built["config"].total_steps == 3 and built["config"].batch_size == 2 and built["config"].lr == 0.002
     saved = json.loads((tmp_path / "run" / "recipe.json").read_text())
     assert (saved["steps"], saved["run"]["steps"]) == (3, 3)
+
+
+def test_train_without_out_under_torchrun_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert cli.main(["train", "vttranspose_h_s", "--steps", "1"]) == 2
+    assert "under torchrun, pass --out" in capsys.readouterr().err and not (tmp_path / "runs").exists()
 
 
 def test_train_help_without_a_model_is_the_plain_help(capsys):
@@ -156,12 +163,12 @@ def test_predict_prints_a_line_per_photo_and_the_people_found(tmp_path, detector
 
 
 def test_predict_says_when_nobody_is_found_and_the_weights_are_random(tmp_path, detector, capsys):
-    # the untrained detector scores nobody above the default 0.25
-    assert cli.main(["predict", str(PHOTOS[0]), "--weights", detector, "--out", str(tmp_path / "a")]) == 0
+    nobody = ["--score-threshold", "1"]  # scores are at most 1, kept strictly above the threshold
+    assert cli.main(["predict", str(PHOTOS[0]), "--weights", detector, *nobody, "--out", str(tmp_path / "a")]) == 0
     printed = capsys.readouterr().out
     assert re.search(r"^image 1/1 \S+: 0 people, \d+ ms$", printed, re.M)
     assert re.search(r"^0 people found, \d+ ms per image$", printed, re.M)
-    args = ["predict", str(PHOTOS[0]), "--model", "drsi_net_s", "--input-size", "128", "128", "-q"]
+    args = ["predict", str(PHOTOS[0]), "--model", "drsi_net_s", "--input-size", "128", "128", "-q", *nobody]
     assert cli.main([*args, "--out", str(tmp_path / "b")]) == 0
     printed = capsys.readouterr().out
-    assert re.search(r"^\d+ (people|person) found \(weights are random: drsi_net_s; ", printed, re.M)
+    assert re.search(r"^0 people found \(weights are random: drsi_net_s; ", printed, re.M)

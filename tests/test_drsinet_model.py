@@ -15,7 +15,7 @@ from posecommon.errors import BadImageError, InvalidInputError
 from posecommon.measure.flops import count_macs, count_params
 from posecommon.ops.letterbox import letterbox_info
 
-ENTRYPOINTS = ["drsi_net_s", "drsi_net_m", "drsi_net_l", "yolo_pose_s6"]
+ENTRYPOINTS = ["drsi_net_s", "drsi_net_m", "drsi_net_l", "yolo_pose_s6", "yolo_pose_m6", "yolo_pose_l6"]
 
 
 def _meta(config: DRSINetConfig) -> DRSINet:

@@ -154,6 +154,36 @@ def test_evaluate_command_prints_the_coco_table(tmp_path, saved_models, capsys):
     assert len(results) == split.num_annotations
 
 
+def test_evaluate_and_predict_commands_accept_a_test_dev_image_info_file(tmp_path, saved_models, capsys):
+    # COCO's image_info_test-dev2017.json holds images but no annotations: results for the evaluation server (as
+    # TransPose writes them for test-dev, lib/dataset/coco.py:113-121, 359-367), never scores
+    split = generate_synthetic_coco(tmp_path / "data", 2, image_size=(96, 80), seed=2, split="val")
+    dataset = json.loads(split.ann_file.read_text())
+    info = tmp_path / "image_info_test-dev.json"
+    info.write_text(json.dumps({"images": dataset["images"], "categories": dataset["categories"]}))
+    detections = [
+        {"image_id": ann["image_id"], "category_id": 1, "bbox": ann["bbox"], "score": 0.9}
+        for ann in dataset["annotations"]
+    ]
+    (tmp_path / "dets.json").write_text(json.dumps(detections))
+    args = ["evaluate", "--weights", str(saved_models["pose"]), "--ann", str(info), "--images", str(split.image_dir)]
+    args += ["--det-json", str(tmp_path / "dets.json")]
+    assert main([*args, "--results", str(tmp_path / "results.json")]) == 0
+    assert "has no annotations (an image-info file)" in capsys.readouterr().out
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {r["image_id"] for r in results} == {image["id"] for image in dataset["images"]}
+    assert all(set(r) == {"image_id", "category_id", "keypoints", "score"} for r in results)
+    assert main(args) == 2  # scoring needs annotations
+    assert "image-info file" in capsys.readouterr().err
+    out = tmp_path / "predicted"
+    images = [str(split.image_dir / image["file_name"]) for image in dataset["images"]]
+    predict = ["predict", *images, "--weights", str(saved_models["detector"]), "--ann", str(info), "--out", str(out)]
+    assert main(predict) == 0  # predictions.json takes the image ids of the image-info file
+    for image in dataset["images"]:
+        written = json.loads((out / f"{Path(image['file_name']).stem}.json").read_text())
+        assert written["image"]["image_id"] == image["id"]
+
+
 def test_evaluate_command_reports_an_empty_annotation_file(tmp_path, saved_models, capsys):
     ann = tmp_path / "ann.json"
     ann.write_text("")

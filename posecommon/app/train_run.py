@@ -22,6 +22,7 @@ from ..data.yolo_format import find_yolo_root, prepare_yolo_splits
 from ..errors import DatasetError, InvalidInputError
 from ..evaluation.coco import results_to_coco
 from ..evaluation.runner import evaluate_model
+from ..hub.intersect import load_intersecting
 from ..media.image import load_image
 from ..model import PoseModel
 from ..registry import create_model
@@ -109,7 +110,15 @@ class TrainRunOptions:
         synthetic_train: Synthetic training images (``--data synthetic``).
         synthetic_val: Synthetic validation images.
         synthetic_image_size: ``(H, W)`` of synthetic images.
-        amp: Mixed precision, ``"auto"``, ``"fp16"``, ``"bf16"`` or ``"none"`` (:mod:`posecommon.train.precision`).
+        amp: Mixed precision, ``"auto"``, ``"fp16"``, ``"bf16"`` or ``"none"`` (:mod:`posecommon.train.precision`);
+            None: the recipe's (``"auto"`` for DRSI-Net / YOLO-Pose, ``"none"`` for the top-down models, as the
+            official code trained).
+        keep_best: Export the weights of the evaluation with the best AP as ``final/`` (None: the recipe's
+            ``keep_best`` on COCO-format data, off on synthetic data).
+        init_weights: Initialise the model from this checkpoint before training, as YOLO-Pose's ``--weights``: the
+            tensors whose name and shape match are loaded, the rest keep their fresh initialisation
+            (:func:`~posecommon.hub.load_intersecting`); a safetensors file, a ``save_pretrained`` directory (e.g.
+            written by ``posezoo convert``) or a training run directory.
         resume_anyway: Resume a run directory even when its saved settings differ from these.
         augmentation: Overrides of the recipe's augmentation (keyword arguments of the model's
             ``training_dataset``: the fields of :class:`~posecommon.data.TopDownAugmentation` for top-down; ``mosaic``,
@@ -142,7 +151,9 @@ class TrainRunOptions:
     synthetic_train: int = 400
     synthetic_val: int = 50
     synthetic_image_size: tuple[int, int] = (256, 256)
-    amp: str = "auto"
+    amp: str | None = None
+    keep_best: bool | None = None
+    init_weights: str | None = None
     resume_anyway: bool = False
     augmentation: dict[str, Any] = field(default_factory=dict)
     recipe: TrainRecipe | None = None
@@ -167,11 +178,15 @@ def backbone_choice(model: PoseModel, data: str | Path, requested: str | None) -
     return "imagenet" if supported and str(data) != "synthetic" else "none"
 
 
-def effective_recipe(recipe: TrainRecipe, options: TrainRunOptions) -> TrainRecipe:
-    """``recipe`` with the values ``options`` set (their sources become ``"command line"``)."""
+def effective_recipe(recipe: TrainRecipe, options: TrainRunOptions, data: str | Path | None = None) -> TrainRecipe:
+    """``recipe`` with the values ``options`` set (their sources become ``"command line"``).
+
+    ``keep_best`` stays off on ``data="synthetic"`` unless ``options.keep_best`` asks for it: a synthetic run is a
+    demonstration whose ``final/`` is its last step (the recipes' ``keep_best`` is for COCO-format data).
+    """
     changes: dict[str, Any] = {
         name: getattr(options, name)
-        for name in ("epochs", "steps", "batch_size", "lr", "lr_final", "optimizer", "grad_clip")
+        for name in ("epochs", "steps", "batch_size", "lr", "lr_final", "optimizer", "grad_clip", "amp", "keep_best")
         if getattr(options, name) is not None
     }
     schedule = options.schedule or ("cosine" if options.steps is not None else "recipe")
@@ -186,6 +201,9 @@ def effective_recipe(recipe: TrainRecipe, options: TrainRunOptions) -> TrainReci
     if options.augmentation:
         changes["augmentation"] = tuple({**recipe.augmentation_kwargs(), **options.augmentation}.items())
     sources = dict(recipe.sources) | dict.fromkeys(changes, "command line")
+    if options.keep_best is None and str(data) == "synthetic" and recipe.keep_best:
+        changes["keep_best"] = False
+        sources["keep_best"] = "off on synthetic data (--keep-best turns it on)"
     return recipe.replace(**changes, sources=tuple(sources.items()))
 
 
@@ -209,11 +227,12 @@ def train_config_from_recipe(
         warmup_bias_lr=recipe.warmup_bias_lr,
         warmup_momentum=recipe.warmup_momentum,
         grad_clip=recipe.grad_clip,
-        amp=options.amp,
+        amp=recipe.amp,
         ema_decay=recipe.ema_decay,
         ema_ramp=recipe.ema_ramp,
         eval_every=options.eval_every,
         checkpoint_every=options.checkpoint_every,
+        keep_best=recipe.keep_best,
         num_workers=num_workers,
         seed=options.seed,
     )
@@ -235,15 +254,15 @@ def _base_recipe(model_name: str, model: PoseModel, options: TrainRunOptions) ->
     return base_recipe
 
 
-def recipe_help(model_name: str, options: TrainRunOptions) -> str:
-    """The recipe a run of ``model_name`` with ``options`` uses, formatted as the run prints it, without reading
-    data or training (``posezoo train MODEL [flags] --help``).
+def recipe_help(model_name: str, options: TrainRunOptions, data: str | Path | None = None) -> str:
+    """The recipe a run of ``model_name`` with ``options`` on ``data`` uses, formatted as the run prints it, without
+    reading data or training (``posezoo train MODEL [flags] --help``).
 
     The text is :func:`effective_recipe`'s recipe, the object the run turns into its
     :class:`~posecommon.train.TrainConfig` (:func:`train_config_from_recipe`), followed by the run's length as far
     as it is known without the data (the steps per epoch come from the dataset and are printed when a run starts).
     """
-    recipe = effective_recipe(_base_recipe(model_name, _build_model(model_name, options), options), options)
+    recipe = effective_recipe(_base_recipe(model_name, _build_model(model_name, options), options), options, data)
     if recipe.steps is not None:
         length = f"run: {recipe.steps} steps of batch {recipe.batch_size}"
     else:
@@ -263,7 +282,7 @@ def describe_plan(config: TrainConfig, steps_per_epoch: int) -> str:
         f"run: {config.total_steps} steps of batch {config.batch_size} ({config.total_steps / steps_per_epoch:.4g} "
         f"epochs of {steps_per_epoch} steps), schedule {config.schedule}, warm-up {config.warmup_steps} steps, "
         f"{accumulate} batch(es) per optimiser step, amp {config.amp}, checkpoint every {config.checkpoint_every} "
-        f"steps, {config.num_workers} data worker(s)"
+        f"steps{', final/ = best AP' if config.keep_best else ''}, {config.num_workers} data worker(s)"
     )
 
 
@@ -291,7 +310,8 @@ def _generate_synthetic(root: Path, options: TrainRunOptions) -> None:
 
 
 def write_predictions(model: PoseModel, ann_file: Path, image_dir: Path, out_dir: Path, count: int) -> list[Path]:
-    """Predict on the first ``count`` images of a COCO-format split; write ``<stem>.png`` (drawn) and ``<stem>.json``.
+    """Predict on the first ``count`` images of a COCO-format split; write ``<stem>.png`` (drawn) and ``<stem>.json``
+    (COCO results with their boxes, as ``posezoo predict``).
 
     Top-down models are given the ground-truth person boxes; single-stage models detect on the whole image.
     """
@@ -311,7 +331,7 @@ def write_predictions(model: PoseModel, ann_file: Path, image_dir: Path, out_dir
         image = Image.fromarray(pixels.permute(1, 2, 0).numpy())
         stem = Path(record.file_name).stem
         draw_pose(image, result.to("cpu"), model.keypoint_spec).save(out_dir / f"{stem}.png")
-        (out_dir / f"{stem}.json").write_text(json.dumps(results_to_coco(result.to("cpu"), record.image_id)))
+        (out_dir / f"{stem}.json").write_text(json.dumps(results_to_coco(result.to("cpu"), record.image_id, bbox=True)))
         written.append(out_dir / f"{stem}.png")
     return written
 
@@ -333,7 +353,8 @@ def run_training(
     The model's :class:`~posecommon.train.TrainRecipe` with the values ``options`` override is given to ``report``
     (``posezoo train`` prints it) and saved as ``recipe.json``. Writes under ``out_dir``: ``data/`` (synthetic
     only), ``recipe.json``, ``train_config.json``, ``checkpoints/``, ``metrics.jsonl``, ``final/``
-    (``save_pretrained``), ``predictions/`` and ``summary.json``. Re-running with the same ``out_dir`` resumes from
+    (``save_pretrained``; with ``keep_best`` the weights of the best evaluation), ``predictions/`` (made with the
+    ``final/`` weights) and ``summary.json``. Re-running with the same ``out_dir`` resumes from
     the newest checkpoint (after checking that the settings are the same, unless ``options.resume_anyway``).
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is initialised here (NCCL on CUDA, gloo on CPU), each
@@ -370,13 +391,20 @@ def run_training(
     backbone = backbone_choice(model, data, options.backbone_weights)
     if backbone != "none":
         model.init_backbone(backbone)
-    recipe = effective_recipe(_base_recipe(model_name, model, options), options)
+    summary: dict[str, Any] = {"model": model_name, "data": str(data), "backbone": backbone}
+    run_info: dict[str, Any] = {"data": str(data), "splits": [train_split, val_split]}
+    if options.init_weights is not None:
+        loaded = load_intersecting(model, options.init_weights)
+        if rank == 0:
+            report(loaded.format())
+        summary["init_weights"] = loaded.summary()
+        run_info["init_weights_sha256"] = loaded.sha256
+    recipe = effective_recipe(_base_recipe(model_name, model, options), options, data)
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         stats, _ = evaluate_model(m, splits.val_ann, splits.val_images, max_images=options.max_eval_images)
         return stats
 
-    summary: dict[str, Any] = {"model": model_name, "data": str(data), "backbone": backbone}
     augmentation = recipe.augmentation_kwargs()
     dataset = model.training_dataset(splits.train_ann, splits.train_images, train=True, **augmentation)
     steps_per_epoch = max(1, len(dataset) // recipe.batch_size)  # type: ignore[arg-type]
@@ -391,7 +419,7 @@ def run_training(
     if options.eval_before and rank == 0:
         summary["before"] = evaluate(model)
     task = model.training_task(recipe.batch_size)
-    run_info = {"data": str(data), "splits": [train_split, val_split], "augmentation": augmentation}
+    run_info["augmentation"] = augmentation
     if str(data) == "synthetic":
         run_info["synthetic"] = [options.synthetic_train, options.synthetic_val, list(options.synthetic_image_size)]
     trainer = Trainer(
@@ -404,8 +432,10 @@ def run_training(
         return {}
     summary["after"] = result.evaluations[-1] if result.evaluations else None
     summary["evaluations"] = result.evaluations
+    if result.best is not None:
+        summary["best"] = result.best
     predictions = write_predictions(
-        trainer.eval_model, splits.val_ann, splits.val_images, out_dir / "predictions", options.num_predictions
+        trainer.final_model(), splits.val_ann, splits.val_images, out_dir / "predictions", options.num_predictions
     )
     summary["predictions"] = [str(p) for p in predictions]
     summary["final"] = str(out_dir / "final")

@@ -5,10 +5,19 @@ Top-down models (``preprocess.resize == "affine_crop"``: VTTransPose, TransPose-
 (ground truth by default, or a COCO detection-results file, or a detector) -> ``model.predict`` (crops, flip test,
 DARK, rescoring ``box score x mean keypoint confidence > 0.2``) -> OKS-NMS per image at
 :data:`TOPDOWN_OKS_NMS_THRESHOLD` with the padded crop areas as instance areas -> COCOeval.
+
+Single-stage models (DRSI-Net, YOLO-Pose) are evaluated as YOLO-Pose's ``test.py``: the evaluation thresholds below,
+keypoints clamped to the image (``test.py:176``, ``utils/general.py:391-404``; :func:`~posecommon.ops.clip_points`),
+results without ``bbox`` (``test.py:212-218``).
+
+Results are written in the official evaluators' format (:func:`~posecommon.evaluation.results_to_coco`, no
+``bbox``). :func:`predict_coco_results` writes them without scoring, also for an image-info file without
+annotations such as ``image_info_test-dev2017.json`` (results for the COCO evaluation server).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +27,7 @@ from ..data.coco import CocoKeypoints, load_coco_keypoints
 from ..errors import InvalidInputError
 from ..measure.progress import track
 from ..ops.geometry import box_xywh_to_xyxy, box_xyxy_to_xywh, xywh_to_center_scale
+from ..ops.letterbox import clip_points
 from ..predict import PredictKernel, RunOptions, build_kernel
 from .coco import evaluate_coco, results_to_coco
 from .oks_nms import oks_nms
@@ -30,6 +40,7 @@ __all__ = [
     "TOPDOWN_BOX_SCORE_THRESHOLD",
     "TOPDOWN_OKS_NMS_THRESHOLD",
     "evaluate_model",
+    "predict_coco_results",
 ]
 
 SINGLE_STAGE_SCORE_THRESHOLD = 0.001
@@ -115,7 +126,7 @@ def _predict_dataset(
     protocol). Its instances are then filtered per image by OKS-NMS (the official ``evaluate``). A single-stage
     model predicts from the whole image with YOLO-Pose's evaluation settings, :data:`SINGLE_STAGE_SCORE_THRESHOLD`,
     :data:`SINGLE_STAGE_IOU_THRESHOLD` and :data:`SINGLE_STAGE_MAX_DETECTIONS`, unless ``predict_kwargs`` override
-    them.
+    them, and its keypoints are clamped to the image (:func:`~posecommon.ops.clip_points`).
 
     Args:
         model: A posezoo model with ``predict``.
@@ -128,10 +139,11 @@ def _predict_dataset(
         **predict_kwargs: Prediction options of ``model`` (keywords of its ``predict_kernel``).
 
     Returns:
-        COCO results ``[{image_id, category_id, keypoints, score, bbox}]``.
+        COCO results ``[{image_id, category_id, keypoints, score}]`` (the official format, no ``bbox``).
 
     Raises:
-        InvalidInputError: both ``detector`` and ``person_boxes``, or boxes for a single-stage model.
+        InvalidInputError: both ``detector`` and ``person_boxes``, boxes for a single-stage model, or a top-down
+            model without person boxes on a file without annotations.
     """
     top_down = _is_top_down(model)
     options = predict_kwargs if top_down else {**_SINGLE_STAGE_EVAL, **predict_kwargs}
@@ -144,6 +156,11 @@ def _predict_dataset(
             "person boxes"
         )
     if top_down and detector is None and person_boxes is None:
+        if not data.annotated:
+            raise InvalidInputError(
+                f"{data.ann_file} has no annotations, so there are no ground-truth person boxes for "
+                f"{type(model).__name__}: pass a detection file (--det-json, detections=) or a detector"
+            )
         person_boxes = ground_truth_person_boxes(data)
     detector_kernel = detector.predict_kernel(**_SINGLE_STAGE_EVAL) if detector is not None else None
     images = data.images[:max_images] if max_images is not None else data.images
@@ -152,6 +169,7 @@ def _predict_dataset(
         pixels = data.load_image(record.image_id)
         if not top_down:
             (found,) = kernel([pixels], [{}], _RUN)
+            found = dataclasses.replace(found, keypoints=clip_points(found.keypoints, (record.height, record.width)))
             results.extend(results_to_coco(found, record.image_id))
             continue
         if person_boxes is not None:
@@ -160,6 +178,52 @@ def _predict_dataset(
             boxes, scores = _detector_boxes(detector_kernel, pixels)
         results.extend(_topdown_results(kernel, pixels, boxes, scores, record.image_id, oks_threshold))
     return results
+
+
+def predict_coco_results(
+    model: Any,
+    ann_file: str | Path,
+    image_dir: str | Path,
+    *,
+    detector: Any | None = None,
+    detections: str | Path | None = None,
+    max_images: int | None = None,
+    progress: bool = True,
+    oks_threshold: float = TOPDOWN_OKS_NMS_THRESHOLD,
+    **predict_kwargs: Any,
+) -> list[dict[str, Any]]:
+    """COCO keypoint results of ``model`` on the images of ``ann_file``, predicted as :func:`evaluate_model` does but
+    not scored.
+
+    ``ann_file`` may be an image-info file without annotations, such as COCO's ``image_info_test-dev2017.json``
+    (what the COCO evaluation server scores; TransPose writes its test-dev results the same way and skips the
+    evaluation, ``lib/dataset/coco.py:113-121, 359-367``). A top-down model then needs person boxes from
+    ``detections`` or ``detector``. Arguments as :func:`evaluate_model`.
+
+    Returns:
+        The results, in the official format (no ``bbox``).
+
+    Raises:
+        DatasetError: a file is malformed, a detection names an image that is not in ``ann_file``, or an image is
+            missing/unreadable.
+        InvalidInputError: as :func:`evaluate_model`, or a top-down model without boxes on an image-info file.
+    """
+    data = load_coco_keypoints(
+        ann_file, image_dir, model.keypoint_spec, check_files=True, allow_empty=True, require_annotations=False
+    )
+    person_boxes = None
+    if detections is not None:
+        person_boxes = load_person_detections(detections, data, TOPDOWN_BOX_SCORE_THRESHOLD)
+    return _predict_dataset(
+        model,
+        data,
+        detector=detector,
+        person_boxes=person_boxes,
+        max_images=max_images,
+        progress=progress,
+        oks_threshold=oks_threshold,
+        **predict_kwargs,
+    )
 
 
 def evaluate_model(
@@ -196,8 +260,9 @@ def evaluate_model(
         The 10 COCO numbers (see :func:`evaluate_coco`) and the results list.
 
     Raises:
-        DatasetError: the annotation or detection file is malformed, a detection names an image that is not in the
-            annotation file, or an image is missing/unreadable.
+        DatasetError: the annotation or detection file is malformed, has no ``annotations`` (an image-info file:
+            use :func:`predict_coco_results`), a detection names an image that is not in the annotation file, or an
+            image is missing/unreadable.
         InvalidInputError: both ``detector`` and ``detections``, or either with a single-stage model.
     """
     data = load_coco_keypoints(ann_file, image_dir, model.keypoint_spec, check_files=True)

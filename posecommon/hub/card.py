@@ -78,6 +78,7 @@ def render_model_card(
     metrics: Mapping[str, float] | None = None,
     license: str = "",
     source: Mapping[str, str | None] | None = None,
+    converted_from: Mapping[str, str] | None = None,
 ) -> str:
     """Markdown model card for a saved model.
 
@@ -91,6 +92,8 @@ def render_model_card(
         license: Licence of the weights (SPDX id); ``""`` writes ``other``.
         source: The Hub weights the model was loaded from (``repo_id``, ``revision`` asked for, resolved
             ``commit``), or ``None``.
+        converted_from: The official checkpoint the weights were converted from (``file``, ``sha256``,
+            ``origin``), or ``None``.
 
     Returns:
         The card text (YAML header + Markdown).
@@ -122,6 +125,14 @@ def render_model_card(
     parts += ["## Training data", "", training_data or "Not recorded.", ""]
     if source:
         parts += ["## Source weights", "", _source_line(source), ""]
+    if converted_from:
+        parts += [
+            "## Converted from",
+            "",
+            f"`{converted_from.get('file', '')}` (sha256 `{converted_from.get('sha256', '')}`): "
+            f"{converted_from.get('origin', '')}.",
+            "",
+        ]
     parts += ["## Metrics", ""]
     if metrics:
         parts += ["| metric | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in metrics.items()]

@@ -51,6 +51,7 @@ def save_pretrained(
     training_data: str = "",
     metrics: Mapping[str, float] | None = None,
     license: str = "",
+    converted_from: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card into ``save_dir``.
 
@@ -66,6 +67,8 @@ def save_pretrained(
         training_data: Description of the training data, written to the card and ``config.json``.
         metrics: Measured metrics of these weights.
         license: Licence of the weights (SPDX id).
+        converted_from: For weights a converter read from an official checkpoint: ``{"file", "sha256",
+            "origin"}`` of that file, written to ``config.json`` and the card.
 
     Returns:
         ``save_dir`` as a :class:`~pathlib.Path`.
@@ -89,6 +92,8 @@ def save_pretrained(
     source = _hub_source(model)
     if source is not None:
         config["source"] = source
+    if converted_from is not None:
+        config["converted_from"] = dict(converted_from)
     (save_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     try:
         info = get_model_info(name)
@@ -104,6 +109,7 @@ def save_pretrained(
         metrics=metrics,
         license=license,
         source=source,
+        converted_from=converted_from,
     )
     (save_dir / CARD_NAME).write_text(card, encoding="utf-8")
     logger.info("saved %s to %s", name, save_dir)

@@ -17,6 +17,8 @@ Fields (``format_version`` 1; the first two are required):
 * ``metrics``: object of numbers.
 * ``source``: object with ``repo_id`` (string), ``revision`` (string or null) and ``commit`` (40 hex digits): the
   Hub weights the model was loaded from.
+* ``converted_from``: object with ``file`` (string), ``sha256`` (64 lowercase hex digits) and ``origin`` (string):
+  the official checkpoint a converter (:func:`posecommon.registry.register_converter`) read the weights from.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ SAVED_FIELDS: dict[str, type] = {
     "metrics": dict,
     "license": str,
     "source": dict,
+    "converted_from": dict,
 }
 """Top-level fields of ``config.json`` and their JSON types."""
 
@@ -116,3 +119,11 @@ def validate_saved_config(config: Any, where: str, format_version: int) -> None:
         commit = source.get("commit")
         if not isinstance(commit, str) or not _COMMIT.fullmatch(commit):
             raise _fail(where, "source.commit", f"must be a 40-hex commit hash, got {commit!r:.60}")
+    converted = config.get("converted_from", {})
+    _check_keys(where, "converted_from", converted, ("file", "sha256", "origin"))
+    if converted:
+        for key in ("file", "origin"):
+            _check_type(where, f"converted_from.{key}", converted.get(key), str)
+        digest = converted.get("sha256")
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            raise _fail(where, "converted_from.sha256", f"must be 64 lowercase hex digits, got {digest!r:.80}")

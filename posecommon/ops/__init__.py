@@ -25,6 +25,7 @@ from .geometry import (
 )
 from .letterbox import (
     LetterboxInfo,
+    clip_points,
     letterbox,
     letterbox_info,
     letterbox_points,
@@ -44,6 +45,7 @@ __all__ = [
     "box_xyxy_to_cxcywh",
     "box_xyxy_to_xywh",
     "clean_coco_boxes",
+    "clip_points",
     "crop_images",
     "crop_to_image",
     "crop_to_image_matrix",

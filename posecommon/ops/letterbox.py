@@ -19,6 +19,7 @@ from ..errors import InvalidInputError
 
 __all__ = [
     "LetterboxInfo",
+    "clip_points",
     "letterbox",
     "letterbox_info",
     "letterbox_points",
@@ -122,3 +123,21 @@ def unletterbox_points(points: torch.Tensor, info: LetterboxInfo) -> torch.Tenso
 def unletterbox_boxes(boxes: torch.Tensor, info: LetterboxInfo) -> torch.Tensor:
     """Map model-input boxes ``(N, 4)`` ``(x1, y1, x2, y2)`` back to original-image pixels (corners as points)."""
     return unletterbox_points(boxes.reshape(*boxes.shape[:-1], 2, 2), info).reshape(boxes.shape)
+
+
+def clip_points(points: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+    """Clamp points ``(..., D)`` (``D >= 2``; x, y first) to the image area ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``.
+
+    The pixel-centre form of YOLO-Pose's ``clip_coords`` (edgeai-yolov5 branch yolo-pose, ``utils/general.py:401-404``),
+    which its evaluation applies to the keypoints (``test.py:176`` through ``scale_coords``, ``general.py:391-396``):
+    the official code clamps x to ``[0, W]`` and y to ``[0, H]``, the image's extent in its pixel-edge coordinates.
+    Other channels (keypoint confidence) are copied unchanged; the input is never modified.
+
+    Args:
+        points: ``(..., D)`` points in image pixels.
+        image_size: ``(H, W)`` of the image.
+    """
+    height, width = image_size
+    x = points[..., 0:1].clamp(-0.5, width - 0.5)
+    y = points[..., 1:2].clamp(-0.5, height - 0.5)
+    return torch.cat((x, y, points[..., 2:]), dim=-1)

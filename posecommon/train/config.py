@@ -12,7 +12,11 @@ from ..errors import InvalidInputError
 from .optim import OPTIMIZERS
 from .precision import AMP_MODES
 
-__all__ = ["TrainConfig", "TrainTask"]
+__all__ = ["BEST_METRIC", "TrainConfig", "TrainTask"]
+
+BEST_METRIC = "AP"
+"""The evaluation number ``keep_best`` maximises: COCO keypoint AP, TransPose's ``perf_indicator``
+(``lib/dataset/coco.py:365``, ``tools/train.py:215``)."""
 
 
 class TrainTask(Protocol):
@@ -58,6 +62,9 @@ class TrainConfig:
         eval_every: Run the evaluation callback every this many steps (0: only at the end).
         checkpoint_every: Write a checkpoint every this many steps (0: only at the end of :meth:`Trainer.fit`).
         keep_checkpoints: Complete checkpoints kept (the latest and the fall-backs).
+        keep_best: Keep the weights of the evaluation with the best :data:`BEST_METRIC` (ties: the later one, as
+            TransPose's ``>=``) in ``checkpoints/best-<step>/`` beside the latest checkpoint, and export them as
+            ``final/`` (see :class:`~posecommon.train.Trainer`). Needs an evaluation callback.
         num_workers: DataLoader worker processes.
         prefetch_factor: Batches each worker keeps ready.
         seed: Seed of data order, augmentation and initial randomness.
@@ -82,6 +89,7 @@ class TrainConfig:
     eval_every: int = 0
     checkpoint_every: int = 0
     keep_checkpoints: int = 3
+    keep_best: bool = False
     num_workers: int = 0
     prefetch_factor: int = 2
     seed: int = 0

@@ -19,8 +19,10 @@ if TYPE_CHECKING:
 
 __all__ = ["OPERATIONAL_FIELDS", "describe_model", "describe_run", "diff_runs"]
 
-OPERATIONAL_FIELDS = frozenset({"eval_every", "checkpoint_every", "keep_checkpoints", "num_workers", "prefetch_factor"})
-"""TrainConfig fields that may change between a run and its resumption (they change no computed value)."""
+OPERATIONAL_FIELDS = frozenset(
+    {"eval_every", "checkpoint_every", "keep_checkpoints", "keep_best", "num_workers", "prefetch_factor"}
+)
+"""TrainConfig fields that may change between a run and its resumption (they change no trained weight)."""
 
 
 def describe_model(model: nn.Module) -> dict[str, Any]:

@@ -7,8 +7,10 @@ crash-safe checkpoints with exact resume, Ctrl-C, DDP under ``torchrun``, progre
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -25,7 +27,7 @@ from torch.utils.data import Dataset
 from ..errors import CheckpointError, RunMismatchError, TrainingInterrupted
 from ..measure.progress import Progress
 from .checkpoint import CheckpointStore
-from .config import TrainConfig, TrainTask
+from .config import BEST_METRIC, TrainConfig, TrainTask
 from .durable import atomic_write_bytes
 from .ema import ModelEMA
 from .interrupt import StopRequest
@@ -44,11 +46,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class TrainResult:
-    """What :meth:`Trainer.fit` returns: the final step, per-step losses and evaluations of this call."""
+    """What :meth:`Trainer.fit` returns: the final step, per-step losses and evaluations of this call, and (with
+    ``keep_best``) the best evaluation of the whole run, ``{"step", "metric", "value"}``."""
 
     step: int
     losses: list[float] = field(default_factory=list)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
 
 
 class Trainer:
@@ -58,6 +62,12 @@ class Trainer:
     ``step-<step>/`` directories and the ``latest.json`` pointer), ``metrics.jsonl`` (one JSON object per step or
     evaluation), ``train_config.json``, and ``final/`` (``save_pretrained`` export of the EMA weights when EMA is
     on, else of the model) when the model supports it.
+
+    With ``config.keep_best`` every evaluation whose :data:`~posecommon.train.config.BEST_METRIC` (AP) is at least
+    the best so far keeps the evaluated weights (:meth:`CheckpointStore.save_best
+    <posecommon.train.checkpoint.CheckpointStore.save_best>`, beside the latest checkpoint), and ``final/`` holds
+    the best weights instead of the last ones, as TransPose keeps ``model_best.pth`` (``tools/train.py:208-231``).
+    The latest checkpoint still holds the last step, so resuming stays exact; the best record survives the resume.
 
     Resuming restores model, optimiser, EMA, gradient scaler, accumulated gradients and step from the newest
     loadable checkpoint, after checking that the run is the same (model, training settings and ``run_info``;
@@ -126,6 +136,7 @@ class Trainer:
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
         self.step = 0
         self._saved_step: int | None = None
+        self.best: dict[str, Any] | None = None
 
     @property
     def eval_model(self) -> nn.Module:
@@ -235,7 +246,31 @@ class Trainer:
         metrics = self.evaluate_fn(self.eval_model)
         result.evaluations.append({"step": self.step, **metrics})
         self.metrics.append({"step": self.step, "eval": metrics})
+        if self.config.keep_best:
+            self._track_best(metrics)
         self.model.train()
+
+    def _track_best(self, metrics: dict[str, float]) -> None:
+        value = metrics.get(BEST_METRIC)
+        if value is None or not math.isfinite(value):
+            logger.warning("keep_best: the evaluation gave no finite %s (%s); not a best candidate", BEST_METRIC, value)
+            return
+        if self.best is not None and value < self.best["value"]:
+            return
+        self.store.save_best(self.step, self.eval_model, BEST_METRIC, float(value))
+        self.best = {"step": self.step, "metric": BEST_METRIC, "value": float(value)}
+        logger.info("best %s so far: %.4f at step %d", BEST_METRIC, value, self.step)
+
+    def final_model(self) -> nn.Module:
+        """What ``final/`` holds: a copy of :attr:`eval_model` with the best weights when ``keep_best`` kept any,
+        else :attr:`eval_model` itself."""
+        found = self.store.load_best() if self.config.keep_best else None
+        if found is None:
+            return self.eval_model
+        state, _ = found
+        best = copy.deepcopy(self.eval_model)
+        best.load_state_dict(state)
+        return best.eval()
 
     def _apply(self, plan: StepPlan) -> None:
         for group, lr in zip(self.optimizer.param_groups, plan.lrs, strict=True):
@@ -297,6 +332,11 @@ class Trainer:
             resumed = False
         if self.rank != 0:
             return
+        if resumed and self.config.keep_best:
+            record = self.store.best_record()
+            self.best = {k: record[k] for k in ("step", "metric", "value")} if record else None
+        elif not resumed:
+            self.store.clear_best()  # a run starting again at step 0 compares with its own evaluations only
         dropped = self.metrics.trim(self.step)
         if not resumed:
             if dropped:
@@ -327,11 +367,13 @@ class Trainer:
             self._prepare(resume, resume_anyway)
             result = self._loop(stop, interrupt)
         result.step = self.step
+        result.best = self.best
         if self._saved_step != self.step:
             self.save()
         if self.step == self.config.total_steps:
             if not (self.config.eval_every and self.step % self.config.eval_every == 0):
                 self._evaluate(result)
+            result.best = self.best
             self._export()
         self.metrics.close()
         return result
@@ -397,6 +439,13 @@ class Trainer:
         return result
 
     def _export(self) -> None:
-        save_pretrained = getattr(self.eval_model, "save_pretrained", None)
-        if self.rank == 0 and callable(save_pretrained):
-            save_pretrained(self.out_dir / "final")
+        if self.rank != 0 or not callable(getattr(self.eval_model, "save_pretrained", None)):
+            return
+        self.final_model().save_pretrained(self.out_dir / "final")  # type: ignore[operator]
+        if self.best is not None:
+            logger.info(
+                "final/ holds the best evaluation: %s %.4f at step %d",
+                BEST_METRIC,
+                self.best["value"],
+                self.best["step"],
+            )
