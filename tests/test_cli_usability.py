@@ -53,7 +53,9 @@ def test_version_prints_the_installed_version(capsys):
     assert capsys.readouterr().out.strip() == f"posezoo {metadata.version('posezoo')}"
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "export", "bench", "convert"])  # `models` has no options
+@pytest.mark.parametrize(
+    "command", ["train", "evaluate", "predict", "export", "bench", "convert"]
+)  # `models` has no options
 def test_help_gives_every_options_default(command):
     parser = _subcommands()[command]
     text = parser.format_help()  # populates the lazily built parsers

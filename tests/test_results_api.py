@@ -130,7 +130,7 @@ def test_show_with_a_display_hands_the_drawn_picture_to_the_viewer(monkeypatch):
     monkeypatch.setattr("PIL.ImageShow.show", lambda image, title=None, **kw: shown.append((image, title)) or True)
     result = _result(image_path=str(PHOTO), image_size=(512, 512))
     assert result.show(draw_boxes=False) is True
-    (image, title), = shown
+    ((image, title),) = shown
     assert title == "astronaut" and np.array_equal(np.asarray(image), np.asarray(result.plot(draw_boxes=False)))
 
 
