@@ -20,6 +20,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "myst_parser",
     "model_table_ext",
+    "extras_table_ext",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "_generated/*.inc.md"]

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from posecommon.layers import ConvNormAct
+from posecommon.layers import ConvNormAct, FeatureInfo, take_indices
 
 from .blocks import C3, C3DR, SPP, SPPF, Focus
 
@@ -35,6 +35,10 @@ class CSDRNet(nn.Module):
         spp: ``"spp"`` or ``"sppf"``.
         spp_kernels: Max-pool kernels of SPP.
         act: Activation of the Conv-BN-act layers.
+
+    Reuse (timm's interface, :mod:`posecommon.layers.features`): ``feature_info`` lists P3-P6 (channels
+    ``stage_channels[1:]``, strides 8-64, modules ``stages.1`` to ``stages.4``); :meth:`forward_features` is
+    :meth:`forward`; :meth:`forward_intermediates` returns a selection of the four maps.
 
     Shape:
         - Input: ``(B, 3, H, W)`` with H, W multiples of 64
@@ -88,11 +92,46 @@ class CSDRNet(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.out_channels: tuple[int, ...] = tuple(stage_channels[1:])
         self.strides: tuple[int, ...] = (8, 16, 32, 64)
+        self.feature_info = FeatureInfo(
+            {"num_chs": c, "reduction": s, "module": f"stages.{i + 1}"}
+            for i, (c, s) in enumerate(zip(self.out_channels, self.strides, strict=True))
+        )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self._stage_outputs(x, 3)
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """P3-P6 (the same as :meth:`forward`).
+
+        Shape:
+            - Input: ``(B, 3, H, W)``
+            - Output: list of 4 maps ``(B, feature_info.channels()[i], H / s_i, W / s_i)``
+        """
+        return self.forward(x)
+
+    def forward_intermediates(
+        self, x: torch.Tensor, indices: int | list[int] | None = None, intermediates_only: bool = False
+    ) -> list[torch.Tensor] | tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The maps of ``feature_info`` selected by ``indices`` (:func:`~posecommon.layers.take_indices`).
+
+        Args:
+            x: Input images.
+            indices: ``None`` (all four), an int ``n`` (the last ``n``) or a list of indices (0 = P3).
+            intermediates_only: Return only the selected maps (the stages after the last one are not run).
+
+        Returns:
+            ``(forward_features(x), selected maps)``, or the selected maps alone.
+        """
+        chosen, last = take_indices(len(self.feature_info), indices)
+        maps = self._stage_outputs(x, last if intermediates_only else 3)
+        selected = [maps[i] for i in chosen]
+        return selected if intermediates_only else (maps, selected)
+
+    def _stage_outputs(self, x: torch.Tensor, last: int) -> list[torch.Tensor]:
+        """P3 ... P(3 + last): the stage outputs up to feature ``last``."""
         x = self.stem(x)
         features = []
-        for index, stage in enumerate(self.stages):
+        for index, stage in enumerate(self.stages[: last + 2]):
             x = stage(x)
             if index >= 1:
                 features.append(x)

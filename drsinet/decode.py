@@ -106,7 +106,7 @@ def postprocess(
             img_boxes, img_scores, img_kpts = img_boxes[top], img_scores[top], img_kpts[top]
         keep = nms(img_boxes, img_scores, iou_threshold)[:max_people]
         if keep.numel() == 0:
-            results.append(PoseResult.empty(num_joints, device=boxes.device))
+            results.append(PoseResult.no_people(num_joints, device=boxes.device))
         else:
             results.append(PoseResult(img_boxes[keep], img_scores[keep], img_kpts[keep]))
     return results

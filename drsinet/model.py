@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from posecommon.data.multiperson import MultiPersonCocoDataset
 from posecommon.keypoints import KeypointSpec
+from posecommon.layers import FeatureInfo, take_indices
 from posecommon.model import PoseModel, build_model
 from posecommon.preprocess import PreprocessConfig
 from posecommon.registry import ModelInfo, PaperFigures, model_table, register_model
@@ -69,6 +70,12 @@ class DRSINet(PoseModel):
       (:data:`~drsinet.blocks.BN_EPS`); COCO evaluation keeps detections down to score 0.001 with NMS IoU 0.65 and
       at most 300 per image (:mod:`posecommon.evaluation.runner`), while :meth:`predict` defaults to 0.25 / 0.45.
 
+    Reuse in other networks (timm's interface, :mod:`posecommon.layers.features`): ``feature_info`` lists eight
+    maps, the backbone's P3-P6 (indices 0-3) and the neck's four outputs (4-7), each at strides 8, 16, 32, 64;
+    :meth:`forward_features` gives the neck's outputs (what the head takes) and :meth:`forward_intermediates` any
+    selection; ``drsi_net_s(features_only=True, out_indices=...)`` builds the model without its head
+    (:class:`~posecommon.layers.FeatureListNet`).
+
     Args:
         config: Architecture.
         keypoint_spec: Keypoint set (defaults from ``config.num_joints``).
@@ -82,6 +89,7 @@ class DRSINet(PoseModel):
     variants: ClassVar[dict[str, DRSINetConfig]] = VARIANTS
     head_prefixes: tuple[str, ...] = ("head.kpt_out",)
     """Parameter-name prefixes whose shapes depend on ``num_joints`` (dropped when fine-tuning to another K)."""
+    head_modules: tuple[str, ...] = ("head",)
 
     @property
     def train_recipe(self) -> TrainRecipe:  # type: ignore[override]
@@ -120,6 +128,10 @@ class DRSINet(PoseModel):
         )
         self.head = DRSIHead(
             self.neck.out_channels, cfg.num_anchors, cfg.num_joints, cfg.strides, cfg.act, cfg.head_layout
+        )
+        self.feature_info = FeatureInfo(
+            [dict(e, module=f"backbone.{e['module']}") for e in self.backbone.feature_info]
+            + [dict(e, module=f"neck.{e['module']}") for e in self.neck.feature_info]
         )
 
     @property
@@ -162,7 +174,45 @@ class DRSINet(PoseModel):
         )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.head(self.neck(self.backbone(x)))
+        return self.head(self.forward_features(x))
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The neck's four outputs, what the head takes.
+
+        Shape:
+            - Input: ``(B, 3, H, W)``, H and W multiples of 64
+            - Output: list of 4 maps ``(B, C_l, H / s_l, W / s_l)``, ``s_l = 8, 16, 32, 64``, ``C_l =
+              feature_info.channels()[4 + l]``
+        """
+        return self.neck(self.backbone(x))
+
+    def forward_intermediates(
+        self, x: torch.Tensor, indices: int | list[int] | None = None, intermediates_only: bool = False
+    ) -> list[torch.Tensor] | tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The maps of ``feature_info`` selected by ``indices``: 0-3 the backbone's P3-P6, 4-7 the neck's outputs.
+
+        Args:
+            x: Input images.
+            indices: ``None`` (all eight), an int ``n`` (the last ``n``) or a list of indices
+                (:func:`~posecommon.layers.take_indices`).
+            intermediates_only: Return only the selected maps; the neck (and the backbone's later stages) is not run
+                when no selected map needs it.
+
+        Returns:
+            ``(forward_features(x), selected maps)``, or the selected maps alone.
+
+        Shape:
+            - Input: ``(B, 3, H, W)``
+            - Output: maps ``(B, feature_info.channels()[i], H / feature_info.reduction()[i], ...)``
+        """
+        chosen, last = take_indices(len(self.feature_info), indices)
+        if intermediates_only and last < 4:
+            return self.backbone.forward_intermediates(x, chosen, intermediates_only=True)
+        backbone = self.backbone(x)
+        neck = self.neck(backbone)
+        maps = backbone + neck
+        selected = [maps[i] for i in chosen]
+        return selected if intermediates_only else (neck, selected)
 
     def predict_kernel(
         self,

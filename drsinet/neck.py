@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from posecommon.layers import ConvNormAct
+from posecommon.layers import ConvNormAct, FeatureInfo
 
 from .blocks import C3, CBAM
 from .gnconv import ResGnConv
@@ -48,6 +48,11 @@ class PAN(nn.Module):
         kernel_size: Depthwise kernel of ASI-PAN's Res-gnConv.
         lam: lambda of ASI-PAN's Res-gnConv.
         act: Activation of the Conv-BN-act layers.
+        strides: Strides of the four input maps (for ``feature_info``).
+
+    Reuse: ``feature_info`` (timm's form, :mod:`posecommon.layers.features`) lists the four outputs with their
+    channels, strides and modules (``td_csp.2`` for the finest, then ``bu_csp.0`` to ``bu_csp.2``); a network built
+    on another backbone passes that backbone's four maps to :meth:`forward`.
 
     Shape:
         - Input: list of 4 maps ``(B, in_channels[i], H_i, W_i)`` with ``H_i = 2 H_{i+1}``, ``W_i = 2 W_{i+1}``
@@ -64,6 +69,7 @@ class PAN(nn.Module):
         kernel_size: int = 7,
         lam: float = math.sqrt(2.0),
         act: str = "silu",
+        strides: tuple[int, ...] = (8, 16, 32, 64),
     ) -> None:
         super().__init__()
         if kind not in ("pan", "cbam_pan", "asi_pan"):
@@ -73,6 +79,11 @@ class PAN(nn.Module):
         c3, c4, c5, c6 = in_channels
         self.kind = kind
         self.out_channels: tuple[int, ...] = tuple(in_channels)
+        modules = ("td_csp.2", "bu_csp.0", "bu_csp.1", "bu_csp.2")
+        self.feature_info = FeatureInfo(
+            {"num_chs": c, "reduction": s, "module": m}
+            for c, s, m in zip(self.out_channels, strides, modules, strict=True)
+        )
 
         def top_down_unit(cin: int, cout: int) -> nn.Module:
             conv = ConvNormAct(cin, cout, 1, act=act)

@@ -22,6 +22,7 @@ from .config import config_for_keypoints, config_to_dict
 from .errors import ConfigError, IncompatibleWeightsError, InvalidInputError
 from .hub import LoadReport, load_pretrained, load_resolved
 from .keypoints import KeypointSpec, default_keypoint_spec
+from .layers.features import FeatureInfo, FeatureListNet
 from .layers.fuse import fuse_model
 from .predict import PredictKernel, run_predict
 from .preprocess import PreprocessConfig
@@ -65,6 +66,11 @@ class PoseModel(nn.Module):
     ``backbone_weights``)."""
     head_prefixes: tuple[str, ...] = ()
     """State-dict prefixes of the keypoint head (the parameters whose shapes depend on ``num_joints``)."""
+    head_modules: tuple[str, ...] = ()
+    """Names of the child modules that form the head (left out by ``features_only=True``)."""
+    feature_info: FeatureInfo
+    """The multi-scale maps the model offers to other networks (timm's form, :mod:`posecommon.layers.features`):
+    channels, stride and module of each; :meth:`forward_intermediates` returns them."""
     pretrained_report: LoadReport | None = None
     """What the last weight load did (set by ``pretrained=`` and :meth:`from_pretrained`)."""
     train_recipe: ClassVar[TrainRecipe | None] = None
@@ -89,6 +95,32 @@ class PoseModel(nn.Module):
     def preprocess(self) -> PreprocessConfig:
         """How raw images become this model's input (input size, mean/std, crop or letterbox)."""
         raise NotImplementedError
+
+    def forward_features(self, x: Any) -> Any:
+        """The features the head takes (a family returns one map or a list of maps; see its class docstring).
+
+        Raises:
+            NotImplementedError: the family offers no features.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define forward_features")
+
+    def forward_intermediates(
+        self, x: Any, indices: int | list[int] | None = None, intermediates_only: bool = False
+    ) -> Any:
+        """The maps of :attr:`feature_info` selected by ``indices``, as timm's ``forward_intermediates``.
+
+        Args:
+            x: Input images.
+            indices: ``None`` (all), an int ``n`` (the last ``n``) or a list of indices.
+            intermediates_only: Return only the selected maps (parts after the last one need not run).
+
+        Returns:
+            ``(forward_features(x), selected maps)``, or the selected maps alone.
+
+        Raises:
+            NotImplementedError: the family offers no feature maps.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define forward_intermediates")
 
     def apply_build_options(self, pretrained: bool, **options: Any) -> None:
         """Act on :attr:`build_options` once the model is built, before ``pretrained=`` weights load.
@@ -292,12 +324,19 @@ def _saved_keypoint_spec(saved: Mapping[str, Any], where: str) -> KeypointSpec |
         raise IncompatibleWeightsError(f"{where}: field 'keypoint_spec' is malformed: {err!r}") from err
 
 
-def build_model(model_cls: type[ModelT], name: str, pretrained: bool | str | Path = False, **kwargs: Any) -> ModelT:
+def build_model(
+    model_cls: type[ModelT], name: str, pretrained: bool | str | Path = False, **kwargs: Any
+) -> ModelT | FeatureListNet:
     """Build the registered variant ``name`` of ``model_cls``: what every entrypoint runs.
 
     The variant's config (``model_cls.variants[name]``) gets the keyword overrides (checked field by field), the
     model is built with random weights, the class's build options are applied, then ``pretrained`` weights are
     loaded strictly (:func:`~posecommon.hub.load_pretrained`).
+
+    With ``features_only=True`` (timm's option) the result is the model without its head, a
+    :class:`~posecommon.layers.FeatureListNet` whose forward returns the maps of ``feature_info`` at
+    ``out_indices`` (default: all); ``pretrained`` weights of the full model load into it with the head's entries
+    ignored and the rest checked strictly.
 
     Args:
         model_cls: A :class:`PoseModel` subclass.
@@ -305,20 +344,29 @@ def build_model(model_cls: type[ModelT], name: str, pretrained: bool | str | Pat
         pretrained: ``False`` (random weights), ``True`` (the default published weights), a weight tag, a local
             ``.safetensors`` file, a ``save_pretrained`` directory or ``"hf-hub:org/repo[@revision]"``.
         **kwargs: Fields of the family's config dataclass (``num_joints``, ``input_size``, ...), ``keypoint_spec``
-            (a :class:`~posecommon.KeypointSpec`, which implies ``num_joints``) and the class's
-            :attr:`~PoseModel.build_options`.
+            (a :class:`~posecommon.KeypointSpec`, which implies ``num_joints``), the class's
+            :attr:`~PoseModel.build_options`, and ``features_only`` / ``out_indices`` (see above).
 
     Returns:
-        The model, in train mode, with :attr:`~PoseModel.pretrained_report` set when weights were loaded.
+        The model (or its :class:`~posecommon.layers.FeatureListNet`), in train mode, with ``pretrained_report``
+        set when weights were loaded.
 
     Raises:
         ConfigError: a keyword names no config field (the message suggests the closest), or a value is invalid.
+        InvalidInputError: ``out_indices`` without ``features_only=True``.
+        IndexError: an index of ``out_indices`` is out of range for the model's ``feature_info``.
         WeightsNotFoundError, HubUnavailableError, ChecksumError, UnsafeWeightsError, IncompatibleWeightsError:
             see :func:`~posecommon.hub.load_pretrained`.
     """
     keypoint_spec = kwargs.pop("keypoint_spec", None)
+    features_only = bool(kwargs.pop("features_only", False))
+    out_indices = kwargs.pop("out_indices", None)
+    if out_indices is not None and not features_only:
+        raise InvalidInputError("out_indices selects the maps of a features_only model: pass features_only=True")
     options = {key: kwargs.pop(key) for key in model_cls.build_options if key in kwargs}
     model = model_cls(config_for_keypoints(model_cls.variants[name], keypoint_spec, **kwargs), keypoint_spec)
     model.model_name = name
     model.apply_build_options(bool(pretrained), **options)
+    if features_only:
+        return load_pretrained(FeatureListNet(model, out_indices, model.head_modules), name, pretrained)
     return load_pretrained(model, name, pretrained)

@@ -12,17 +12,22 @@ the instance score written on a filled label at the box's top-left corner.
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from typing import Any, Protocol
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageShow
 
 from .errors import InvalidInputError
 from .keypoints import KeypointSpec, default_keypoint_spec
 from .media.image import load_image
 
-__all__ = ["Poses", "as_pil", "draw_pose"]
+__all__ = ["Poses", "as_pil", "draw_pose", "has_display", "show_image"]
+
+logger = logging.getLogger(__name__)
 
 
 class Poses(Protocol):
@@ -38,6 +43,7 @@ def _numpy(values: Any) -> np.ndarray:
     if isinstance(values, torch.Tensor):
         values = values.detach().float().cpu().numpy()
     return np.asarray(values, dtype=np.float32)
+
 
 _LEFT = (0, 200, 255)
 _RIGHT = (255, 120, 0)
@@ -136,3 +142,32 @@ def _score_label(draw: ImageDraw.ImageDraw, font: Any, box: np.ndarray, score: f
     y = float(box[1]) - height if float(box[1]) - height >= 0 else float(box[1])
     draw.rectangle([x, y, x + width, y + height], fill=_BOX)
     draw.text((x + 2 - left, y + 2 - top), text, fill=(0, 0, 0), font=font)
+
+
+def has_display() -> bool:
+    """Whether a window can be opened: on Linux and other X11/Wayland systems ``DISPLAY`` or ``WAYLAND_DISPLAY``
+    must be set; macOS and Windows always have a display."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def show_image(image: Image.Image, title: str | None = None) -> bool:
+    """Open ``image`` in the system's image viewer (:func:`PIL.ImageShow.show`); a no-op with a WARNING where none
+    can open.
+
+    Args:
+        image: The picture (e.g. :meth:`PoseResult.plot <posecommon.PoseResult.plot>`'s).
+        title: Window title, where the viewer supports one.
+
+    Returns:
+        True when a viewer was started; False (and a WARNING naming ``save()`` as the alternative) on a machine
+        without a display or without any viewer PIL knows.
+    """
+    if not has_display():
+        logger.warning("no display (DISPLAY is not set): cannot show the image; use plot() or save() instead")
+        return False
+    if not ImageShow.show(image, title=title):
+        logger.warning("no image viewer found to show the image; use plot() or save() instead")
+        return False
+    return True

@@ -105,7 +105,7 @@ class _RecordingModel:
 
     def predict_kernel(self, **options: Any) -> Callable[..., list[PoseResult]]:
         self.calls.append(options)
-        return lambda images, inputs, run: [PoseResult.empty(17) for _ in images]
+        return lambda images, inputs, run: [PoseResult.no_people(17) for _ in images]
 
 
 def test_single_stage_evaluation_uses_yolo_pose_nms_settings(tmp_path: Path) -> None:

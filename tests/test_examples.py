@@ -22,6 +22,7 @@ TESTED = {
     "custom_block_model.py",
     "finetune_coco_folder.py",
     "export_onnx.py",
+    "backbone_features.py",
 }
 
 
@@ -140,3 +141,15 @@ def test_export_onnx_agrees_with_pytorch(tmp_path, flags, outputs):
     assert re.search(r"^onnxruntime agrees with PyTorch on .*: max abs diff [\d.e+-]+ \(atol 0.0001", stdout, re.M)
     if outputs == ["heatmaps"]:
         assert re.search(r"^\d+ people, keypoints \(\d+, 17, 2\) in image pixels", stdout, re.M)
+
+
+def test_backbone_features_builds_a_head_from_feature_info_and_loads_saved_weights(tmp_path):
+    from drsinet import drsi_net_s
+
+    saved = drsi_net_s(input_size=(128, 128)).save_pretrained(tmp_path / "drsi")
+    stdout = run_example(
+        "backbone_features.py", "--input-size 128 --images 2 --steps 3 --weights", saved / "model.safetensors"
+    )
+    assert "features: [128, 256, 384] channels at strides [8, 16, 32]" in stdout
+    losses = [float(v) for v in re.findall(r"^step \d+: loss ([\d.]+), masks \(2, 1, 16, 16\)$", stdout, re.M)]
+    assert len(losses) == 2 and losses[1] < losses[0]  # steps 1 and 3: the head and the features train

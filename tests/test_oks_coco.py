@@ -197,7 +197,7 @@ def test_results_to_coco_and_writer(tmp_path):
     result = PoseResult(
         torch.tensor([[10.0, 20.0, 50.0, 100.0]]), torch.tensor([0.75]), torch.arange(51.0).view(1, 17, 3) / 7
     )
-    coco = results_to_coco([result, PoseResult.empty(17)], [42, 43], bbox=True)
+    coco = results_to_coco([result, PoseResult.no_people(17)], [42, 43], bbox=True)
     assert len(coco) == 1
     entry = coco[0]
     assert entry["image_id"] == 42 and entry["category_id"] == 1

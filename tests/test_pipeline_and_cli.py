@@ -260,7 +260,7 @@ def test_single_stage_evaluation_keeps_low_score_detections(tmp_path):
 
             def kernel(images, inputs, run):
                 self.images += len(images)
-                return [PoseResult.empty(17) for _ in images]
+                return [PoseResult.no_people(17) for _ in images]
 
             return kernel
 

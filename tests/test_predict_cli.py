@@ -128,7 +128,7 @@ class _RecordingKernel(PredictKernel):
 
     def __call__(self, images, inputs, run):
         self.calls.append({"run": (run.device, run.half, run.batch_size), "inputs": [sorted(i) for i in inputs]})
-        return [PoseResult.empty(17) for _ in images]
+        return [PoseResult.no_people(17) for _ in images]
 
 
 class _Recorder:

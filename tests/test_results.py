@@ -40,7 +40,7 @@ def test_indexing_and_iteration_go_over_people():
     assert len(people) == 3 and [float(p.scores) for p in people] == pytest.approx([0.9, 0.6, 0.3])
     with pytest.raises(IndexError):
         result[3]
-    assert list(PoseResult.empty(17)) == []
+    assert list(PoseResult.no_people(17)) == []
 
 
 def test_to_dict_and_json_are_plain_and_complete():
@@ -75,7 +75,8 @@ def test_device_moves_and_numpy():
     moved = result.cpu()
     assert moved is not result and moved.boxes.device.type == "cpu"
     arrays = result.numpy()
-    assert arrays["keypoints"].shape == (3, 17, 3) and arrays["keypoints"].dtype == np.float32
+    assert isinstance(arrays, PoseResult) and isinstance(arrays.keypoints, np.ndarray)
+    assert arrays.keypoints.shape == (3, 17, 3) and arrays.keypoints.dtype == np.float32
     with pytest.raises(ValueError, match="joints"):
         PoseResult(result.boxes, result.scores, result.keypoints, keypoint_spec=generic_keypoint_spec(5))
 

@@ -15,11 +15,12 @@ def test_pose_result_to_coco_and_numpy():
     assert coco[1]["keypoints"] == keypoints[1].reshape(-1).tolist()
     assert coco[0]["score"] == pytest.approx(0.9)
     arrays = result.numpy()
-    assert arrays["keypoints"].shape == (2, 3, 3) and arrays["keypoints"].dtype == np.float32
+    assert isinstance(arrays, PoseResult)
+    assert arrays.keypoints.shape == (2, 3, 3) and arrays.keypoints.dtype == np.float32
 
 
 def test_empty_result():
-    result = PoseResult.empty(5)
+    result = PoseResult.no_people(5)
     assert len(result) == 0 and result.keypoints.shape == (0, 5, 3) and result.to_coco(1) == []
 
 

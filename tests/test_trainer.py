@@ -88,16 +88,16 @@ def test_sampler_covers_each_epoch_once_and_splits_ranks():
 
 
 def test_training_reduces_the_loss_and_writes_the_run(tmp_path, monkeypatch):
-    from huggingface_hub.utils import tqdm
+    from posecommon.measure import Progress
 
     postfixes = []
 
-    class RecordingBar(tqdm):
+    class RecordingProgress(Progress):
         def set_postfix(self, **values):
             postfixes.append(values)
             super().set_postfix(**values)
 
-    monkeypatch.setattr("posecommon.train.trainer.tqdm", RecordingBar)
+    monkeypatch.setattr("posecommon.train.trainer.Progress", RecordingProgress)
     trainer = Trainer(tiny_model(), NoisyRegression(), RegressionTask(), _config(30), tmp_path, device="cpu")
     result = trainer.fit()
     assert result.step == 30

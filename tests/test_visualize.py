@@ -59,8 +59,8 @@ def test_limbs_and_boxes_are_drawn():
 
 def test_joint_count_mismatch_is_a_clear_error():
     with pytest.raises(InvalidInputError, match="joints"):
-        draw_pose(Image.new("RGB", (10, 10)), PoseResult.empty(5), COCO17)
-    assert draw_pose(Image.new("RGB", (10, 10)), PoseResult.empty(5)).size == (10, 10)
+        draw_pose(Image.new("RGB", (10, 10)), PoseResult.no_people(5), COCO17)
+    assert draw_pose(Image.new("RGB", (10, 10)), PoseResult.no_people(5)).size == (10, 10)
 
 
 def test_paths_arrays_and_tensors_draw_like_pil(tmp_path):

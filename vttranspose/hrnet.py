@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from posecommon.layers import fold_bn_into_conv
+from posecommon.layers import FeatureInfo, fold_bn_into_conv, take_indices
 
 from .blocks import BN_MOMENTUM, VBlock
 
@@ -194,7 +194,25 @@ class HRModule(nn.Module):
         self.relu = nn.ReLU()
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
-        xs = [branch(x) for branch, x in zip(self.branches, xs, strict=True)]
+        return self.fuse(self.run_branches(xs))
+
+    def run_branches(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Each branch's residual blocks on its input (before the fusion); every branch's map, even when only the
+        first is fused and output.
+
+        Shape:
+            - Input: list of ``(B, channels[i], H / 2^i, W / 2^i)``
+            - Output: the same shapes
+        """
+        return [branch(x) for branch, x in zip(self.branches, xs, strict=True)]
+
+    def fuse(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The multi-resolution fusion of the branch outputs (see the class docstring).
+
+        Shape:
+            - Input: list of ``(B, channels[i], H / 2^i, W / 2^i)``
+            - Output: the fused list, or its first map only (in a list) when ``multi_scale_output`` is False
+        """
         if len(xs) == 1:
             return xs
         outs = []
@@ -221,6 +239,8 @@ class HRNetSLayers:
     bn1: nn.Module
     conv2: nn.Module
     bn2: nn.Module
+    stage3: nn.Sequential
+    hrnet_width: int
 
     def build_hrnet_s(
         self,
@@ -243,6 +263,7 @@ class HRNetSLayers:
         if len(vblocks) != stage3_modules:
             raise ValueError(f"vblocks_per_module needs {stage3_modules} entries, got {vblocks}")
         c1, c2, c3 = width, 2 * width, 4 * width
+        self.hrnet_width = width
         self.conv1 = _conv3x3(3, 64, stride=2)
         self.bn1 = nn.BatchNorm2d(64, momentum=BN_MOMENTUM)
         self.conv2 = _conv3x3(64, 64, stride=2)
@@ -276,12 +297,38 @@ class HRNetSLayers:
             - Input: ``(B, 3, H, W)``
             - Output: ``(B, W_c, ceil(H / 4), ceil(W / 4))``, the fused 1/4-resolution branch (W_c = width)
         """
+        return self.hrnet_maps(x)[0]
+
+    def hrnet_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Stem to stage 3, keeping the three branches of the last stage-3 module: the fused 1/4 map (what
+        :meth:`forward_hrnet` returns) and the 1/8 and 1/16 branch outputs that the last module computes before
+        fusing into the 1/4 branch (the 1/16 one after its V blocks, in VTTransPose).
+
+        Shape:
+            - Input: ``(B, 3, H, W)``
+            - Output: ``[(B, W_c, H/4, W/4), (B, 2 W_c, H/8, W/8), (B, 4 W_c, H/16, W/16)]`` (sizes rounded up by
+              each stride-2 convolution)
+        """
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.bn2(self.conv2(x)))
         x = self.layer1(x)
         xs = self.stage2([transition(x) for transition in self.transition1])
         xs = [transition(xs[min(i, len(xs) - 1)]) for i, transition in enumerate(self.transition2)]
-        return self.stage3(xs)[0]
+        for module in self.stage3[:-1]:
+            xs = module(xs)
+        last = self.stage3[-1]
+        branches = last.run_branches(xs)
+        return [last.fuse(branches)[0], branches[1], branches[2]]
+
+    def hrnet_feature_info(self) -> list[dict[str, int | str]]:
+        """``feature_info`` entries of :meth:`hrnet_maps` (timm's form, :mod:`posecommon.layers.features`)."""
+        width = self.hrnet_width
+        last = f"stage3.{len(self.stage3) - 1}.branches"
+        return [
+            {"num_chs": width, "reduction": 4, "module": "stage3"},
+            {"num_chs": 2 * width, "reduction": 8, "module": f"{last}.1"},
+            {"num_chs": 4 * width, "reduction": 16, "module": f"{last}.2"},
+        ]
 
     def fuse_stem_(self) -> None:
         """Fold the stem's two BatchNorms into its convolutions (the other modules have their own ``fuse_``)."""
@@ -299,6 +346,10 @@ class HRNetS(HRNetSLayers, nn.Module):
         vblocks_per_module: For each stage-3 module, how many of the last blocks of its 1/16 branch are V blocks.
         vblock_scales: Channel groups of the V blocks.
 
+    Reuse (timm's interface, :mod:`posecommon.layers.features`): ``feature_info`` lists the three branch maps of
+    the last stage-3 module (strides 4, 8, 16, :meth:`~HRNetSLayers.hrnet_maps`); :meth:`forward_features` is
+    :meth:`forward`; :meth:`forward_intermediates` returns a selection.
+
     Shape:
         - Input: ``(B, 3, H, W)``
         - Output: ``(B, width, ceil(H / 4), ceil(W / 4))``
@@ -314,9 +365,27 @@ class HRNetS(HRNetSLayers, nn.Module):
     ) -> None:
         super().__init__()
         self.build_hrnet_s(width, stage3_modules, blocks_per_branch, vblocks_per_module, vblock_scales)
+        self.feature_info = FeatureInfo(self.hrnet_feature_info())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_hrnet(x)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused 1/4 map (the same as :meth:`forward`)."""
+        return self.forward_hrnet(x)
+
+    def forward_intermediates(
+        self, x: torch.Tensor, indices: int | list[int] | None = None, intermediates_only: bool = False
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The maps of ``feature_info`` selected by ``indices`` (0: stride 4, 1: stride 8, 2: stride 16).
+
+        Returns:
+            ``(forward_features(x), selected maps)``, or the selected maps alone with ``intermediates_only``.
+        """
+        chosen, _ = take_indices(len(self.feature_info), indices)
+        maps = self.hrnet_maps(x)
+        selected = [maps[i] for i in chosen]
+        return selected if intermediates_only else (maps[0], selected)
 
     def fuse_(self) -> None:
         """Fold the stem's BatchNorms (called by :func:`~posecommon.layers.fuse_model` when nested)."""

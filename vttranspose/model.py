@@ -20,6 +20,7 @@ from posecommon.config import replace_config
 from posecommon.data.topdown import TopDownAugmentation, TopDownCocoDataset
 from posecommon.errors import InvalidInputError
 from posecommon.keypoints import KeypointSpec
+from posecommon.layers import FeatureInfo, take_indices
 from posecommon.model import PoseModel, build_model
 from posecommon.predict import CPU_CHUNK_PIXELS, run_predict
 from posecommon.preprocess import PreprocessConfig
@@ -68,6 +69,13 @@ class VTTransPose(HRNetSLayers, PoseModel):
     default), ``"imagenet"`` (the official training start: ImageNet HRNet-W32 in the stem and stages 1-3,
     :meth:`init_backbone`) or the path of a safetensors file in that layout; not together with ``pretrained=``.
 
+    Reuse in other networks (timm's interface, :mod:`posecommon.layers.features`): ``feature_info`` lists four
+    maps, HRNet's three branches after stage 3 (strides 4, 8, 16, with the V blocks in the 1/16 one,
+    :meth:`~vttranspose.hrnet.HRNetSLayers.hrnet_maps`) and the encoder's output (d channels, stride 4);
+    :meth:`forward_features` gives the encoder's output (what the head takes), :meth:`forward_intermediates` any
+    selection, and ``vttranspose_h_s(features_only=True)`` the model without its head
+    (:class:`~posecommon.layers.FeatureListNet`).
+
     Args:
         config: Architecture (see :data:`~vttranspose.config.VARIANTS`).
         keypoint_spec: Keypoint set; defaults to COCO-17 for 17 joints.
@@ -81,6 +89,7 @@ class VTTransPose(HRNetSLayers, PoseModel):
     build_options: ClassVar[tuple[str, ...]] = ("backbone_weights",)
     head_prefixes: tuple[str, ...] = ("final_layer.",)
     """State-dict prefixes of the keypoint head (replaced when fine-tuning for another ``num_joints``)."""
+    head_modules: tuple[str, ...] = ("final_layer",)
 
     @property
     def train_recipe(self) -> TrainRecipe:  # type: ignore[override]
@@ -120,6 +129,9 @@ class VTTransPose(HRNetSLayers, PoseModel):
                 ]
             )
         self.final_layer = nn.Conv2d(d, config.num_joints, 1)
+        self.feature_info = FeatureInfo(
+            [*self.hrnet_feature_info(), {"num_chs": d, "reduction": 4, "module": "global_encoder"}]
+        )
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -168,8 +180,42 @@ class VTTransPose(HRNetSLayers, PoseModel):
         return self.global_encoder(self.pos_embedding(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.reduce(self.forward_hrnet(x))
-        return self.final_layer(self.forward_encoder(x))
+        return self.final_layer(self.forward_features(x))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """HRNet, ``reduce`` and the encoder: the map the head takes.
+
+        Shape:
+            - Input: ``(B, 3, H, W)``
+            - Output: ``(B, d, ceil(H / 4), ceil(W / 4))``
+        """
+        return self.forward_encoder(self.reduce(self.forward_hrnet(x)))
+
+    def forward_intermediates(
+        self, x: torch.Tensor, indices: int | list[int] | None = None, intermediates_only: bool = False
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The maps of ``feature_info`` selected by ``indices``: 0-2 HRNet's branches (strides 4, 8, 16), 3 the
+        encoder's output.
+
+        Args:
+            x: Input crops.
+            indices: ``None`` (all four), an int ``n`` (the last ``n``) or a list of indices
+                (:func:`~posecommon.layers.take_indices`).
+            intermediates_only: Return only the selected maps (the encoder does not run when none needs it).
+
+        Returns:
+            ``(forward_features(x), selected maps)``, or the selected maps alone.
+
+        Shape:
+            - Input: ``(B, 3, H, W)``
+            - Output: maps ``(B, feature_info.channels()[i], ceil(H / s_i), ceil(W / s_i))``
+        """
+        chosen, last = take_indices(len(self.feature_info), indices)
+        maps = self.hrnet_maps(x)
+        if not (intermediates_only and last < 3):
+            maps.append(self.forward_encoder(self.reduce(maps[0])))
+        selected = [maps[i] for i in chosen]
+        return selected if intermediates_only else (maps[3], selected)
 
     def predict_kernel(
         self,

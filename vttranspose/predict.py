@@ -148,7 +148,7 @@ class TopDownKernel(PredictKernel):
         for image_boxes, image_scores, points in zip(boxes, scores, keypoints, strict=True):
             image_boxes, image_scores = image_boxes.to(device), image_scores.to(device)
             if image_boxes.shape[0] == 0:
-                results.append(PoseResult.empty(self.keypoint_spec.num_joints, device=device))
+                results.append(PoseResult.no_people(self.keypoint_spec.num_joints, device=device))
                 continue
             results.append(PoseResult(image_boxes, instance_scores(image_scores, points[..., 2]), points))
         return results
@@ -168,22 +168,26 @@ class TopDownKernel(PredictKernel):
         with running_for_inference(self.model, run.fuse, run.channels_last) as net:
             for start in range(0, owners.numel(), self.crop_batch_size):
                 part = slice(start, start + self.crop_batch_size)
-                crops = torch.cat(
-                    [
-                        cropper.crop(images[int(i)].to(device), regions[part][owners[part] == i], preprocess.pad_value)
-                        for i in owners[part].unique_consecutive()
-                    ]
-                )
-                inputs = preprocess.normalize(crops).to(dtype)
-                with autocast_context(device, run.half):
+                with self.timer("preprocess", device):
+                    crops = torch.cat(
+                        [
+                            cropper.crop(
+                                images[int(i)].to(device), regions[part][owners[part] == i], preprocess.pad_value
+                            )
+                            for i in owners[part].unique_consecutive()
+                        ]
+                    )
+                    inputs = preprocess.normalize(crops).to(dtype)
+                with self.timer("inference", device), autocast_context(device, run.half):
                     heatmaps = net(inputs).float()
                     flipped = net(inputs.flip(-1)).float() if self.flip_test else None
-                if flipped is not None:
-                    heatmaps = flip_average(heatmaps, flipped, flip_indices)
-                codec = TopDownCodec(
-                    self.input_size, tuple(heatmaps.shape[-2:]), use_dark=self.use_dark, padding=self.padding
-                )
-                image_points, confidences = codec.decode(heatmaps, regions[part])
-                points.append(torch.cat((image_points, confidences[..., None]), dim=-1))
+                with self.timer("postprocess", device):
+                    if flipped is not None:
+                        heatmaps = flip_average(heatmaps, flipped, flip_indices)
+                    codec = TopDownCodec(
+                        self.input_size, tuple(heatmaps.shape[-2:]), use_dark=self.use_dark, padding=self.padding
+                    )
+                    image_points, confidences = codec.decode(heatmaps, regions[part])
+                    points.append(torch.cat((image_points, confidences[..., None]), dim=-1))
         joined = torch.cat(points) if points else torch.zeros(0, self.keypoint_spec.num_joints, 3, device=device)
         return list(joined.split([b.shape[0] for b in boxes]))

@@ -1,5 +1,10 @@
 """The ``posezoo`` command line: ``models``, ``train``, ``evaluate``, ``predict``, ``export``, ``convert``, ``bench``.
 
+``posezoo --version`` prints the version; every ``--help`` gives each option's default
+(:mod:`posecommon.app.cli_help`), and ``posezoo train MODEL [flags] --help`` also prints the training recipe those
+flags give, without training. ``predict`` and ``train`` without ``--out`` write into a new numbered folder,
+``runs/predict/exp``, ``exp2``, ... (:mod:`posecommon.app.run_dirs`).
+
 Every error posezoo raises on purpose (:class:`~posecommon.errors.PosezooError`, a missing optional dependency
 included) ends the command with one line on stderr and exit status 2, never a traceback. Model names are checked
 before anything is built (with "did you mean" suggestions), and each command checks its own arguments before it
@@ -20,9 +25,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import InvalidInputError, PosezooError, WeightsNotFoundError
 from .checks import check_evaluate_args, check_predict_args, one_line
+from .cli_help import DefaultsFormatter, TrainHelpAction, package_version
+from .run_dirs import RUNS_ROOT, numbered_run_dir
 
 if TYPE_CHECKING:
     from ..model import PoseModel
+    from .train_run import TrainRunOptions
 
 
 __all__ = ["build_parser", "main"]
@@ -74,7 +82,9 @@ def load_model(name: str | None, weights: str | None) -> PoseModel:
     return create_model(name)
 
 
-def _train_options(args: argparse.Namespace) -> Any:
+def train_options(args: argparse.Namespace) -> TrainRunOptions:
+    """The :class:`~posecommon.app.train_run.TrainRunOptions` of ``posezoo train``'s flags (the run and
+    ``posezoo train MODEL --help`` use this one translation)."""
     from .train_run import TrainRunOptions
 
     return TrainRunOptions(
@@ -111,8 +121,17 @@ def _train_options(args: argparse.Namespace) -> Any:
 def _check_train_args(args: argparse.Namespace) -> None:
     from .train_run import check_run_paths, check_train_options
 
-    check_train_options(_train_options(args))
-    check_run_paths(args.data, args.out)
+    check_train_options(train_options(args))
+    check_run_paths(args.data, args.out if args.out is not None else RUNS_ROOT / "train")
+
+
+def _recipe_help(args: argparse.Namespace) -> str:
+    from .train_run import recipe_help
+
+    try:
+        return recipe_help(args.model, train_options(args), args.data)
+    except PosezooError as err:
+        return f"(no recipe for {args.model}: {err})"
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -120,9 +139,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .checks import stop_message
     from .train_run import run_training
 
+    options = train_options(args)
+    if args.out is None:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise InvalidInputError("under torchrun, pass --out (each process would number a folder of its own)")
+        args.out = str(numbered_run_dir("train"))
+        print(f"writing to {args.out}, a new numbered folder (pass --out {args.out} to resume this run)")
     try:
         summary = run_training(
-            args.model, args.data, args.out, _train_options(args), args.train_split, args.val_split, report=print
+            args.model, args.data, args.out, options, args.train_split, args.val_split, report=print
         )
     except TrainingInterrupted as stop:
         if stop.rank == 0:  # under torchrun, rank 0 reports
@@ -216,9 +241,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .predict_run import PredictOptions, build_kernel, check_output_dir, coco_image_ids, run_predictions
+    from .predict_run import (
+        PredictOptions,
+        build_kernel,
+        check_output_dir,
+        coco_image_ids,
+        people_count,
+        run_predictions,
+    )
 
-    out = check_output_dir(args.out, exist_ok=args.exist_ok)  # before any model is loaded
+    # before any model is loaded: an explicit --out is checked, else a new numbered folder is made
+    out = check_output_dir(args.out, exist_ok=args.exist_ok) if args.out else numbered_run_dir("predict")
     if args.ann is not None:
         coco_image_ids(args.ann)
     options = PredictOptions(
@@ -239,8 +272,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"{model.model_name} finds people itself; --detector is for top-down models")
     detector = load_model(args.detector, args.detector_weights) if args.detector else None
     kernel = build_kernel(model, detector, options)
-    summary = run_predictions(kernel, args.sources, out, options, ann_file=args.ann)
+    report = None if args.quiet else print
+    summary = run_predictions(kernel, args.sources, out, options, ann_file=args.ann, progress=False, report=report)
     videos = f", {summary.videos} video(s) ({summary.frames} frames)" if summary.videos else ""
+    found = people_count(summary.people) + " found"
+    models = ((args.model, args.weights), (args.detector, args.detector_weights))
+    random = [name for name, weights in models if name and weights is None]
+    if random:
+        found += f" (weights are random: {', '.join(random)}; train with `posezoo train` or pass --weights)"
+    count = summary.images + summary.frames
+    speed = f", {summary.milliseconds / count:.0f} ms per image" if count else ""
+    print(f"{found}{speed}")
     print(f"wrote {summary.images} annotated image(s){videos} and {summary.predictions.name} to {out}")
     if summary.failures:  # one line per failed input, and only those, on stderr
         for source, reason in summary.failures:
@@ -374,6 +416,7 @@ class _LazyArgumentParser(_Parser):
     """A sub-command parser whose arguments are added on first use (so their module is imported only then)."""
 
     def __init__(self, *args: Any, populate: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs: Any):
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
         super().__init__(*args, **kwargs)
         self._populate = populate
 
@@ -395,6 +438,9 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
     from ..train.optim import OPTIMIZERS  # the train modules import torch: only when `posezoo train` runs
     from ..train.precision import AMP_MODES
 
+    train.add_argument(
+        "-h", "--help", action=TrainHelpAction, describe=_recipe_help, help="show this help, and MODEL's recipe"
+    )
     train.add_argument("model", help="registry name, e.g. vttranspose_h_s or drsi_net_s")
     train.add_argument(
         "--data",
@@ -402,14 +448,20 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
         help="'synthetic' (generated), a COCO-format root, or a YOLO-format root (yolo:DIR, or DIR with images/ and "
         "labels/)",
     )
-    train.add_argument("--out", required=True, help="run directory (re-running resumes)")
+    train.add_argument(
+        "--out",
+        default=None,
+        help="run directory; re-running with the same --out resumes (default: a new runs/train/exp, exp2, ...)",
+    )
     length = train.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, default=None, help="passes over the data (default: the recipe's)")
     length.add_argument(
         "--steps", type=int, default=None, help="batches instead of epochs: a short run (per-step cosine by default)"
     )
     train.add_argument("--batch-size", type=int, default=None, help="samples per batch, all processes (the recipe's)")
-    train.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None)
+    train.add_argument(
+        "--input-size", type=int, nargs=2, metavar=("H", "W"), default=None, help="model input (default: the model's)"
+    )
     train.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
     train.add_argument("--lr-final", type=float, default=None, help="final learning rate (default: the recipe's)")
     train.add_argument(
@@ -451,21 +503,23 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
         "--resume-anyway", action="store_true", help="resume --out even if its saved settings differ from these"
     )
     train.add_argument("--eval-before", action="store_true", help="also evaluate the untrained model")
-    train.add_argument("--max-eval-images", type=int, default=None)
+    train.add_argument("--max-eval-images", type=int, default=None, help="evaluate on at most N images (default: all)")
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--train-split", default="train2017")
-    train.add_argument("--val-split", default="val2017")
+    train.add_argument("--seed", type=int, default=0, help="seed of the weights, data, order and augmentation")
+    train.add_argument("--train-split", default="train2017", help="COCO-format training split name")
+    train.add_argument("--val-split", default="val2017", help="COCO-format validation split name")
     train.add_argument("--synthetic-train", type=int, default=400, help="synthetic training images")
     train.add_argument("--synthetic-val", type=int, default=50, help="synthetic validation images")
-    train.add_argument("--synthetic-image-size", type=int, nargs=2, metavar=("H", "W"), default=(256, 256))
+    train.add_argument(
+        "--synthetic-image-size", type=int, nargs=2, metavar=("H", "W"), default=(256, 256), help="synthetic image size"
+    )
     train.add_argument(
         "--augment",
         type=_key_value,
         nargs="*",
         default=[],
         metavar="NAME=VALUE",
-        help="override the recipe's augmentation, e.g. rotation=15 half_body=0",
+        help="override the recipe's augmentation, e.g. rotation=15 half_body=0 (default: the recipe's)",
     )
     train.add_argument(
         "--backbone-weights",
@@ -483,7 +537,10 @@ def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``posezoo`` (one sub-command per job)."""
-    parser = _Parser(prog="posezoo", description="VTTransPose and DRSI-Net human pose models.")
+    parser = _Parser(
+        prog="posezoo", description="VTTransPose and DRSI-Net human pose models.", formatter_class=DefaultsFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"posezoo {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_LazyArgumentParser)
 
     models = sub.add_parser("models", help="list registered models with params and MACs beside the paper's figures")
@@ -494,8 +551,10 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a model on synthetic or COCO-format data, evaluate, predict",
         description="Train with the model's published recipe (printed at the start and saved as recipe.json); "
-        "flags override single values. Re-running with the same --out resumes from the newest checkpoint.",
+        "flags override single values. Re-running with the same --out resumes from the newest checkpoint. "
+        "`posezoo train MODEL [flags] --help` prints the recipe those flags give, without training.",
         populate=_add_train_arguments,
+        add_help=False,
     )
     train.set_defaults(func=_cmd_train, check=_check_train_args)
 
@@ -514,8 +573,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--use-gt-boxes", action="store_true", help="top-down: ground-truth person boxes (the default without boxes)"
     )
-    evaluate.add_argument("--detector-weights", default=None)
-    evaluate.add_argument("--max-images", type=_positive_int, default=None, help="evaluate the first N images")
+    evaluate.add_argument("--detector-weights", default=None, help="the detector's weights (default: random)")
+    evaluate.add_argument(
+        "--max-images", type=_positive_int, default=None, help="evaluate on at most N images (default: all)"
+    )
     evaluate.add_argument(
         "--results",
         default=None,
@@ -533,37 +594,61 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("sources", nargs="+", metavar="SOURCE", help="image, directory, glob, URL or video")
     predict.add_argument("--model", default=None, help="registry name")
-    predict.add_argument("--weights", default=None, help="safetensors file, save_pretrained dir or hf-hub:org/repo")
+    predict.add_argument(
+        "--weights", default=None, help="safetensors file, save_pretrained dir or hf-hub:org/repo (default: random)"
+    )
     predict.add_argument("--detector", default=None, help="person detector (DRSI-Net) for a top-down model")
-    predict.add_argument("--detector-weights", default=None)
-    predict.add_argument("--out", required=True, help="output directory (must be new or empty, see --exist-ok)")
+    predict.add_argument("--detector-weights", default=None, help="the detector's weights (default: random)")
+    predict.add_argument(
+        "--out",
+        default=None,
+        help="output directory, new or empty unless --exist-ok (default: a new runs/predict/exp, exp2, ...)",
+    )
     predict.add_argument(
         "--exist-ok", action="store_true", help="write into a non-empty --out (same names overwritten, others kept)"
     )
-    predict.add_argument("--ann", default=None, help="COCO annotation file: predictions.json uses its image ids")
+    predict.add_argument(
+        "--ann", default=None, help="COCO annotation file whose image ids predictions.json uses (default: file names)"
+    )
     predict.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: where the model is)")
     predict.add_argument("--half", action="store_true", help="float16 on CUDA, bfloat16 on CPU (autocast)")
     predict.add_argument("--batch-size", type=_positive_int, default=1, help="images per forward pass")
-    predict.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None, help="model input")
     predict.add_argument(
-        "--detector-input-size", type=int, nargs=2, metavar=("H", "W"), default=None, help="detector letterbox size"
+        "--input-size", type=int, nargs=2, metavar=("H", "W"), default=None, help="model input (default: the model's)"
+    )
+    predict.add_argument(
+        "--detector-input-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        default=None,
+        help="detector letterbox size (default: the detector's)",
     )
     predict.add_argument("--no-flip", action="store_true", help="top-down: skip the flip test (2x faster)")
     predict.add_argument("--score-threshold", type=float, default=0.25, help="minimum detection score")
     predict.add_argument("--iou-threshold", type=float, default=0.45, help="detection NMS IoU")
-    predict.add_argument("--max-people", type=_positive_int, default=None, help="detections kept per image")
+    predict.add_argument(
+        "--max-people", type=_positive_int, default=None, help="detections kept per image (default: the model's)"
+    )
     predict.add_argument("--keypoint-threshold", type=float, default=0.3, help="draw keypoints above this")
+    predict.add_argument(
+        "-q", "--quiet", action="store_true", help="no line per image (people found and time), only the summary"
+    )
     predict.set_defaults(func=_cmd_predict, check=check_predict_args)
 
     export = sub.add_parser("export", help="export a model to ONNX and check it against PyTorch with onnxruntime")
     export.add_argument("model", help="registry name, e.g. vttranspose_h_s or drsi_net_s")
     export.add_argument("--weights", default=None, help="safetensors file, save_pretrained dir or hf-hub:org/repo")
-    export.add_argument("--format", choices=("onnx",), default="onnx")
-    export.add_argument("--out", required=True, help="output .onnx file")
-    export.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None)
-    export.add_argument("--opset", type=int, default=18)
+    export.add_argument("--format", choices=("onnx",), default="onnx", help="export format")
+    export.add_argument("--out", required=True, help="output .onnx file (required)")
+    export.add_argument(
+        "--input-size", type=int, nargs=2, metavar=("H", "W"), default=None, help="input size (default: the model's)"
+    )
+    export.add_argument("--opset", type=int, default=18, help="ONNX opset")
     export.add_argument("--decode", action="store_true", help="DRSI-Net: decode boxes/scores/keypoints in the graph")
-    export.add_argument("--top-k", type=int, default=None, help="with --decode: keep the K best candidates per image")
+    export.add_argument(
+        "--top-k", type=int, default=None, help="with --decode: keep the K best candidates per image (default: all)"
+    )
     export.add_argument("--static-batch", action="store_true", help="fix the batch axis to 1")
     export.add_argument("--no-fuse", action="store_true", help="export without folding BatchNorm")
     export.add_argument("--no-check", action="store_true", help="skip the onnxruntime vs PyTorch comparison")

@@ -23,15 +23,15 @@ import dataclasses
 import json
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from huggingface_hub.utils import tqdm
 
 from ..errors import InvalidInputError, PosezooError
+from ..measure.progress import Progress
 from ..media.download import is_url
 from ..media.video import VIDEO_SUFFIXES, VideoWriter, video_info
 from ..predict import PosePipeline, PredictKernel, RunOptions, move_to_device, predict_frames
@@ -44,6 +44,8 @@ __all__ = [
     "build_kernel",
     "check_output_dir",
     "coco_image_ids",
+    "describe_result",
+    "people_count",
     "run_predictions",
 ]
 
@@ -92,12 +94,15 @@ class PredictSummary:
         people: People found, over images and frames.
         failures: ``(input, reason)`` of every skipped input.
         predictions: Path of ``predictions.json``.
+        milliseconds: Prediction time summed over images and frames (:attr:`PoseResult.speed
+            <posecommon.PoseResult.speed>`: pre-process, inference and post-process, without reading and writing).
     """
 
     images: int = 0
     videos: int = 0
     frames: int = 0
     people: int = 0
+    milliseconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
     predictions: Path | None = None
 
@@ -266,6 +271,23 @@ class _Writer:
         self.video, self.lines, self.video_path = None, None, None
 
 
+def people_count(count: int) -> str:
+    """``"0 people"``, ``"1 person"``, ``"2 people"``."""
+    return f"{count} {'person' if count == 1 else 'people'}"
+
+
+def describe_result(result: PoseResult, position: int, total: int | None) -> str:
+    """The line ``posezoo predict`` prints per image: ``image 3/40 photo.jpg: 2 people, 120 ms`` (for a video frame
+    ``video clip.mp4 frame 12: ...``); the time is the sum of :attr:`~posecommon.PoseResult.speed`."""
+    milliseconds = sum((result.speed or {}).values())
+    name = Path((result.image_path or "image").split("?")[0]).name
+    if result.frame_index is None:
+        where = f"image {position}/{total if total is not None else '?'} {name}"
+    else:
+        where = f"video {name} frame {result.frame_index}"
+    return f"{where}: {people_count(len(result))}, {milliseconds:.0f} ms"
+
+
 def _fail(summary: PredictSummary, source: str, reason: str) -> None:
     logger.info("skipped %s: %s", source, reason)  # the caller reports the failures (posezoo: one line each)
     summary.failures.append((source, reason))
@@ -278,6 +300,7 @@ def run_predictions(
     options: PredictOptions,
     ann_file: str | Path | None = None,
     progress: bool = True,
+    report: Callable[[str], None] | None = None,
 ) -> PredictSummary:
     """Predict on every frame of ``sources`` and write the outputs described in the module docstring.
 
@@ -287,7 +310,10 @@ def run_predictions(
         out: Output directory, already checked by :func:`check_output_dir`.
         options: Batch size, device, precision and drawing threshold (the model options are in ``kernel``).
         ann_file: COCO annotation file whose image ids ``predictions.json`` uses.
-        progress: Show a progress bar when there is more than one frame.
+        progress: Without ``report``, show progress (:class:`~posecommon.measure.Progress`, counting images, or
+            frames when there are videos) when there is more than one.
+        report: Called with one line per image or frame (:func:`describe_result`: people found and time); the
+            lines replace the progress display.
 
     Returns:
         The counts and the skipped inputs.
@@ -308,8 +334,10 @@ def run_predictions(
     if total is not None:
         total += sum(is_url(s) for s in readable)
     frames = iter_frames(Source("list", readable, len(readable)), errors="yield")
-    bar = tqdm(frames, desc="predict", unit="frame", total=total, disable=not progress or total == 1)
+    unit = "frame" if any(Path(s).suffix.lower() in VIDEO_SUFFIXES for s in readable) else "image"
+    bar = Progress(total, "predict", unit, disable=report is not None or not progress or total == 1)
     pending: list[Frame] = []
+    done = 0
 
     def flush() -> None:
         if not pending:
@@ -320,19 +348,26 @@ def run_predictions(
             for frame in pending:
                 _fail(summary, frame.path or f"frame {frame.index}", str(err))
             results = []
+        nonlocal done
         for result in results:
+            done += 1
             try:
                 if result.frame_index is None:
                     writer.image(result, summary)
                 else:
                     writer.frame(result, summary)
                 summary.people += len(result)
+                summary.milliseconds += sum((result.speed or {}).values())
             except PosezooError as err:
                 _fail(summary, result.image_path or "?", str(err))
+                continue
+            if report is not None:
+                report(describe_result(result, done, total))
+        bar.update(len(pending))
         pending.clear()
 
     try:
-        for entry in bar:
+        for entry in frames:
             if isinstance(entry, SourceFailure):
                 _fail(summary, entry.source, entry.reason)
                 continue

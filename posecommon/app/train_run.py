@@ -54,6 +54,7 @@ __all__ = [
     "describe_plan",
     "effective_recipe",
     "find_coco_splits",
+    "recipe_help",
     "run_training",
     "train_config_from_recipe",
     "write_predictions",
@@ -200,7 +201,7 @@ def effective_recipe(recipe: TrainRecipe, options: TrainRunOptions, data: str | 
     """
     changes: dict[str, Any] = {
         name: getattr(options, name)
-        for name in ("epochs", "batch_size", "lr", "lr_final", "optimizer", "grad_clip", "amp", "keep_best")
+        for name in ("epochs", "steps", "batch_size", "lr", "lr_final", "optimizer", "grad_clip", "amp", "keep_best")
         if getattr(options, name) is not None
     }
     schedule = options.schedule or ("cosine" if options.steps is not None else "recipe")
@@ -224,10 +225,11 @@ def effective_recipe(recipe: TrainRecipe, options: TrainRunOptions, data: str | 
 def train_config_from_recipe(
     recipe: TrainRecipe, options: TrainRunOptions, steps_per_epoch: int, num_workers: int
 ) -> TrainConfig:
-    """The :class:`TrainConfig` of a run of ``options.steps`` (else ``recipe.epochs`` epochs) under ``recipe``."""
-    total_steps = options.steps if options.steps is not None else recipe.epochs * steps_per_epoch
+    """The :class:`TrainConfig` of a run under ``recipe`` (as :func:`effective_recipe` made it from ``options``):
+    ``recipe.steps`` batches, else ``recipe.epochs`` epochs; the run options (evaluation, checkpoints, precision,
+    seed) come from ``options``."""
     return TrainConfig(
-        total_steps=total_steps,
+        total_steps=recipe.total_steps(steps_per_epoch),
         batch_size=recipe.batch_size,
         optimizer=recipe.optimizer,
         lr=recipe.lr,
@@ -248,6 +250,43 @@ def train_config_from_recipe(
         keep_best=recipe.keep_best,
         num_workers=num_workers,
         seed=options.seed,
+    )
+
+
+def _build_model(model_name: str, options: TrainRunOptions) -> PoseModel:
+    """The model a run trains: ``model_name`` at ``options.input_size``, random weights."""
+    overrides = {"input_size": tuple(options.input_size)} if options.input_size else {}
+    model = create_model(model_name, **overrides)
+    if not isinstance(model, PoseModel):
+        raise TypeError(f"{model_name} is not a posezoo PoseModel")
+    return model
+
+
+def _base_recipe(model_name: str, model: PoseModel, options: TrainRunOptions) -> TrainRecipe:
+    base_recipe = options.recipe or model.train_recipe
+    if base_recipe is None:
+        raise InvalidInputError(f"{model_name} declares no train_recipe; pass TrainRunOptions(recipe=...)")
+    return base_recipe
+
+
+def recipe_help(model_name: str, options: TrainRunOptions, data: str | Path | None = None) -> str:
+    """The recipe a run of ``model_name`` with ``options`` on ``data`` uses, formatted as the run prints it, without
+    reading data or training (``posezoo train MODEL [flags] --help``).
+
+    The text is :func:`effective_recipe`'s recipe, the object the run turns into its
+    :class:`~posecommon.train.TrainConfig` (:func:`train_config_from_recipe`), followed by the run's length as far
+    as it is known without the data (the steps per epoch come from the dataset and are printed when a run starts).
+    """
+    recipe = effective_recipe(_base_recipe(model_name, _build_model(model_name, options), options), options, data)
+    if recipe.steps is not None:
+        length = f"run: {recipe.steps} steps of batch {recipe.batch_size}"
+    else:
+        length = f"run: {recipe.epochs} epochs of batch {recipe.batch_size}"
+    return (
+        f"training recipe of {model_name} with these flags (what `posezoo train {model_name}` runs):\n"
+        + recipe.format()
+        + f"\n{length}; steps per epoch (and a warm-up given in epochs) follow from the data and are printed when "
+        "the run starts"
     )
 
 
@@ -299,7 +338,12 @@ def _prepare_synthetic(root: Path, options: TrainRunOptions) -> None:
         pass
     stamp.unlink(missing_ok=True)
     generate_synthetic_splits(
-        root, options.synthetic_train, options.synthetic_val, seed=options.seed, image_size=options.synthetic_image_size
+        root,
+        options.synthetic_train,
+        options.synthetic_val,
+        seed=options.seed,
+        image_size=options.synthetic_image_size,
+        progress=True,
     )
     stamp.write_text(json.dumps(wanted))
 
@@ -483,16 +527,10 @@ def run_training(
     synthetic = str(data) == "synthetic"
     if synthetic:
         train_split, val_split = "train", "val"
-    overrides = {"input_size": tuple(options.input_size)} if options.input_size else {}
     torch.manual_seed(options.seed)  # the initial weights: the same run twice starts from the same model
-    model = create_model(model_name, **overrides)  # checks the model settings; writes nothing
-    if not isinstance(model, PoseModel):
-        raise TypeError(f"{model_name} is not a posezoo PoseModel")
+    model = _build_model(model_name, options)  # checks the model settings; writes nothing
     with RunLock(out_dir) if rank == 0 else nullcontext():
-        base_recipe = options.recipe or model.train_recipe
-        if base_recipe is None:
-            raise InvalidInputError(f"{model_name} declares no train_recipe; pass TrainRunOptions(recipe=...)")
-        recipe = effective_recipe(base_recipe, options, data)
+        recipe = effective_recipe(_base_recipe(model_name, model, options), options, data)
         augmentation = recipe.augmentation_kwargs()
         run_info: dict[str, Any] = {"data": str(data), "splits": [train_split, val_split], "augmentation": augmentation}
         if synthetic:

@@ -51,6 +51,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..keypoints import COCO17, KeypointSpec
+from ..measure.progress import track
 
 __all__ = ["BODY_POINTS", "SyntheticCoco", "generate_synthetic_coco", "generate_synthetic_splits"]
 
@@ -390,6 +391,7 @@ def generate_synthetic_coco(
     min_image_size: tuple[int, int] | None = None,
     person_scale: tuple[float, float] = (0.35, 0.9),
     image_format: str = "jpg",
+    progress: bool = False,
 ) -> SyntheticCoco:
     """Generate a synthetic COCO keypoints split (see the module docstring for what is drawn and annotated).
 
@@ -410,6 +412,8 @@ def generate_synthetic_coco(
             ``image_size``.
         person_scale: Range of a standing person's height as a fraction of the image height.
         image_format: ``"jpg"`` (quality 92, small files) or ``"png"`` (lossless).
+        progress: Report progress (:class:`~posecommon.measure.Progress`, unit ``image``; ``posezoo train`` turns
+            it on).
 
     Returns:
         The paths and counts of the written split.
@@ -436,7 +440,7 @@ def generate_synthetic_coco(
     image_dir.mkdir(parents=True, exist_ok=True)
     ann_dir.mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
-    for index in range(num_images):
+    for index in track(range(num_images), f"generate synthetic {split} data", "image", disable=not progress):
         rng = np.random.default_rng((seed, _split_key(split), index))
         height = int(rng.integers(low_size[0], image_size[0] + 1))
         width = int(rng.integers(low_size[1], image_size[1] + 1))

@@ -48,11 +48,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub.utils import tqdm
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DatasetError
 from ..keypoints import KeypointSpec
+from ..measure.progress import track
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -218,7 +218,8 @@ def yolo_split_to_coco(
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     unlabelled = 0
-    for image_id, relative in enumerate(tqdm(image_paths, desc=f"yolo {split}", disable=not progress), start=1):
+    listed = track(image_paths, f"read YOLO labels of {split}", "image", disable=not progress)
+    for image_id, relative in enumerate(listed, start=1):
         width, height = _image_size(image_dir / relative)
         images.append({"id": image_id, "file_name": relative.as_posix(), "width": width, "height": height})
         label_file = (label_dir / relative).with_suffix(".txt")

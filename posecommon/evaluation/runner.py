@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub.utils import tqdm
 
 from ..data.coco import CocoKeypoints, load_coco_keypoints
 from ..errors import InvalidInputError
+from ..measure.progress import track
 from ..ops.geometry import box_xywh_to_xyxy, box_xyxy_to_xywh, xywh_to_center_scale
 from ..ops.letterbox import clip_points
 from ..predict import PredictKernel, RunOptions, build_kernel
@@ -165,7 +165,7 @@ def _predict_dataset(
     detector_kernel = detector.predict_kernel(**_SINGLE_STAGE_EVAL) if detector is not None else None
     images = data.images[:max_images] if max_images is not None else data.images
     results: list[dict[str, Any]] = []
-    for record in tqdm(images, desc="evaluate", unit="img", disable=not progress):
+    for record in track(images, "evaluate", "image", disable=not progress):
         pixels = data.load_image(record.image_id)
         if not top_down:
             (found,) = kernel([pixels], [{}], _RUN)

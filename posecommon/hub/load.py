@@ -200,7 +200,9 @@ def load_weights_file(
     """Verify (when ``sha256`` is given), read and load one safetensors file into ``model``.
 
     Head entries (``model.head_prefixes``) are exempt from the strict check only when the model was built with a
-    non-default ``num_joints``; see the module docstring. When the keys or shapes do not fit, the error names the
+    non-default ``num_joints`` (see the module docstring) or has no head (``model.head_weights_ignored``: a
+    ``features_only`` model, :class:`~posecommon.layers.FeatureListNet`, which ignores the file's head entries and
+    loads the rest strictly). When the keys or shapes do not fit, the error names the
     model the file was saved from: its safetensors metadata (``model_name``, ``num_joints``, written by
     ``save_pretrained``), else ``recorded_model`` (what ``config.json`` records).
 
@@ -213,7 +215,8 @@ def load_weights_file(
     if sha256 is not None:
         verify_sha256(path, sha256, source)
     state_dict = read_safetensors(path)
-    head = tuple(getattr(model, "head_prefixes", ())) if _asks_other_keypoints(model) else ()
+    ignores_head = _asks_other_keypoints(model) or getattr(model, "head_weights_ignored", False)
+    head = tuple(getattr(model, "head_prefixes", ())) if ignores_head else ()
     metadata = read_safetensors_metadata(path)
     saved_as = (metadata.get("model_name", recorded_model), metadata.get("num_joints"))
     skipped = load_state_dict_strict(model, state_dict, source, skip_prefixes=head, saved_as=saved_as)

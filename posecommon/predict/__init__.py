@@ -6,6 +6,7 @@
 - :mod:`.run`: :func:`run_predict`, the contract (one result, a list or an iterator) written once.
 - :mod:`.inference`: the cached fused / channels-last copy of a model that kernels run.
 - :mod:`.pipeline`: :class:`PosePipeline`, a detector kernel feeding a top-down kernel.
+- :mod:`.speed`: :class:`PhaseTimer`, the per-phase timing behind ``PoseResult.speed``.
 """
 
 from .inference import CPU_CHUNK_PIXELS, ChannelsLastInput, inference_module, running_for_inference, weights_key
@@ -22,12 +23,14 @@ from .kernel import (
 from .pipeline import PosePipeline
 from .run import build_kernel, move_to_device, predict_frames, run_predict
 from .sources import IMAGE_SUFFIXES, Frame, Source, SourceFailure, iter_frames, open_source
+from .speed import PhaseTimer, speed_per_image
 
 __all__ = [
     "CPU_CHUNK_PIXELS",
     "IMAGE_SUFFIXES",
     "ChannelsLastInput",
     "Frame",
+    "PhaseTimer",
     "PosePipeline",
     "PredictKernel",
     "RunOptions",
@@ -46,6 +49,7 @@ __all__ = [
     "predict_frames",
     "run_predict",
     "running_for_inference",
+    "speed_per_image",
     "weights_key",
     "whole_image_box",
 ]

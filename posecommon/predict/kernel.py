@@ -23,6 +23,7 @@ from ..config import check_device
 from ..errors import InvalidInputError
 from ..keypoints import KeypointSpec
 from ..structures import PoseResult
+from .speed import PhaseTimer
 
 __all__ = [
     "PredictKernel",
@@ -143,7 +144,9 @@ class PredictKernel(ABC):
 
     Subclasses run their network(s) and decoding; they never read files, move models or build iterators (the
     door does). Per-image inputs (the person boxes of a top-down model) arrive in ``inputs``, one mapping per image
-    holding the names of :attr:`per_image_inputs` that were given.
+    holding the names of :attr:`per_image_inputs` that were given. Subclasses time their phases with
+    :attr:`timer` (``with self.timer("inference", device): ...``, see :mod:`posecommon.predict.speed`), which
+    gives the results their ``speed``.
 
     Args:
         keypoint_spec: The keypoint set of the results.
@@ -156,6 +159,8 @@ class PredictKernel(ABC):
     def __init__(self, keypoint_spec: KeypointSpec, modules: Sequence[nn.Module]) -> None:
         self.keypoint_spec = keypoint_spec
         self.modules = tuple(modules)
+        self.timer = PhaseTimer()
+        """Time per phase of the running call (reset by the door before each call)."""
 
     @abstractmethod
     def __call__(

@@ -6,7 +6,8 @@
   the model's kernel from the latter (unknown names fail before anything is read);
 - normalises the input with :func:`~posecommon.predict.sources.open_source` (see there for what is accepted);
 - moves the models to ``device``, reads frames lazily and hands them to the kernel ``batch_size`` at a time;
-- fills each result's image fields (path, size, frame index, keypoint spec, and the pixels for in-memory inputs);
+- fills each result's image fields (path, size, frame index, keypoint spec, and the pixels for in-memory inputs)
+  and its ``speed`` (the kernel's phase times per image, :mod:`posecommon.predict.speed`);
 - returns one result for a single input, a list for a list, an iterator for a stream or with ``stream=True``.
 
 :func:`predict_frames` is the same step for frames a caller already holds (``posezoo predict``).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
@@ -26,6 +28,7 @@ from ..errors import InvalidInputError
 from ..structures import PoseResult
 from .kernel import PredictKernel, RunOptions
 from .sources import Frame, Source, iter_frames, open_source
+from .speed import speed_per_image
 
 __all__ = ["build_kernel", "move_to_device", "predict_frames", "run_predict"]
 
@@ -99,11 +102,17 @@ def predict_frames(
         inputs: Per-image inputs of each frame (``None``: none).
 
     Returns:
-        One result per frame, in order.
+        One result per frame, in order, with ``speed`` set: the kernel's phase times of this call divided by the
+        number of frames (milliseconds per image).
     """
     if not frames:
         return []
+    timer = getattr(kernel, "timer", None)
+    if timer is not None:
+        timer.reset()
+    started = time.perf_counter()
     results = kernel([frame.pixels for frame in frames], inputs or [{} for _ in frames], run)
+    speed = speed_per_image(timer, time.perf_counter() - started, len(frames))
     if len(results) != len(frames):
         raise RuntimeError(f"{type(kernel).__name__} returned {len(results)} results for {len(frames)} frames")
     return [
@@ -114,6 +123,7 @@ def predict_frames(
             keypoint_spec=kernel.keypoint_spec,
             frame_index=frame.frame_index,
             image=None if frame.from_file else frame.pixels,
+            speed=dict(speed),
         )
         for result, frame in zip(results, frames, strict=True)
     ]

@@ -2,7 +2,6 @@
 
 Accepted inputs (:func:`open_source`):
 
-========================================  ==========  ==============================================================
 input                                     kind        frames
 ========================================  ==========  ==============================================================
 path of an image file                     single      the image
@@ -19,6 +18,42 @@ list or tuple of any of the above         list        each element's frames, in 
 path of a video file                      stream      its frames, decoded one at a time (:mod:`~posecommon.media.video`)
 generator / iterator / other iterable     stream      each element's frames, read lazily
 ========================================  ==========  ==============================================================
+=======
+.. list-table::
+   :header-rows: 1
+   :widths: 40 10 50
+
+   * - input
+     - kind
+     - frames
+   * - path of an image file
+     - single
+     - the image
+   * - ``http(s)://`` URL of an image
+     - single
+     - downloaded with a timeout and a size limit, then decoded
+   * - PIL image, numpy ``(H, W[, C])`` array, ``(C, H, W)`` tensor
+     - single
+     - the image (arrays: uint8, uint16 or float in ``[0, 1]``; ``bgr=True`` for OpenCV's channel order)
+   * - numpy ``(B, H, W, C)`` array, ``(B, C, H, W)`` tensor
+     - list
+     - one frame per image of the batch
+   * - directory
+     - list
+     - its image and video files (not recursive), sorted by name
+   * - glob pattern (``"shots/*.jpg"``)
+     - list
+     - the matching files, sorted; each file once (``**`` does not enter symbolic links to directories, so a link
+       loop is no endless tree)
+   * - list or tuple of any of the above
+     - list
+     - each element's frames, in order
+   * - path of a video file
+     - stream
+     - its frames, decoded one at a time (:mod:`~posecommon.media.video`)
+   * - generator / iterator / other iterable
+     - stream
+     - each element's frames, read lazily
 
 ``predict`` returns one :class:`~posecommon.PoseResult` for a *single* input, a list for a *list* input and an
 iterator for a *stream* (or for any input with ``stream=True``, which keeps memory flat on long inputs). Inside a
@@ -114,8 +149,6 @@ class Source:
     items: Iterable[Any]
     length: int | None
     bgr: bool = False
-
-
 
 
 def _has_glob(text: str) -> bool:
@@ -219,8 +252,6 @@ def open_source(source: Any, bgr: bool = False) -> Source:
         f"unsupported input {type(source).__name__}; pass a path, directory, glob, URL, video, PIL image, numpy "
         "array, tensor, or a list or generator of these"
     )
-
-
 
 
 def _load_url(url: str) -> torch.Tensor:

@@ -22,7 +22,7 @@ class TrainRecipe:
 
     Args:
         name: What the recipe reproduces.
-        epochs: Passes over the training set.
+        epochs: Passes over the training set (unless ``steps`` is set).
         batch_size: Samples per batch over all processes.
         optimizer: ``"sgd"`` (Nesterov), ``"adam"`` or ``"adamw"``.
         lr: Initial (peak) learning rate.
@@ -47,6 +47,8 @@ class TrainRecipe:
         initialisation: How the official run initialised the weights, in words (printed; ``posezoo train``
             initialises from scratch unless ``--init-weights`` or ``--backbone-weights`` is given).
         augmentation: Keyword arguments of the family's ``training_dataset`` (name, value) pairs.
+        steps: Batches of the run instead of ``epochs`` (a short run, ``posezoo train --steps``); None: ``epochs``
+            decide.
         sources: (field, citation) pairs.
     """
 
@@ -71,11 +73,16 @@ class TrainRecipe:
     keep_best: bool = False
     initialisation: str = "from scratch"
     augmentation: tuple[tuple[str, Any], ...] = ()
+    steps: int | None = None
     sources: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def augmentation_kwargs(self) -> dict[str, Any]:
         """The augmentation as keyword arguments of ``training_dataset``."""
         return dict(self.augmentation)
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Batches of the run: ``steps`` when set, else ``epochs * steps_per_epoch``."""
+        return self.steps if self.steps is not None else self.epochs * steps_per_epoch
 
     def warmup_steps(self, steps_per_epoch: int) -> int:
         """Warm-up iterations: ``max(round(warmup_epochs * steps_per_epoch), warmup_min_steps)``."""
@@ -93,12 +100,15 @@ class TrainRecipe:
         return data
 
     def format(self) -> str:
-        """One line per value, with its source: what ``posezoo train`` prints at the start of a run."""
+        """One line per value, with its source: what ``posezoo train`` prints at the start of a run (and
+        ``posezoo train MODEL --help``). With ``steps`` set, ``epochs`` is shown as replaced by it."""
         sources = dict(self.sources)
         lines = [f"recipe: {self.name}"]
         for key, value in self.to_dict().items():
-            if key in ("name", "sources"):
+            if key in ("name", "sources") or (key == "steps" and value is None):
                 continue
             shown = json.dumps(value) if isinstance(value, dict) else str(value)
+            if key == "epochs" and self.steps is not None:
+                shown = f"{value} (not used: the run is {self.steps} steps)"
             lines.append(f"  {key:<19} {shown}" + (f"  [{sources[key]}]" if key in sources else ""))
         return "\n".join(lines)

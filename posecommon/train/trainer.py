@@ -21,13 +21,13 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from huggingface_hub.utils import tqdm
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 from ..config import check_device
 from ..errors import CheckpointError, RunMismatchError, TrainingDivergedError, TrainingInterrupted
+from ..measure.progress import Progress
 from .checkpoint import CheckpointStore
 from .config import BEST_METRIC, TrainConfig, TrainTask
 from .durable import atomic_write_bytes
@@ -509,7 +509,7 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
         )
         batches = iter(loader)
-        progress = tqdm(total=cfg.total_steps, initial=self.step, desc="train", unit="step", disable=self.rank != 0)
+        progress = Progress(cfg.total_steps, "train", "step", initial=self.step, disable=self.rank != 0)
         try:
             while not self._stop_everywhere(interrupt.requested):
                 started = time.perf_counter()
@@ -531,10 +531,11 @@ class Trainer:
                     loss=f"{loss:.4g}", img_s=f"{record['images_per_s']:.1f}", data=f"{data_wait / elapsed:.0%}"
                 )
                 progress.update(1)
-                if cfg.eval_every and self.step % cfg.eval_every == 0:
-                    self._evaluate(result)
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                    self.save()
+                with progress.paused():  # the bar's s/step counts training steps, not evaluations or checkpoints
+                    if cfg.eval_every and self.step % cfg.eval_every == 0:
+                        self._evaluate(result)
+                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                        self.save()
         finally:
             progress.close()
             shutdown_workers(batches)  # now, not when a traceback that holds the iterator is collected

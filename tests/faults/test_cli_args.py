@@ -149,7 +149,6 @@ CASES = [
     fault_case("train-backbone-missing", _train("--backbone-weights", "/nowhere/b.safetensors"), 2, "no such file"),
     fault_case("train-init-weights-missing", _train("--init-weights", "/nowhere/w.safetensors"), 2, "no such file"),
     fault_case("train-unknown-model", lambda ws: ["train", "vttranspose_h", "--out", ws.out], 2, "did you mean"),
-    fault_case("train-no-out", lambda ws: ["train", "vttranspose_h_s"], 2, "--out"),
     # evaluate, export, models
     fault_case("evaluate-max-images-0", _evaluate("--max-images", "0"), 2, "positive integer"),
     fault_case("evaluate-max-images-negative", _evaluate("--max-images", "-1"), 2, "positive integer"),
