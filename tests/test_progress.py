@@ -110,17 +110,18 @@ def test_the_training_rate_leaves_out_the_evaluations(tmp_path, capsys):
     trainer = Trainer(tiny_model(), NoisyRegression(), RegressionTask(), config, tmp_path, slow_evaluation, "cpu")
     result = trainer.fit()
     assert len(result.evaluations) == 4  # 2 s of evaluations, 0.5 s per step if they were counted
-    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train: ")]
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("train: ")]
     assert line.startswith("train: 4/4 steps (100 %)") and not ESCAPES.search(line)
     assert _seconds_per_unit(line, "step") < 0.25
 
 
 def test_synthetic_generation_reports_images(tmp_path, capsys):
     generate_synthetic_coco(tmp_path, 3, image_size=(64, 64), split="val", progress=True)
-    err = capsys.readouterr().err
-    assert re.search(r"^generate synthetic val data: 3/3 images \(100 %\)", err, re.M)
+    captured = capsys.readouterr()  # not a terminal: lines on stdout, stderr left to warnings and errors
+    assert re.search(r"^generate synthetic val data: 3/3 images \(100 %\)", captured.out, re.M)
+    assert captured.err == ""
     generate_synthetic_coco(tmp_path / "quiet", 2, image_size=(64, 64), split="val")
-    assert capsys.readouterr().err == ""
+    assert capsys.readouterr().out == ""
 
 
 def test_evaluation_reports_images(tmp_path, capsys):
@@ -130,8 +131,8 @@ def test_evaluation_reports_images(tmp_path, capsys):
     split = generate_synthetic_coco(tmp_path, 2, image_size=(64, 64), split="val")
     torch.manual_seed(0)
     evaluate_model(vttranspose_h_s(input_size=(64, 48)), split.ann_file, split.image_dir)
-    err = capsys.readouterr().err
-    assert re.search(r"^evaluate: 2/2 images \(100 %\)", err, re.M) and not ESCAPES.search(err)
+    out = capsys.readouterr().out
+    assert re.search(r"^evaluate: 2/2 images \(100 %\)", out, re.M) and not ESCAPES.search(out)
 
 
 @pytest.mark.parametrize("report", [False, True], ids=["progress", "lines"])
@@ -145,10 +146,10 @@ def test_predict_counts_photos_as_images(tmp_path, capsys, report):
     summary = run_predictions(
         build_kernel(model, None, options), [str(DATA)], tmp_path, options, report=lines.append if report else None
     )
-    err = capsys.readouterr().err
+    out = capsys.readouterr().out
     assert summary.images == len(PHOTOS)
     if report:  # the per-image lines replace the progress display
         assert [line.split(":")[0] for line in lines] == [f"image {i}/3 {p.name}" for i, p in enumerate(PHOTOS, 1)]
-        assert "predict:" not in err
+        assert "predict:" not in out
     else:
-        assert re.search(r"^predict: 3/3 images \(100 %\)", err, re.M) and "frame" not in err
+        assert re.search(r"^predict: 3/3 images \(100 %\)", out, re.M) and "frame" not in out

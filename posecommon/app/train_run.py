@@ -600,6 +600,8 @@ def _train_checked(
     num_workers = options.num_workers if options.num_workers is not None else default_num_workers()
     config = train_config_from_recipe(recipe, options, steps_per_epoch, num_workers)
     summary["steps"] = config.total_steps
+    if rank == 0:
+        report(recipe.format() + "\n" + describe_plan(config, steps_per_epoch))
     trainer = Trainer(
         model,
         dataset,
@@ -613,7 +615,6 @@ def _train_checked(
     )
     resumed_at = trainer.check_resumable(options.resume_anyway)  # writes nothing; refuses a changed run
     if rank == 0:
-        report(recipe.format() + "\n" + describe_plan(config, steps_per_epoch))
         plan = {"steps": config.total_steps, "steps_per_epoch": steps_per_epoch, "warmup_steps": config.warmup_steps}
         atomic_write_bytes(out_dir / "recipe.json", json.dumps({**recipe.to_dict(), "run": plan}, indent=2).encode())
         log = MetricsLog(out_dir / "metrics.jsonl")

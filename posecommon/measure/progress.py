@@ -3,7 +3,8 @@
 :class:`Progress` is what the trainer, the evaluation, the synthetic-data generator and ``posezoo predict`` show:
 
 - on a terminal, a tqdm bar (huggingface_hub's, so ``HF_HUB_DISABLE_PROGRESS_BARS=1`` silences it too);
-- anywhere else (a log file, a pipe, CI), plain lines: once the work has run ``delay`` seconds, one when another
+- anywhere else (a log file, a pipe, CI), plain lines on stdout (stderr keeps only warnings and errors, one line
+  each, see docs/errors.md): once the work has run ``delay`` seconds, one when another
   tenth of it is done (and at least every ``interval`` seconds), then one at the end; no carriage returns, no cursor
   movement escapes, and a short job (a quick evaluation) writes its final line only;
 - the unit names what is counted (``step``, ``image``, ``frame``), and :meth:`Progress.paused` leaves out time
@@ -53,7 +54,8 @@ class Progress:
         unit: What one unit is, singular (``"step"``, ``"image"``).
         initial: Units already done (a resumed run).
         disable: Show nothing.
-        file: Where to write; default ``sys.stderr``. A terminal gets a bar, anything else lines.
+        file: Where to write; default: ``sys.stderr`` when it is a terminal (the bar), else ``sys.stdout`` (lines).
+            A terminal gets a bar, anything else lines.
         interval: In line mode, the longest time in seconds between two lines while work goes on.
         delay: In line mode, no line before the work has run this many seconds (except the final one).
     """
@@ -75,7 +77,7 @@ class Progress:
         self.unit = unit
         self.n = initial
         self.disable = disable
-        self.file = file if file is not None else sys.stderr
+        self.file = file if file is not None else (sys.stderr if is_terminal(sys.stderr) else sys.stdout)
         self.interval = interval
         self.delay = delay
         self.postfix: dict[str, str] = {}

@@ -2,23 +2,6 @@
 
 Accepted inputs (:func:`open_source`):
 
-input                                     kind        frames
-========================================  ==========  ==============================================================
-path of an image file                     single      the image
-``http(s)://`` URL of an image            single      downloaded with a timeout and a size limit, then decoded
-PIL image, numpy ``(H, W[, C])`` array,   single      the image (arrays: uint8, uint16 or float in ``[0, 1]``;
-``(C, H, W)`` tensor                                  ``bgr=True`` for OpenCV's channel order)
-numpy ``(B, H, W, C)``, tensor            list        one frame per image of the batch
-``(B, C, H, W)``
-directory                                 list        its image and video files (not recursive), sorted by name
-glob pattern (``"shots/*.jpg"``)          list        the matching files, sorted; each file once (``**`` does not
-                                                      enter symbolic links to directories, so a link loop is no
-                                                      endless tree)
-list or tuple of any of the above         list        each element's frames, in order
-path of a video file                      stream      its frames, decoded one at a time (:mod:`~posecommon.media.video`)
-generator / iterator / other iterable     stream      each element's frames, read lazily
-========================================  ==========  ==============================================================
-=======
 .. list-table::
    :header-rows: 1
    :widths: 40 10 50
