@@ -1,6 +1,13 @@
 """Generic layers shared by the model packages (one idea per module, re-exported here)."""
 
 from .act import ACTIVATIONS, get_act
+from .checkpoint import (
+    checkpoint_dense_convolutions,
+    checkpoint_module,
+    checkpoint_sequential,
+    recomputation_applies,
+    restored_batchnorm_statistics,
+)
 from .conv import ConvNormAct, DepthwiseSeparableConv
 from .fuse import fold_bn_into_conv, fuse_model, split_conv_outputs
 from .norm import LayerNorm2d
@@ -10,8 +17,13 @@ __all__ = [
     "ConvNormAct",
     "DepthwiseSeparableConv",
     "LayerNorm2d",
+    "checkpoint_dense_convolutions",
+    "checkpoint_module",
+    "checkpoint_sequential",
     "fold_bn_into_conv",
     "fuse_model",
     "get_act",
+    "recomputation_applies",
+    "restored_batchnorm_statistics",
     "split_conv_outputs",
 ]
