@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from posecommon.layers import ConvNormAct
+from posecommon.layers import ConvNormAct, checkpoint_sequential, recomputation_applies
 
 __all__ = ["DRSIHead"]
 
@@ -20,7 +20,8 @@ class DRSIHead(nn.Module):
     ``kpt_out[l]`` a 1x1 conv to ``A_l * 3K`` (x, y, visibility per joint). The two branches are reshaped per anchor
     separately and concatenated on the last axis, so anchor ``a`` owns box channels ``6a..6a+5`` and keypoint
     channels ``3Ka..3Ka+3K-1`` (YOLO-Pose's reference code concatenates first and reshapes after, which interleaves
-    anchors; checkpoints of that code would need their output convolutions permuted).
+    anchors; checkpoints of that code would need their output convolutions permuted). With
+    :attr:`grad_checkpointing` every layer of the keypoint branches is a checkpointing segment in training.
 
     Biases of the box convolution follow YOLOv5's ``_initialize_biases`` (``models/yolo.py:212-220`` on branch
     yolo-pose, called at model construction, line 145): on top of PyTorch's default initialisation, objectness
@@ -60,6 +61,8 @@ class DRSIHead(nn.Module):
         self.kpt = nn.ModuleList(self._keypoint_branch(c, act) for c in in_channels)
         self.kpt_out = nn.ModuleList(nn.Conv2d(c, num_anchors * 3 * num_joints, 1) for c in in_channels)
         self._init_biases(strides)
+        self.grad_checkpointing = False
+        """Checkpoint each keypoint-branch layer in training (set by ``set_grad_checkpointing``)."""
 
     @staticmethod
     def _keypoint_branch(channels: int, act: str) -> nn.Sequential:
@@ -82,6 +85,8 @@ class DRSIHead(nn.Module):
         for x, box, kpt, kpt_out in zip(features, self.box, self.kpt, self.kpt_out, strict=True):
             b, _, h, w = x.shape
             det = box(x).view(b, self.num_anchors, 6, h, w)
-            joints = kpt_out(kpt(x)).view(b, self.num_anchors, 3 * self.num_joints, h, w)
+            checkpointed = self.grad_checkpointing and recomputation_applies(self)
+            features = checkpoint_sequential(kpt, x) if checkpointed else kpt(x)
+            joints = kpt_out(features).view(b, self.num_anchors, 3 * self.num_joints, h, w)
             outputs.append(torch.cat((det, joints), dim=2).permute(0, 1, 3, 4, 2).contiguous())
         return outputs
