@@ -102,6 +102,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         resume_anyway=args.resume_anyway,
         augmentation=dict(args.augment),
         backbone_weights=args.backbone_weights,
+        grad_checkpointing=args.grad_checkpointing,
+        channels_last=args.channels_last,
+        compile=args.compile,
     )
     try:
         summary = run_training(args.model, args.data, args.out, options, args.train_split, args.val_split, report=print)
@@ -337,6 +340,11 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
     )
     train.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm (default: the recipe's)")
     train.add_argument("--amp", choices=AMP_MODES, default="auto", help="mixed precision (auto: fp16 on CUDA only)")
+    train.add_argument(
+        "--grad-checkpointing", action="store_true", help="recompute activations in backward: less memory, slower"
+    )
+    train.add_argument("--channels-last", action="store_true", help="channels-last weights and activations")
+    train.add_argument("--compile", action="store_true", help="train through torch.compile of the model")
     train.add_argument(
         "--workers", type=int, default=None, help="DataLoader workers (default: from the CPUs this process may use)"
     )

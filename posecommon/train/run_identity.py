@@ -19,8 +19,20 @@ if TYPE_CHECKING:
 
 __all__ = ["OPERATIONAL_FIELDS", "describe_model", "describe_run", "diff_runs"]
 
-OPERATIONAL_FIELDS = frozenset({"eval_every", "checkpoint_every", "keep_checkpoints", "num_workers", "prefetch_factor"})
-"""TrainConfig fields that may change between a run and its resumption (they change no computed value)."""
+OPERATIONAL_FIELDS = frozenset(
+    {
+        "eval_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "num_workers",
+        "prefetch_factor",
+        "grad_checkpointing",
+        "channels_last",
+        "compile",
+    }
+)
+"""TrainConfig fields that may change between a run and its resumption (they change how, not what, is computed:
+gradient checkpointing recomputes the same values; channels-last memory and compilation may round differently)."""
 
 
 def describe_model(model: nn.Module) -> dict[str, Any]:

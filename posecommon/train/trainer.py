@@ -90,6 +90,10 @@ class TrainConfig:
         num_workers: DataLoader worker processes.
         prefetch_factor: Batches each worker keeps ready.
         seed: Seed of data order, augmentation and initial randomness.
+        grad_checkpointing: ``model.set_grad_checkpointing(True)``: less activation memory for about one more
+            forward pass per step.
+        channels_last: Weights (and so activations) in channels-last memory.
+        compile: Train through ``torch.compile(model)`` (forward and backward compiled; loss and optimiser eager).
     """
 
     total_steps: int
@@ -114,6 +118,9 @@ class TrainConfig:
     num_workers: int = 0
     prefetch_factor: int = 2
     seed: int = 0
+    grad_checkpointing: bool = False
+    channels_last: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -189,6 +196,13 @@ class Trainer:
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())  # torchrun: set by LOCAL_RANK
         self.model = model.to(self.device)
+        if config.grad_checkpointing:
+            set_checkpointing = getattr(model, "set_grad_checkpointing", None)
+            if set_checkpointing is None:
+                raise InvalidInputError(f"{type(model).__name__} cannot checkpoint gradients; drop grad_checkpointing")
+            set_checkpointing(True)
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.dataset = dataset
         self.task = task
         self.config = config
@@ -450,6 +464,8 @@ class Trainer:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             model = DistributedDataParallel(self.model, device_ids=device_ids)
         model.train()
+        if cfg.compile:
+            model = torch.compile(model)
         result = TrainResult(step=self.step)
         loader = build_loader(
             self.dataset,
