@@ -17,6 +17,7 @@ from posecommon.layers import (
     ConvNormAct,
     LayerNorm2d,
     checkpoint_dense_convolutions,
+    checkpoint_module,
     checkpoint_sequential,
     fold_bn_into_conv,
     get_act,
@@ -91,8 +92,16 @@ class Focus(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, act: str = "silu") -> None:
         super().__init__()
         self.conv = ConvNormAct(4 * in_channels, out_channels, kernel_size, act=act)
+        self.grad_checkpointing = False
+        """Checkpoint the stem in training, keeping only the image (set by ``set_grad_checkpointing``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.grad_checkpointing and recomputation_applies(self):
+            return checkpoint_module(self, x, function=self.forward_plain)
+        return self.forward_plain(x)
+
+    def forward_plain(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward without checkpointing."""
         if x.shape[-1] % 2 or x.shape[-2] % 2:  # F.pad copies the input even when it adds nothing
             x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
         # YOLOv5 order: (even row, even col), (odd row, even col), (even row, odd col), (odd row, odd col).
@@ -134,7 +143,9 @@ class C3(nn.Module):
 
     ``cv3(concat(m(cv1(x)), cv2(x)))`` where ``cv1``/``cv2`` are 1x1 convs to ``C_out / 2`` and ``m`` is ``n``
     bottlenecks (or any ``blocks`` given, which is how :class:`C3DR` reuses it). With :attr:`grad_checkpointing`
-    each block of ``m`` is a checkpointing segment in training (:func:`~posecommon.layers.checkpoint_sequential`).
+    the whole module is one checkpointing segment in training (:func:`~posecommon.layers.checkpoint_module`); a
+    :class:`C3DR` instead checkpoints each of its blocks (:func:`~posecommon.layers.checkpoint_sequential`), whose
+    activations are too large to rebuild all at once.
 
     Args:
         in_channels: C_in.
@@ -169,13 +180,21 @@ class C3(nn.Module):
             blocks = nn.Sequential(*(Bottleneck(hidden, hidden, shortcut, 1.0, act) for _ in range(num_blocks)))
         self.m = blocks
         self.grad_checkpointing = False
-        """Checkpoint each block of ``m`` in training (set by ``set_grad_checkpointing``)."""
+        """Checkpoint in training (set by ``set_grad_checkpointing``): the module, or each block of a C3DR."""
+
+    checkpoint_blocks: bool = False
+    """Checkpoint each block of ``m`` instead of the whole module (:class:`C3DR`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.cv1(x)
-        checkpointed = self.grad_checkpointing and recomputation_applies(self)
-        h = checkpoint_sequential(self.m, h) if checkpointed else self.m(h)
-        return self.cv3(torch.cat((h, self.cv2(x)), dim=1))
+        if not (self.grad_checkpointing and recomputation_applies(self)):
+            return self.forward_plain(x)
+        if not self.checkpoint_blocks:
+            return checkpoint_module(self, x, function=self.forward_plain)
+        return self.cv3(torch.cat((checkpoint_sequential(self.m, self.cv1(x)), self.cv2(x)), dim=1))
+
+    def forward_plain(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward without checkpointing."""
+        return self.cv3(torch.cat((self.m(self.cv1(x)), self.cv2(x)), dim=1))
 
 
 class SPP(nn.Module):
@@ -506,3 +525,5 @@ class C3DR(C3):
         else:
             raise ValueError(f"block must be 'drsi', 'hor' or 'rhor', got {block!r}")
         super().__init__(in_channels, out_channels, num_blocks, act=act, blocks=nn.Sequential(*blocks))
+
+    checkpoint_blocks = True

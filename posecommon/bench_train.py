@@ -89,7 +89,7 @@ class TrainBenchSettings:
         variants: Subset of :data:`VARIANTS`; every model runs in each.
         threads: torch threads of every worker (None: torch's default in the worker).
         warmup: Untimed rounds (after the memory steps).
-        repeats: Timed rounds (medians are reported).
+        repeats: Timed rounds (medians are reported); 0 measures memory only.
         optimizer_step: Include the optimiser step (the model's recipe optimiser; the official code's for the
             official arms).
         official_yolopose: Path of a checkout of TexasInstruments/edgeai-yolov5, branch ``yolo-pose``.
@@ -117,8 +117,8 @@ class TrainBenchSettings:
         unknown = sorted(set(self.variants) - set(VARIANTS))
         if unknown or not self.variants:
             raise InvalidInputError(f"unknown training variants {unknown}; choose from {', '.join(VARIANTS)}")
-        if self.batch < 1 or self.repeats < 1 or self.warmup < 0:
-            raise InvalidInputError("batch >= 1, repeats >= 1 and warmup >= 0 are needed")
+        if self.batch < 1 or self.repeats < 0 or self.warmup < 0:
+            raise InvalidInputError("batch >= 1, repeats >= 0 and warmup >= 0 are needed")
         for option, path in (("yolopose", self.official_yolopose), ("transpose", self.official_transpose)):
             if path is not None and not Path(path).is_dir():
                 raise InvalidInputError(f"--official-{option} {path} is not a directory (see docs/benchmarks.md)")
@@ -356,13 +356,13 @@ def run_train_bench(settings: TrainBenchSettings) -> dict[str, Any]:
                 }
                 logger.info("%s: peak memory growth %s MB", arm.label, rows[arm.label]["rss_growth_mb"])
             samples: dict[str, list[dict[str, float]]] = {w.arm.label: [] for w in workers}
-            for round_index in range(settings.warmup + settings.repeats):
+            for round_index in range(settings.warmup + settings.repeats if settings.repeats else 0):
                 for worker in workers:
                     times = worker.request("step")["times"]
                     if round_index >= settings.warmup:
                         samples[worker.arm.label].append(times)
             for label, arm_samples in samples.items():
-                rows[label]["times"] = _median_times(arm_samples)
+                rows[label]["times"] = _median_times(arm_samples) if arm_samples else None
                 rows[label]["rounds"] = len(arm_samples)
         finally:
             for worker in workers:
@@ -398,15 +398,17 @@ def _ratios(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             references.append(row["model"])
         for reference in references:
             ref = rows[reference]
+            timed = row["times"] is not None and ref["times"] is not None
+            row_t, ref_t = (row["times"], ref["times"]) if timed else ({}, {})
             out.append(
                 {
                     "arm": label,
                     "reference": reference,
                     "rss_growth": _ratio(row["rss_growth_mb"], ref["rss_growth_mb"]),
                     "tensor_peak": _ratio(row["tensor_peak_mb"], ref["tensor_peak_mb"]),
-                    "forward_backward": _ratio(row["times"]["forward_backward_s"], ref["times"]["forward_backward_s"]),
-                    "step": _ratio(row["times"]["total_s"], ref["times"]["total_s"]),
-                    "step_cpu": _ratio(row["times"]["cpu_s"], ref["times"]["cpu_s"]),
+                    "forward_backward": _ratio(row_t.get("forward_backward_s"), ref_t.get("forward_backward_s")),
+                    "step": _ratio(row_t.get("total_s"), ref_t.get("total_s")),
+                    "step_cpu": _ratio(row_t.get("cpu_s"), ref_t.get("cpu_s")),
                 }
             )
     return out
@@ -431,11 +433,11 @@ def format_train_markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, row in report["arms"].items():
-        t = row["times"]
+        t = row["times"] or {}
+        times = " | ".join(_fmt(t.get(k), ".3f") for k in ("forward_loss_s", "backward_s", "optimizer_s", "total_s"))
         lines.append(
             f"| {label} | {'x'.join(map(str, row['input_size']))} | {row['params_m']:.2f} "
-            f"| {_fmt(row['rss_growth_mb'], '.0f')} | {row['tensor_peak_mb']:.0f} | {t['forward_loss_s']:.3f} "
-            f"| {t['backward_s']:.3f} | {t['optimizer_s']:.3f} | {t['total_s']:.3f} |"
+            f"| {_fmt(row['rss_growth_mb'], '.0f')} | {row['tensor_peak_mb']:.0f} | {times} |"
         )
     if report["ratios"]:
         lines += [

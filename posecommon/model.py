@@ -109,8 +109,8 @@ class PoseModel(nn.Module):
         backward and run their forward again there, trading about one more forward pass for activation memory.
 
         Each family chooses its segments by giving modules a ``grad_checkpointing`` attribute that their
-        ``forward`` reads (DRSI-Net: the blocks of every C3/C3DR and the neck's C3s; VTTransPose: the HRNet
-        modules and the encoder layers); this sets all of them. BatchNorm statistics are updated once per step
+        ``forward`` reads (DRSI-Net: the Focus stem, every C3 as a whole, each block of every C3DR and each
+        keypoint-branch layer; VTTransPose: the HRNet modules and the encoder layers); this sets all of them. BatchNorm statistics are updated once per step
         (:func:`~posecommon.layers.checkpoint_module`), so gradients and buffers equal those without it.
 
         Raises:
