@@ -110,8 +110,9 @@ class PoseModel(nn.Module):
 
         Each family chooses its segments by giving modules a ``grad_checkpointing`` attribute that their
         ``forward`` reads (DRSI-Net: the Focus stem, every C3 as a whole, each block of every C3DR and each
-        keypoint-branch layer; VTTransPose: the HRNet modules and the encoder layers); this sets all of them. BatchNorm statistics are updated once per step
-        (:func:`~posecommon.layers.checkpoint_module`), so gradients and buffers equal those without it.
+        keypoint-branch layer; VTTransPose: the HRNet modules and the encoder layers); this sets all of them.
+        BatchNorm statistics are updated once per step (:func:`~posecommon.layers.checkpoint_module`), so
+        gradients and buffers equal those without it.
 
         Raises:
             NotImplementedError: the model has no checkpointing segments.
