@@ -8,7 +8,7 @@ Memory: one training step (forward, sum of squared outputs, backward, SGD step) 
 ``--train-batch`` x ``--train-size``. On CUDA the allocator's peak above the idle baseline is reported; on CPU,
 where no allocator peak is exposed, the bytes autograd saves for backward (counted through
 ``torch.autograd.graph.saved_tensors_hooks``), which dominate a training step's peak.
-The target (SPEC.md) is DRSI-Net-s latency <= 1.15x the baseline's.
+The target (docs/benchmarks.md) is DRSI-Net-s latency <= 1.15x the baseline's.
 
 Usage::
 

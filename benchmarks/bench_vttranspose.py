@@ -1,6 +1,6 @@
 """VTTransPose vs TransPose-H-S (and the twin-attention ablation): the benchmark suite restricted to these models.
 
-Thin wrapper around :mod:`posecommon.bench`, which measures params, MACs, latency, throughput, memory and the
+Thin wrapper around :mod:`posecommon.app.bench`, which measures params, MACs, latency, throughput, memory and the
 twin-attention claim for every model in one run; all of its options apply.
 
 Usage::
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from posecommon.bench import main
+from posecommon.app.bench.suite import main
 
 MODELS = ("vttranspose_h_s", "transpose_h_s_twin", "transpose_h_s")
 

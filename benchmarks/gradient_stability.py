@@ -1,7 +1,7 @@
 """Gradient norms through deep stacks of high-order gnConv vs Res-gnConv (DRSI-Net's stability claim, Sec. 3.2).
 
-Thin wrapper around :func:`posecommon.bench.gradient_norms` (the benchmark suite runs the same measurement, see
-``python -m posecommon.bench``), printing the per-block ratios ``||dL/dx_d|| / ||dL/dy||`` for chosen orders.
+Thin wrapper around :func:`drsinet.gradient_norms` (the benchmark suite runs the same measurement, see
+``python -m posecommon.app.bench``), printing the per-block ratios ``||dL/dx_d|| / ||dL/dy||`` for chosen orders.
 
 Usage::
 
@@ -15,7 +15,7 @@ import argparse
 import json
 import math
 
-from posecommon.bench import gradient_norms
+from drsinet import gradient_norms
 
 
 def main(argv: list[str] | None = None) -> int:

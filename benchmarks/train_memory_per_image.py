@@ -1,7 +1,7 @@
 """Training-step memory per image of every DRSI-Net size, with and without gradient checkpointing (docs/training.md).
 
 For each model and variant, the tensor peak of one training step (forward, YOLO-Pose loss, backward, SGD step;
-:mod:`posecommon.bench_train`, each arm in a fresh process) at batch 1 and batch 2 of one input size: the
+:mod:`posecommon.app.bench.train`, each arm in a fresh process) at batch 1 and batch 2 of one input size: the
 difference is the memory one more image costs, the rest the per-step constant (gradients, optimiser temporaries).
 Every map of a convolutional network scales with the pixel count, so the per-image figure at another size S is
 this one times ``(S / size)^2``; ``--check-size`` measures one model there at batch 1 to test that.
@@ -24,7 +24,7 @@ import math
 import sys
 from pathlib import Path
 
-from posecommon.bench_train import TrainBenchSettings, run_train_bench
+from posecommon.app.bench.train import TrainBenchSettings, run_train_bench
 
 OUT = Path(__file__).resolve().parent / "results" / "train"
 GPUS_GB = (16, 24, 40, 80)

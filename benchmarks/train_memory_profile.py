@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from posecommon.bench_train import _training_batch
+from posecommon.app.bench.train_worker import training_batch
 from posecommon.data.synthetic import generate_synthetic_splits
 from posecommon.registry import create_model
 
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     model.set_memory_lean(False)
     if args.grad_checkpointing:
         model.set_grad_checkpointing(True)
-    task, batch = _training_batch(model, data, args.batch, 0)
+    task, batch = training_batch(model, data, args.batch, 0)
     records = saved_tensor_profile(model, lambda: task.loss(model, batch))
     total = sum(r[2] for r in records)
     groups: collections.Counter[str] = collections.Counter()

@@ -2,7 +2,7 @@
 
 One training step (forward, YOLO-Pose loss, backward; ``--optimizer-step`` adds SGD) at batch 1 and 640 x 640,
 2 threads per arm, each arm in a fresh process for memory and interleaved rounds for time
-(:mod:`posecommon.bench_train`). Without ``--official-yolopose`` only posezoo's models run.
+(:mod:`posecommon.app.bench.train`). Without ``--official-yolopose`` only posezoo's models run.
 
 Usage::
 
@@ -20,7 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
-from posecommon.bench_train import VARIANTS, TrainBenchSettings, format_train_markdown, run_train_bench
+from posecommon.app.bench.train import VARIANTS, TrainBenchSettings, format_train_markdown, run_train_bench
 
 OUT = Path(__file__).resolve().parent / "results" / "train"
 

@@ -8,7 +8,7 @@ from sphinx.application import Sphinx
 
 
 def _write_model_table(app: Sphinx) -> None:
-    from posecommon.model_table import format_size_table, measure_sizes
+    from posecommon.app.model_table import format_size_table, measure_sizes
 
     out = Path(app.srcdir) / "_generated"
     out.mkdir(exist_ok=True)

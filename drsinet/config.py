@@ -8,12 +8,14 @@ and a block count ``n`` becomes ``max(round(n * depth_multiple), 1)``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from posecommon.config_utils import check_choice, check_config_fields, nearest_multiples
+from posecommon.config import check_choice, check_config_fields, nearest_multiples
 from posecommon.errors import ConfigError
 
-__all__ = ["BACKBONE_BLOCKS", "BLOCKS", "NECKS", "SPP_KINDS", "VARIANTS", "DRSINetConfig"]
+from .head import HEAD_LAYOUTS
+
+__all__ = ["BACKBONE_BLOCKS", "BLOCKS", "HEAD_LAYOUTS", "NECKS", "SPP_KINDS", "VARIANTS", "DRSINetConfig"]
 
 BACKBONE_BLOCKS = ("c3", "c3dr")
 """``"c3"``: YOLOv5 C3 with bottlenecks (CSPDarknet53, YOLO-Pose); ``"c3dr"``: C3DR with DRSI-family blocks."""
@@ -64,6 +66,11 @@ class DRSINetConfig:
         act: Activation of the Conv-BN-act layers (YOLOv5: SiLU).
         anchors: Per level, anchor ``(w, h)`` pairs in input pixels, flattened: ``(w0, h0, w1, h1, w2, h2)``.
         strides: Stride of each output level (P3-P6).
+        head_layout: One of :data:`HEAD_LAYOUTS`: ``"official"`` (default; YOLO-Pose's ``Detect.forward``, the
+            wiring of every published checkpoint) or ``"split"`` (each anchor's box from the box conv, its keypoints
+            from the keypoint branch; posezoo's layout before 2026-12). See :class:`~drsinet.head.DRSIHead`.
+            A ``config.json`` saved before this field existed has no ``head_layout``; its weights were trained
+            with ``"split"``.
     """
 
     depth_multiple: float = 0.33
@@ -87,6 +94,7 @@ class DRSINetConfig:
     act: str = "silu"
     anchors: tuple[tuple[int, ...], ...] = _ANCHORS_P6
     strides: tuple[int, ...] = (8, 16, 32, 64)
+    head_layout: str = "official"
 
     def __post_init__(self) -> None:
         check_config_fields(self)
@@ -95,6 +103,7 @@ class DRSINetConfig:
             ("block", BLOCKS),
             ("neck", NECKS),
             ("spp", SPP_KINDS),
+            ("head_layout", HEAD_LAYOUTS),
         ):
             check_choice(self, name, choices)
         if self.num_joints < 1:
@@ -135,11 +144,19 @@ class DRSINetConfig:
 
 
 _S = DRSINetConfig()
+_YOLO_POSE_P6 = DRSINetConfig(backbone_block="c3", neck="pan", stage_blocks=(3, 9, 9, 3, 3), neck_blocks=3)
 
 VARIANTS: dict[str, DRSINetConfig] = {
     "drsi_net_s": _S,
     "drsi_net_m": DRSINetConfig(depth_multiple=0.67, width_multiple=0.75),
     "drsi_net_l": DRSINetConfig(depth_multiple=1.0, width_multiple=1.0),
-    "yolo_pose_s6": DRSINetConfig(backbone_block="c3", neck="pan", stage_blocks=(3, 9, 9, 3, 3), neck_blocks=3),
+    "yolo_pose_s6": _YOLO_POSE_P6,
+    "yolo_pose_m6": replace(_YOLO_POSE_P6, depth_multiple=0.67, width_multiple=0.75),
+    "yolo_pose_l6": replace(_YOLO_POSE_P6, depth_multiple=1.0, width_multiple=1.0),
 }
-"""Named configurations. ``yolo_pose_s6`` is the same-width YOLO-Pose layout (C3 backbone + PAN, Table 4 row 1)."""
+"""Named configurations. ``yolo_pose_s6`` is the same-width YOLO-Pose layout (C3 backbone + PAN, Table 4 row 1);
+``yolo_pose_s6/m6/l6`` are YOLO-Pose's ``models/hub/yolov5{s6,m6,l6}_kpts.yaml`` (branch yolo-pose) with the
+6-depthwise keypoint head (``dw_conv_kpt: True``, ``yolov5s6_kpts.yaml:6``), the head of every released YOLO-Pose
+checkpoint (their names end in ``kpts_head_6x_dwconv_3x3``, README.md:59-62; "the final model with six depth-wise
+layers is used as the final configuration", README.md:142). The m6 and l6 yamls in the repository leave the flag
+out, which would build a one-convolution keypoint head that no released file has."""

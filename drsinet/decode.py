@@ -1,7 +1,7 @@
 """Decoding of DRSI-Net's raw head outputs into person boxes, scores and keypoints (YOLO-Pose formulas).
 
 All functions are pure and batched; inputs are never modified. Coordinates are model-input pixels, in the frame the
-YOLO-Pose formulas define (the one training targets are encoded in); :mod:`posecommon.letterbox` maps them back to
+YOLO-Pose formulas define (the one training targets are encoded in); :mod:`posecommon.ops.letterbox` maps them back to
 the original image. For level ``l`` with stride ``s`` and grid cell ``(gx, gy)``, anchor ``(aw, ah)``:
 
 - box centre ``(2 sigmoid(t_xy) - 0.5 + g) * s``, size ``(2 sigmoid(t_wh))^2 * anchor``;
@@ -77,9 +77,9 @@ def postprocess(
     score_threshold: float = 0.25,
     iou_threshold: float = 0.45,
     max_candidates: int = 30000,
-    max_detections: int = 300,
+    max_people: int = 300,
 ) -> list[PoseResult]:
-    """Score threshold, then per-image box NMS, then keep the best ``max_detections``.
+    """Score threshold, then per-image box NMS, then keep the best ``max_people``.
 
     Args:
         boxes: ``(B, N, 4)`` xyxy from :func:`decode_outputs`.
@@ -88,7 +88,7 @@ def postprocess(
         score_threshold: Keep candidates with score strictly above this.
         iou_threshold: NMS suppression IoU.
         max_candidates: At most this many best-scoring candidates per image enter NMS.
-        max_detections: At most this many detections per image are returned.
+        max_people: At most this many detections (people) per image are returned.
 
     Returns:
         B :class:`~posecommon.structures.PoseResult`, detections by descending score, in input pixels.
@@ -104,7 +104,7 @@ def postprocess(
         if img_scores.shape[0] > max_candidates:
             top = torch.topk(img_scores, max_candidates, sorted=False).indices.sort().values
             img_boxes, img_scores, img_kpts = img_boxes[top], img_scores[top], img_kpts[top]
-        keep = nms(img_boxes, img_scores, iou_threshold)[:max_detections]
+        keep = nms(img_boxes, img_scores, iou_threshold)[:max_people]
         if keep.numel() == 0:
             results.append(PoseResult.empty(num_joints, device=boxes.device))
         else:

@@ -105,11 +105,11 @@ class GnConv(nn.Module):
 
 
 class ResGnConv(nn.Module):
-    """Recursive residual gated convolution Res-gnConv (paper eq. 3-6, in SPEC.md's reading).
+    """Recursive residual gated convolution Res-gnConv (paper eq. 3-6, read as docs/design/drsinet.md records).
 
     The paper's equations 3-6 are not dimensionally consistent (eq. 3's ``C_k = 2C / 2^(n-k-1)`` do not sum to
     ``2C``; eq. 4 concatenates ``p_k`` and ``f(q_k)`` into ``C_{k+1}`` channels although ``p_k`` has ``C_k`` channels
-    only after ``g_k``). This module follows the reading fixed in SPEC.md:
+    only after ``g_k``). This module follows the reading recorded in docs/design/drsinet.md:
 
     - widths ``C_k = C' / 2^(n-1-k)`` (``C' = C`` unless ``C`` is not divisible by ``2^(n-1)``, see
       :func:`interaction_widths`); ``proj_in``: 1x1 ``C -> 2C'`` split into ``p_0`` (C_0) and ``q_0..q_{n-1}``;

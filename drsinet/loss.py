@@ -47,10 +47,10 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from posecommon.box_ops import aligned_box_ciou, box_cxcywh_to_xyxy
 from posecommon.errors import InvalidInputError
 from posecommon.evaluation.oks import resolve_sigmas
 from posecommon.keypoints import KeypointSpec
+from posecommon.ops.boxes import aligned_box_ciou, box_cxcywh_to_xyxy
 
 from .assign import LevelTargets, build_targets
 from .config import DRSINetConfig

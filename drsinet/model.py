@@ -2,32 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+from torch import nn
 from torch.utils.data import Dataset
 
-from posecommon.config_utils import config_for_keypoints
 from posecommon.data.multiperson import MultiPersonCocoDataset
 from posecommon.keypoints import KeypointSpec
-from posecommon.model import PoseModel
+from posecommon.model import PoseModel, build_model
 from posecommon.preprocess import PreprocessConfig
-from posecommon.registry import PaperFigures, register_model
-from posecommon.structures import PoseResult
+from posecommon.registry import ModelInfo, PaperFigures, model_table, register_model
 from posecommon.train.recipe import TrainRecipe
-from posecommon.weights import load_pretrained
 
 from .backbone import CSDRNet
 from .config import VARIANTS, DRSINetConfig
+from .export import DecodedDRSINet
 from .head import DRSIHead
 from .loss import DRSILoss
 from .neck import PAN
+from .predict import DetectionKernel
 from .recipe import drsi_recipe
 from .train_task import DRSITask
 
-__all__ = ["DRSINet", "drsi_net_l", "drsi_net_m", "drsi_net_s", "yolo_pose_s6"]
+__all__ = [
+    "MODELS",
+    "DRSINet",
+    "drsi_net_l",
+    "drsi_net_m",
+    "drsi_net_s",
+    "yolo_pose_l6",
+    "yolo_pose_m6",
+    "yolo_pose_s6",
+]
 
 
 class DRSINet(PoseModel):
@@ -36,8 +44,9 @@ class DRSINet(PoseModel):
     ``backbone`` (:class:`~drsinet.backbone.CSDRNet`, or CSPDarknet53 with ``backbone_block="c3"``) produces P3-P6,
     ``neck`` (:class:`~drsinet.neck.PAN`: PAN, CBAM-PAN or ASI-PAN) fuses them, and ``head``
     (:class:`~drsinet.head.DRSIHead`) predicts raw per-anchor values. ``forward`` returns the same list of raw
-    tensors in train and eval mode; :mod:`drsinet.decode` turns them into boxes and keypoints and :meth:`predict`
-    runs the whole pipeline on images.
+    tensors in train and eval mode; :mod:`drsinet.decode` turns them into boxes and keypoints and
+    ``predict(images, score_threshold=..., iou_threshold=..., input_size=..., max_people=...)`` runs the whole
+    pipeline on images (:meth:`predict_kernel`).
 
     Readings of the paper, with the evidence:
 
@@ -51,6 +60,10 @@ class DRSINet(PoseModel):
       has 3, which ``yolo_pose_s6`` keeps): the reading that reproduces Table 1's sizes
       (:class:`~drsinet.config.DRSINetConfig`).
     - ASI-PAN's Res-gnConv runs after each top-down upsample (:class:`~drsinet.neck.PAN`; Table 4's +0.9 GMACs).
+    - Head wiring ``head_layout="official"``: YOLO-Pose's ``Detect.forward`` concatenates the box and keypoint
+      outputs before viewing them per anchor (edgeai-yolov5 yolo-pose ``models/yolo.py:67-70``); the paper trained
+      with that code, so DRSI-Net has this wiring too (:class:`~drsinet.head.DRSIHead`; ``"split"`` keeps each
+      anchor's box and keypoints apart).
     - Training and evaluation follow the YOLO-Pose code: loss, assignment and gains (:class:`~drsinet.loss.DRSILoss`),
       head bias priors (:class:`~drsinet.head.DRSIHead`), BatchNorm eps 1e-3 / momentum 0.03 everywhere
       (:data:`~drsinet.blocks.BN_EPS`); COCO evaluation keeps detections down to score 0.001 with NMS IoU 0.65 and
@@ -66,6 +79,7 @@ class DRSINet(PoseModel):
           last axis ``(tx, ty, tw, th, objectness, class, then (x, y, visibility) per joint)``, all raw
     """
 
+    variants: ClassVar[dict[str, DRSINetConfig]] = VARIANTS
     head_prefixes: tuple[str, ...] = ("head.kpt_out",)
     """Parameter-name prefixes whose shapes depend on ``num_joints`` (dropped when fine-tuning to another K)."""
 
@@ -104,7 +118,9 @@ class DRSINet(PoseModel):
             lam=cfg.gnconv_lambda,
             act=cfg.act,
         )
-        self.head = DRSIHead(self.neck.out_channels, cfg.num_anchors, cfg.num_joints, cfg.strides, cfg.act)
+        self.head = DRSIHead(
+            self.neck.out_channels, cfg.num_anchors, cfg.num_joints, cfg.strides, cfg.act, cfg.head_layout
+        )
 
     @property
     def preprocess(self) -> PreprocessConfig:
@@ -148,96 +164,113 @@ class DRSINet(PoseModel):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.head(self.neck(self.backbone(x)))
 
-    def predict(
+    def predict_kernel(
         self,
-        source: Any,
         score_threshold: float = 0.25,
         iou_threshold: float = 0.45,
         input_size: tuple[int, int] | None = None,
-        max_detections: int = 300,
-        *,
-        batch_size: int = 1,
-        device: torch.device | str | None = None,
-        half: bool = False,
-        bgr: bool = False,
-        stream: bool = False,
-        fuse: bool = True,
-        channels_last: bool | None = None,
-    ) -> PoseResult | list[PoseResult] | Iterator[PoseResult]:
-        """Detect people and their keypoints; see :func:`drsinet.predict.predict` for every argument.
+        max_people: int = 300,
+    ) -> DetectionKernel:
+        """The kernel :meth:`~posecommon.PoseModel.predict` runs (letterbox, forward, decode, NMS); its arguments
+        are this model's prediction options.
 
-        Returns:
-            One :class:`~posecommon.structures.PoseResult` for a single image, a list for a list (or directory,
-            glob, batched array), an iterator for a video or generator (or with ``stream=True``); in original image
-            pixel coordinates.
+        Args:
+            score_threshold: Minimum ``objectness x class`` score.
+            iou_threshold: NMS IoU.
+            input_size: Letterbox size ``(H, W)``; ``None``: ``config.input_size``. Multiples of 64.
+            max_people: At most this many people per image (best scores first).
         """
-        from .predict import predict
+        return DetectionKernel(self, score_threshold, iou_threshold, input_size, max_people)
 
-        return predict(
-            self,
-            source,
-            score_threshold=score_threshold,
-            iou_threshold=iou_threshold,
-            input_size=input_size,
-            max_detections=max_detections,
-            batch_size=batch_size,
-            device=device,
-            half=half,
-            bgr=bgr,
-            stream=stream,
-            fuse=fuse,
-            channels_last=channels_last,
-        )
-
-
-def _create(name: str, pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
-    keypoint_spec = kwargs.pop("keypoint_spec", None)
-    model = DRSINet(config_for_keypoints(VARIANTS[name], keypoint_spec, **kwargs), keypoint_spec=keypoint_spec)
-    model.model_name = name
-    return load_pretrained(model, name, pretrained)
+    def export_module(self, include_decode: bool = False, top_k: int | None = None) -> nn.Module:
+        """The model, or with ``include_decode`` a :class:`~drsinet.export.DecodedDRSINet` that decodes in the
+        graph (boxes, scores and keypoints of every candidate, or of the ``top_k`` best)."""
+        if not include_decode:
+            return super().export_module(include_decode, top_k)
+        return DecodedDRSINet(self, top_k)
 
 
 _SRC_T1 = "DRSI-Net paper, Table 1 (COCO val2017)"
 _SRC_640 = "DRSI-Net paper, Tables 3-6 (640 x 640, COCO val2017)"
+_SRC_YP_T1 = "DRSI-Net paper, Table 1 (YOLOPose-{}6; the YOLO-Pose README, lines 61-62, gives the same GMACs and AP)"
 
-
-@register_model(
-    family="drsinet",
-    summary="DRSI-Net-s: CSDR-Net-s + CBAM-PAN + YOLO-Pose head (depth 0.33, width 0.50)",
-    paper=PaperFigures(15.4, 24.6, (960, 960), ap=65.3, source=_SRC_T1),
-    extra_figures=(PaperFigures(None, 10.9, (640, 640), ap=59.5, source=_SRC_640),),
+MODELS = model_table(
+    ModelInfo(
+        "drsi_net_s",
+        "drsinet",
+        "DRSI-Net-s: CSDR-Net-s + CBAM-PAN + YOLO-Pose head (depth 0.33, width 0.50)",
+        PaperFigures(15.4, 24.6, (960, 960), ap=65.3, source=_SRC_T1),
+        (PaperFigures(None, 10.9, (640, 640), ap=59.5, source=_SRC_640),),
+    ),
+    ModelInfo(
+        "drsi_net_m",
+        "drsinet",
+        "DRSI-Net-m: CSDR-Net-m + CBAM-PAN + YOLO-Pose head (depth 0.67, width 0.75)",
+        PaperFigures(36.8, 64.4, (960, 960), ap=68.8, source=_SRC_T1),
+    ),
+    ModelInfo(
+        "drsi_net_l",
+        "drsinet",
+        "DRSI-Net-l: CSDR-Net-l + CBAM-PAN + YOLO-Pose head (depth 1.0, width 1.0)",
+        PaperFigures(79.7, 145.6, (960, 960), ap=71.5, source=_SRC_T1),
+    ),
+    ModelInfo(
+        "yolo_pose_s6",
+        "drsinet",
+        "YOLO-Pose s6 layout (CSPDarknet53-s + PAN): the same-width baseline of Tables 4-6",
+        PaperFigures(15.1, 22.8, (960, 960), ap=63.8, source="DRSI-Net paper, Table 1 (YOLOPose-s6)"),
+        (PaperFigures(None, 10.1, (640, 640), ap=57.5, source="DRSI-Net paper, Table 6 (YOLOPose-s)"),),
+    ),
+    ModelInfo(
+        "yolo_pose_m6",
+        "drsinet",
+        "YOLO-Pose m6 layout (CSPDarknet53-m + PAN, 6-depthwise keypoint head), as the released m6 checkpoint",
+        PaperFigures(41.4, 66.3, (960, 960), ap=67.4, source=_SRC_YP_T1.format("m")),
+    ),
+    ModelInfo(
+        "yolo_pose_l6",
+        "drsinet",
+        "YOLO-Pose l6 layout (CSPDarknet53-l + PAN, 6-depthwise keypoint head), as the released l6 checkpoint",
+        PaperFigures(87.0, 145.6, (960, 960), ap=69.4, source=_SRC_YP_T1.format("l")),
+    ),
 )
+"""Paper figures of the registered DRSI-Net models (their architectures: :data:`~drsinet.config.VARIANTS`)."""
+
+
+@register_model(MODELS)
 def drsi_net_s(pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
-    """DRSI-Net-s (keyword arguments override :class:`~drsinet.config.DRSINetConfig` fields)."""
-    return _create("drsi_net_s", pretrained, **kwargs)
+    """DRSI-Net-s; keywords: :class:`~drsinet.config.DRSINetConfig` fields (see :func:`~posecommon.build_model`)."""
+    return build_model(DRSINet, "drsi_net_s", pretrained, **kwargs)
 
 
-@register_model(
-    family="drsinet",
-    summary="DRSI-Net-m: CSDR-Net-m + CBAM-PAN + YOLO-Pose head (depth 0.67, width 0.75)",
-    paper=PaperFigures(36.8, 64.4, (960, 960), ap=68.8, source=_SRC_T1),
-)
+@register_model(MODELS)
 def drsi_net_m(pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
-    """DRSI-Net-m (keyword arguments override :class:`~drsinet.config.DRSINetConfig` fields)."""
-    return _create("drsi_net_m", pretrained, **kwargs)
+    """DRSI-Net-m; keywords: :class:`~drsinet.config.DRSINetConfig` fields (see :func:`~posecommon.build_model`)."""
+    return build_model(DRSINet, "drsi_net_m", pretrained, **kwargs)
 
 
-@register_model(
-    family="drsinet",
-    summary="DRSI-Net-l: CSDR-Net-l + CBAM-PAN + YOLO-Pose head (depth 1.0, width 1.0)",
-    paper=PaperFigures(79.7, 145.6, (960, 960), ap=71.5, source=_SRC_T1),
-)
+@register_model(MODELS)
 def drsi_net_l(pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
-    """DRSI-Net-l (keyword arguments override :class:`~drsinet.config.DRSINetConfig` fields)."""
-    return _create("drsi_net_l", pretrained, **kwargs)
+    """DRSI-Net-l; keywords: :class:`~drsinet.config.DRSINetConfig` fields (see :func:`~posecommon.build_model`)."""
+    return build_model(DRSINet, "drsi_net_l", pretrained, **kwargs)
 
 
-@register_model(
-    family="drsinet",
-    summary="YOLO-Pose s6 layout (CSPDarknet53-s + PAN): the same-width baseline of Tables 4-6",
-    paper=PaperFigures(15.1, 22.8, (960, 960), ap=63.8, source="DRSI-Net paper, Table 1 (YOLOPose-s6)"),
-    extra_figures=(PaperFigures(None, 10.1, (640, 640), ap=57.5, source="DRSI-Net paper, Table 6 (YOLOPose-s)"),),
-)
+@register_model(MODELS)
 def yolo_pose_s6(pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
-    """YOLO-Pose s6 layout built from :class:`~drsinet.config.DRSINetConfig` (C3 backbone + plain PAN)."""
-    return _create("yolo_pose_s6", pretrained, **kwargs)
+    """YOLO-Pose s6 layout; keywords: :class:`~drsinet.config.DRSINetConfig` fields (see
+    :func:`~posecommon.build_model`)."""
+    return build_model(DRSINet, "yolo_pose_s6", pretrained, **kwargs)
+
+
+@register_model(MODELS)
+def yolo_pose_m6(pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
+    """YOLO-Pose m6 layout; keywords: :class:`~drsinet.config.DRSINetConfig` fields (see
+    :func:`~posecommon.build_model`)."""
+    return build_model(DRSINet, "yolo_pose_m6", pretrained, **kwargs)
+
+
+@register_model(MODELS)
+def yolo_pose_l6(pretrained: bool | str = False, **kwargs: Any) -> DRSINet:
+    """YOLO-Pose l6 layout; keywords: :class:`~drsinet.config.DRSINetConfig` fields (see
+    :func:`~posecommon.build_model`)."""
+    return build_model(DRSINet, "yolo_pose_l6", pretrained, **kwargs)

@@ -29,7 +29,7 @@ import torch
 from posecommon import PoseModel, TopDownCodec, create_model, load_image
 from posecommon.data import generate_synthetic_coco, load_coco_keypoints
 from posecommon.export import export_module, export_onnx
-from posecommon.letterbox import letterbox
+from posecommon.ops.letterbox import letterbox
 
 
 def load_model(name: str, weights: str | None, input_size: tuple[int, int] | None) -> PoseModel:

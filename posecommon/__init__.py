@@ -1,7 +1,11 @@
-"""posecommon: what both posezoo model families share.
+"""posecommon: what both posezoo model families share, below them, plus the ``posezoo`` application on top.
 
-Keypoint metadata, preprocessing configs, generic layers, the model registry, MAC counting, weight loading, the
-heatmap codec, top-down geometry, OKS and COCO evaluation, drawing, training and typed errors.
+The library is grouped by responsibility (see ``docs/design/posecommon.md`` for the layer picture):
+:mod:`~posecommon.predict` (the one predict door, kernels, pipeline), :mod:`~posecommon.hub` (weights),
+:mod:`~posecommon.media` (images, video, downloads), :mod:`~posecommon.ops` (boxes, geometry, letterbox, NMS),
+:mod:`~posecommon.codecs`, :mod:`~posecommon.layers`, :mod:`~posecommon.data`, :mod:`~posecommon.evaluation`,
+:mod:`~posecommon.train` and :mod:`~posecommon.measure`; ``posecommon.app`` holds the command line and the benchmark
+suite, which reach the model families only through the registry.
 
 The package imports lazily (PEP 562): ``import posecommon`` is cheap, and each name below is imported from its
 submodule on first use (``posecommon.PoseModel`` imports torch, ``posecommon.errors`` does not). This keeps
@@ -15,9 +19,9 @@ import importlib.util
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from . import codecs, data, errors, evaluation, geometry, hub, layers, train
+    from . import codecs, data, errors, evaluation, hub, layers, measure, media, ops, predict, train
     from .codecs import HeatmapCodec, TopDownCodec
-    from .config_utils import config_from_dict, config_to_dict, replace_config
+    from .config import config_from_dict, config_to_dict, replace_config
     from .errors import (
         BadImageError,
         ChecksumError,
@@ -33,19 +37,18 @@ if TYPE_CHECKING:
         WeightsNotFoundError,
     )
     from .evaluation import evaluate_coco, oks, oks_nms, results_to_coco, write_coco_results
-    from .flops import MacReport, count_macs, count_params
-    from .image import load_image
-    from .inference import inference_module, running_for_inference
+    from .hub import load_pretrained, load_state_dict_strict, read_safetensors
     from .keypoints import COCO17, KeypointSpec, generic_keypoint_spec
     from .losses import KeypointMSELoss
-    from .model import PoseModel
-    from .pipeline import PosePipeline
+    from .measure import MacReport, count_macs, count_params
+    from .media.image import load_image
+    from .model import PoseModel, build_model
+    from .predict import PosePipeline, RunOptions, inference_module, running_for_inference
     from .preprocess import IMAGENET_MEAN, IMAGENET_STD, PreprocessConfig
     from .registry import ModelInfo, PaperFigures, WeightSpec, create_model, get_model_info, list_models, register_model
     from .structures import PoseResult
     from .train import TrainConfig, Trainer
     from .visualize import draw_pose
-    from .weights import load_pretrained, load_state_dict_strict, read_safetensors
 
 __version__ = "0.1.0"
 
@@ -72,6 +75,7 @@ __all__ = [
     "PoseResult",
     "PosezooError",
     "PreprocessConfig",
+    "RunOptions",
     "TopDownCodec",
     "TrainConfig",
     "Trainer",
@@ -79,6 +83,7 @@ __all__ = [
     "UnsafeWeightsError",
     "WeightSpec",
     "WeightsNotFoundError",
+    "build_model",
     "codecs",
     "config_from_dict",
     "config_to_dict",
@@ -91,7 +96,6 @@ __all__ = [
     "evaluate_coco",
     "evaluation",
     "generic_keypoint_spec",
-    "geometry",
     "get_model_info",
     "hub",
     "inference_module",
@@ -100,8 +104,12 @@ __all__ = [
     "load_image",
     "load_pretrained",
     "load_state_dict_strict",
+    "measure",
+    "media",
     "oks",
     "oks_nms",
+    "ops",
+    "predict",
     "read_safetensors",
     "register_model",
     "replace_config",
@@ -112,13 +120,25 @@ __all__ = [
 ]
 
 
-_SUBMODULES = ("codecs", "data", "errors", "evaluation", "geometry", "hub", "layers", "train")
+_SUBMODULES = (
+    "codecs",
+    "data",
+    "errors",
+    "evaluation",
+    "hub",
+    "layers",
+    "measure",
+    "media",
+    "ops",
+    "predict",
+    "train",
+)
 _EXPORTS: dict[str, str] = {
     "HeatmapCodec": "codecs",
     "TopDownCodec": "codecs",
-    "config_from_dict": "config_utils",
-    "config_to_dict": "config_utils",
-    "replace_config": "config_utils",
+    "config_from_dict": "config",
+    "config_to_dict": "config",
+    "replace_config": "config",
     "BadImageError": "errors",
     "ChecksumError": "errors",
     "ConfigError": "errors",
@@ -136,18 +156,20 @@ _EXPORTS: dict[str, str] = {
     "oks_nms": "evaluation",
     "results_to_coco": "evaluation",
     "write_coco_results": "evaluation",
-    "MacReport": "flops",
-    "count_macs": "flops",
-    "count_params": "flops",
-    "load_image": "image",
-    "inference_module": "inference",
-    "running_for_inference": "inference",
+    "MacReport": "measure",
+    "count_macs": "measure",
+    "count_params": "measure",
+    "load_image": "media.image",
+    "PosePipeline": "predict",
+    "RunOptions": "predict",
+    "inference_module": "predict",
+    "running_for_inference": "predict",
     "COCO17": "keypoints",
     "KeypointSpec": "keypoints",
     "generic_keypoint_spec": "keypoints",
     "KeypointMSELoss": "losses",
     "PoseModel": "model",
-    "PosePipeline": "pipeline",
+    "build_model": "model",
     "IMAGENET_MEAN": "preprocess",
     "IMAGENET_STD": "preprocess",
     "PreprocessConfig": "preprocess",
@@ -162,9 +184,9 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "train",
     "Trainer": "train",
     "draw_pose": "visualize",
-    "load_pretrained": "weights",
-    "load_state_dict_strict": "weights",
-    "read_safetensors": "weights",
+    "load_pretrained": "hub",
+    "load_state_dict_strict": "hub",
+    "read_safetensors": "hub",
 }
 """Public name -> submodule it is imported from on first use."""
 

@@ -7,12 +7,12 @@ What the exported graphs compute (input ``images``: ``(B, 3, H, W)`` float32, al
   :class:`~posecommon.codecs.HeatmapCodec` or any TransPose-style decoder).
 - DRSI-Net, raw (default): one output per level, ``level_s8``, ``level_s16``, ... ``(B, A_l, H_l, W_l, 6 + 3K)``.
 - DRSI-Net with ``include_decode=True``: the YOLO-Pose formulas of :func:`drsinet.decode.decode_outputs` run in the
-  graph and give ``boxes`` ``(B, N, 4)`` xyxy, ``scores`` ``(B, N)`` and ``keypoints`` ``(B, N, K, 3)``
-  ``(x, y, confidence)``, all in model-input pixels. **NMS stays outside the graph** (it is data-dependent; use
-  :func:`posecommon.ops.nms` or your runtime's NMS). With ``top_k`` the graph keeps only the ``top_k``
-  best-scoring candidates per image, sorted by descending score, so ``N = top_k`` and the NMS input is small,
-  and adds ``indices`` ``(B, top_k)`` int64, each candidate's position in the full level/anchor/row/column order;
-  without it ``N`` is every anchor of every level.
+  graph (the family supplies the wrapper through :meth:`~posecommon.PoseModel.export_module`) and give ``boxes``
+  ``(B, N, 4)`` xyxy, ``scores`` ``(B, N)`` and ``keypoints`` ``(B, N, K, 3)`` ``(x, y, confidence)``, all in
+  model-input pixels. **NMS stays outside the graph** (it is data-dependent; use :func:`posecommon.ops.nms` or your
+  runtime's NMS). With ``top_k`` the graph keeps only the ``top_k`` best-scoring candidates per image, sorted by
+  descending score, so ``N = top_k`` and the NMS input is small, and adds ``indices`` ``(B, top_k)`` int64, each
+  candidate's position in the full level/anchor/row/column order; without it ``N`` is every anchor of every level.
 
 Export uses :func:`torch.onnx.export` with the ``torch.export``-based exporter (``dynamo=True``, which needs
 ``onnxscript``); its lowest supported opset is 18, which is the default here (the exporter's down-conversion to 17
@@ -48,60 +48,23 @@ MIN_OPSET = 18
 """Lowest opset the ``torch.export``-based ONNX exporter implements (and the default of :func:`export_onnx`)."""
 
 
-class DecodedDRSINet(nn.Module):
-    """A DRSI-Net followed by YOLO-Pose decoding (and an optional score top-k), for export.
-
-    Args:
-        model: The DRSI-Net to wrap (used as is; not copied).
-        top_k: Keep only the ``top_k`` best-scoring candidates per image (sorted by descending score); ``None``
-            keeps every anchor in level/anchor/row/column order.
-
-    Shape:
-        - Input: ``(B, 3, H, W)``
-        - Output: ``boxes (B, N, 4)`` xyxy, ``scores (B, N)``, ``keypoints (B, N, K, 3)``, input pixels; ``N`` is
-          ``top_k`` or the number of anchors over all levels. With ``top_k`` also ``indices (B, top_k)``, each
-          candidate's position among all anchors
-    """
-
-    def __init__(self, model: nn.Module, top_k: int | None = None) -> None:
-        super().__init__()
-        self.model = model
-        self.top_k = top_k
-        self.strides = tuple(model.config.strides)
-        self.register_buffer("anchors", model.anchor_tensor(), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        from drsinet.decode import decode_outputs
-
-        boxes, scores, keypoints = decode_outputs(self.model(x), self.anchors, self.strides)
-        if self.top_k is None:
-            return boxes, scores, keypoints
-        scores, index = torch.topk(scores, self.top_k, dim=1)
-        boxes = torch.gather(boxes, 1, index[..., None].expand(-1, -1, 4))
-        joints = keypoints.shape[2]
-        keypoints = torch.gather(keypoints, 1, index[..., None, None].expand(-1, -1, joints, 3))
-        return boxes, scores, keypoints, index
-
-
 def _is_detector(model: nn.Module) -> bool:
     return hasattr(model, "anchor_tensor") and hasattr(model.config, "strides")
 
 
 def export_module(model: PoseModel, include_decode: bool = False, top_k: int | None = None) -> nn.Module:
-    """The module whose forward an export of ``model`` computes (``model`` itself or a decoding wrapper).
+    """The module whose forward an export of ``model`` computes: ``model.export_module(...)``, the model itself or
+    the family's decoding wrapper (DRSI-Net: :class:`drsinet.export.DecodedDRSINet`).
 
     Raises:
-        InvalidInputError: ``include_decode``/``top_k`` for a model that is not a DRSI-Net, or ``top_k < 1``.
+        InvalidInputError: ``include_decode`` for a model that cannot decode in the graph, or ``top_k`` without
+            ``include_decode`` or below 1.
     """
-    if not include_decode:
-        if top_k is not None:
-            raise InvalidInputError("top_k needs include_decode=True")
-        return model
-    if not _is_detector(model):
-        raise InvalidInputError(f"include_decode is for DRSI-Net detectors; {type(model).__name__} outputs heatmaps")
+    if top_k is not None and not include_decode:
+        raise InvalidInputError("top_k needs include_decode=True")
     if top_k is not None and top_k < 1:
         raise InvalidInputError(f"top_k must be positive, got {top_k}")
-    return DecodedDRSINet(model, top_k)
+    return model.export_module(include_decode, top_k)
 
 
 def _output_names(model: PoseModel, include_decode: bool, top_k: int | None) -> list[str]:

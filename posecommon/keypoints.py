@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["COCO17", "KeypointSpec", "generic_keypoint_spec"]
+__all__ = ["COCO17", "KeypointSpec", "default_keypoint_spec", "generic_keypoint_spec"]
 
 
 @dataclass(frozen=True)
@@ -202,3 +202,8 @@ def generic_keypoint_spec(num_joints: int) -> KeypointSpec:
     return KeypointSpec(
         f"generic{num_joints}", tuple(f"joint_{i}" for i in range(num_joints)), (), tuple(range(num_joints))
     )
+
+
+def default_keypoint_spec(num_joints: int) -> KeypointSpec:
+    """The keypoint set assumed when none is given: :data:`COCO17` for 17 joints, else :func:`generic_keypoint_spec`."""
+    return COCO17 if num_joints == COCO17.num_joints else generic_keypoint_spec(num_joints)

@@ -1,31 +1,42 @@
-"""Base class of every posezoo model: carries its config, preprocessing and keypoint set."""
+"""The base class of every posezoo model (:class:`PoseModel`) and the one builder behind every entrypoint
+(:func:`build_model`).
+
+A family's model class subclasses :class:`PoseModel` and supplies its hooks: ``preprocess``, ``predict_kernel``
+(what :meth:`PoseModel.predict` runs), ``training_task`` / ``training_dataset`` / ``train_recipe`` (what the trainer
+runs) and, where needed, ``export_module`` and ``apply_build_options``. Everything else (weights, prediction over
+any input, saving, publishing) is written once here and in the packages below.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from torch import nn
 from torch.utils.data import Dataset
 
 from . import hub
-from .config_utils import config_to_dict
-from .errors import ConfigError, IncompatibleWeightsError
-from .keypoints import COCO17, KeypointSpec, generic_keypoint_spec
+from .config import config_for_keypoints, config_to_dict
+from .errors import ConfigError, IncompatibleWeightsError, InvalidInputError
+from .hub import LoadReport, load_pretrained, load_resolved
+from .keypoints import KeypointSpec, default_keypoint_spec
 from .layers.fuse import fuse_model
+from .predict import PredictKernel, run_predict
 from .preprocess import PreprocessConfig
 from .registry import create_model
-from .weights import LoadReport, load_resolved
+from .structures import PoseResult
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitInfo
 
+    from .train.config import TrainTask
     from .train.recipe import TrainRecipe
-    from .train.trainer import TrainTask
 
-__all__ = ["PoseModel"]
+__all__ = ["PoseModel", "build_model"]
+
+ModelT = TypeVar("ModelT", bound="PoseModel")
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +45,8 @@ class PoseModel(nn.Module):
     """Common base of the model classes of :mod:`vttranspose` and :mod:`drsinet`.
 
     Subclasses take one frozen config dataclass with at least a ``num_joints`` field and implement
-    :attr:`preprocess`. ``forward`` returns raw tensors, the same in train and eval mode; decoding lives outside
-    the model.
+    :attr:`preprocess` and :meth:`predict_kernel`. ``forward`` returns raw tensors, the same in train and eval mode;
+    decoding lives in the kernel, outside the model.
 
     Args:
         config: The family's config dataclass.
@@ -47,6 +58,11 @@ class PoseModel(nn.Module):
     """
 
     model_name: str = ""
+    variants: ClassVar[Mapping[str, Any]] = {}
+    """Registry name -> config of the named variants :func:`build_model` builds."""
+    build_options: ClassVar[tuple[str, ...]] = ()
+    """Entrypoint keywords that are no config field, handed to :meth:`apply_build_options` (e.g.
+    ``backbone_weights``)."""
     head_prefixes: tuple[str, ...] = ()
     """State-dict prefixes of the keypoint head (the parameters whose shapes depend on ``num_joints``)."""
     pretrained_report: LoadReport | None = None
@@ -58,8 +74,8 @@ class PoseModel(nn.Module):
         super().__init__()
         num_joints = int(config.num_joints)
         if keypoint_spec is None:
-            keypoint_spec = COCO17 if num_joints == COCO17.num_joints else generic_keypoint_spec(num_joints)
-            if num_joints != COCO17.num_joints:
+            keypoint_spec = default_keypoint_spec(num_joints)
+            if keypoint_spec.name != "coco17":
                 logger.info("no KeypointSpec given for %d joints: flip test will not swap joints", num_joints)
         if keypoint_spec.num_joints != num_joints:
             raise ValueError(
@@ -73,6 +89,61 @@ class PoseModel(nn.Module):
     def preprocess(self) -> PreprocessConfig:
         """How raw images become this model's input (input size, mean/std, crop or letterbox)."""
         raise NotImplementedError
+
+    def apply_build_options(self, pretrained: bool, **options: Any) -> None:
+        """Act on :attr:`build_options` once the model is built, before ``pretrained=`` weights load.
+
+        Args:
+            pretrained: Whether weights will be loaded over the model afterwards.
+            **options: The build options the entrypoint was given.
+        """
+        if options:
+            raise InvalidInputError(f"{type(self).__name__} takes no build options, got {sorted(options)}")
+
+    def predict_kernel(self, **options: Any) -> PredictKernel:
+        """The kernel :meth:`predict` runs, built from the model's prediction options (documented by each family:
+        :class:`drsinet.predict.DetectionKernel`, :class:`vttranspose.predict.TopDownKernel`).
+
+        Raises:
+            NotImplementedError: the model does not predict.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define a predict kernel")
+
+    def predict(self, source: Any, **options: Any) -> PoseResult | list[PoseResult] | Iterator[PoseResult]:
+        """Poses in one image, a list of images, a directory, glob, URL, video or generator.
+
+        Args:
+            source: See :mod:`posecommon.predict.sources` for every accepted input.
+            **options: The model's prediction options (the keywords of its :meth:`predict_kernel`: thresholds and
+                input size for DRSI-Net, flip test and crop settings for VTTransPose) and the run options of every
+                ``predict`` (:class:`~posecommon.predict.RunOptions`: ``batch_size``, ``device``, ``half``, ``bgr``,
+                ``stream``, ``fuse``, ``channels_last``).
+
+        Returns:
+            One :class:`~posecommon.PoseResult` for a single image, a list for a list input (or a directory, glob
+            or batched array), an iterator for a video or generator (or with ``stream=True``); coordinates in each
+            image's own pixels.
+
+        Raises:
+            InvalidInputError: an unknown or invalid option.
+            BadImageError: an image cannot be read or has an unsupported type, mode or shape.
+        """
+        return run_predict(self.predict_kernel, source, **options)
+
+    def export_module(self, include_decode: bool = False, top_k: int | None = None) -> nn.Module:
+        """The module ONNX export traces: the model itself, or a family's wrapper that decodes in the graph.
+
+        Args:
+            include_decode: Decode inside the graph (only families that support it).
+            top_k: With ``include_decode``: keep the best ``top_k`` candidates per image.
+
+        Raises:
+            InvalidInputError: ``include_decode`` for a model that cannot decode in the graph.
+        """
+        if include_decode or top_k is not None:
+            name = self.model_name or type(self).__name__
+            raise InvalidInputError(f"include_decode is not available for {name}: it has no decoding to export")
+        return self
 
     def training_task(self, global_batch_size: int) -> TrainTask:
         """The :class:`~posecommon.train.TrainTask` (collation and loss) this model trains with.
@@ -174,7 +245,7 @@ class PoseModel(nn.Module):
     def from_pretrained(cls, source: str | Path, *, revision: str | None = None) -> PoseModel:
         """Rebuild a model saved with :meth:`save_pretrained` / :meth:`push_to_hub` and load its weights.
 
-        ``config.json`` is validated first (:mod:`posecommon.saved_config`); its ``config`` object is checked
+        ``config.json`` is validated first (:mod:`posecommon.hub.saved_config`); its ``config`` object is checked
         against the model's config dataclass: a key that is no field (``"pretrained"``, a typo) or a value of the
         wrong type is a :class:`~posecommon.errors.ConfigError` naming the field, and nothing else reaches the
         model's entrypoint. The model is then built through the registry with random weights, gets the saved
@@ -244,3 +315,35 @@ def _saved_keypoint_spec(saved: Mapping[str, Any], where: str) -> KeypointSpec |
         return KeypointSpec.from_dict(saved["keypoint_spec"])
     except (KeyError, TypeError, ValueError) as err:
         raise IncompatibleWeightsError(f"{where}: field 'keypoint_spec' is malformed: {err!r}") from err
+
+
+def build_model(model_cls: type[ModelT], name: str, pretrained: bool | str | Path = False, **kwargs: Any) -> ModelT:
+    """Build the registered variant ``name`` of ``model_cls``: what every entrypoint runs.
+
+    The variant's config (``model_cls.variants[name]``) gets the keyword overrides (checked field by field), the
+    model is built with random weights, the class's build options are applied, then ``pretrained`` weights are
+    loaded strictly (:func:`~posecommon.hub.load_pretrained`).
+
+    Args:
+        model_cls: A :class:`PoseModel` subclass.
+        name: Its registry name.
+        pretrained: ``False`` (random weights), ``True`` (the default published weights), a weight tag, a local
+            ``.safetensors`` file, a ``save_pretrained`` directory or ``"hf-hub:org/repo[@revision]"``.
+        **kwargs: Fields of the family's config dataclass (``num_joints``, ``input_size``, ...), ``keypoint_spec``
+            (a :class:`~posecommon.KeypointSpec`, which implies ``num_joints``) and the class's
+            :attr:`~PoseModel.build_options`.
+
+    Returns:
+        The model, in train mode, with :attr:`~PoseModel.pretrained_report` set when weights were loaded.
+
+    Raises:
+        ConfigError: a keyword names no config field (the message suggests the closest), or a value is invalid.
+        WeightsNotFoundError, HubUnavailableError, ChecksumError, UnsafeWeightsError, IncompatibleWeightsError:
+            see :func:`~posecommon.hub.load_pretrained`.
+    """
+    keypoint_spec = kwargs.pop("keypoint_spec", None)
+    options = {key: kwargs.pop(key) for key in model_cls.build_options if key in kwargs}
+    model = model_cls(config_for_keypoints(model_cls.variants[name], keypoint_spec, **kwargs), keypoint_spec)
+    model.model_name = name
+    model.apply_build_options(bool(pretrained), **options)
+    return load_pretrained(model, name, pretrained)

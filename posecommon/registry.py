@@ -1,13 +1,26 @@
-"""Model registry: entrypoints declare their paper figures and published weights next to their definition.
+"""Registries of what the model families provide: their models, and the few tools posecommon needs from them.
 
-Usage inside a model package::
+Models. A family declares a table of :class:`ModelInfo` (paper figures, published weights) and registers each
+entrypoint against it::
 
-    @register_model(family="vttranspose", summary="...", paper=PaperFigures(...))
-    def vttranspose_h_s(pretrained: bool | str = False, **kwargs) -> VTTransPose:
-        return _create("vttranspose_h_s", pretrained, **kwargs)
+    MODELS = model_table("vttranspose", ModelInfo(name="vttranspose_h_s", family="vttranspose", summary=..., ...))
 
-``list_models()`` and ``create_model()`` import the built-in model packages on first use, so
-``posecommon.create_model("drsi_net_s")`` works without importing :mod:`drsinet` first.
+    @register_model(MODELS)
+    def vttranspose_h_s(pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
+        return build_model(VTTransPose, "vttranspose_h_s", pretrained, **kwargs)
+
+Converters and providers. posecommon never imports a model package; where a tool needs something only a family has,
+the family registers it: converters of official checkpoints with :func:`register_converter` (``posezoo convert
+NAME`` finds them with :func:`get_converter`), and other tools' needs under a kind of :data:`PROVIDER_KINDS`
+(``@register_provider("claim", "attention_scaling")``, looked up with :func:`get_provider`).
+
+A converter is called as ``convert(source, save_dir, model_name=None, **overrides)`` and returns ``(model,
+report)``: the posezoo model holding the converted weights and a report with a ``summary()`` (one line) and
+``details()`` (a list of lines). With ``save_dir`` it also writes the model with
+:func:`~posecommon.hub.save_pretrained`.
+
+``list_models()``, ``create_model()`` and the provider lookups import the built-in model packages on first use,
+so ``posecommon.create_model("drsi_net_s")`` works without importing :mod:`drsinet` first.
 """
 
 from __future__ import annotations
@@ -19,20 +32,29 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .config_utils import did_you_mean
+from .config import did_you_mean
 from .errors import InvalidInputError, UnknownModelError
 
 if TYPE_CHECKING:
     from torch import nn
 
 __all__ = [
+    "PROVIDER_KINDS",
+    "ConverterInfo",
     "ModelInfo",
     "PaperFigures",
     "WeightSpec",
     "create_model",
+    "get_converter",
     "get_model_info",
+    "get_provider",
+    "list_converters",
     "list_models",
+    "list_providers",
+    "model_table",
+    "register_converter",
     "register_model",
+    "register_provider",
     "unknown_model_message",
 ]
 
@@ -144,37 +166,116 @@ class ModelInfo:
         return next((w for w in self.weights if w.tag == tag), None)
 
 
+@dataclass(frozen=True)
+class ConverterInfo:
+    """One registered converter.
+
+    Args:
+        name: Registry name, e.g. ``"yolo-pose"``.
+        family: Model family that provides it.
+        summary: One line: what it reads.
+        models: Registry names it can produce (the first is the default when the file does not say).
+        license: Licence of the weights it reads (SPDX id), recorded in the converted model's card.
+        convert: The function (see the module docstring).
+    """
+
+    name: str
+    family: str
+    summary: str
+    models: tuple[str, ...]
+    license: str
+    convert: Callable[..., tuple[Any, Any]]
+
+
 EntrypointT = TypeVar("EntrypointT", bound="Callable[..., nn.Module]")
+ProviderT = TypeVar("ProviderT", bound="Callable[..., Any]")
+ConverterT = TypeVar("ConverterT", bound="Callable[..., tuple[Any, Any]]")
+
+PROVIDER_KINDS: dict[str, str] = {
+    "claim": "a paper-claim measurement of the benchmark suite, called with the suite's settings",
+}
+"""Kinds of provider a family can register, with the contract of each."""
 
 _ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
 _INFOS: dict[str, ModelInfo] = {}
+_PROVIDERS: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in PROVIDER_KINDS}
+_CONVERTERS: dict[str, ConverterInfo] = {}
 _packages_loaded = False
 
 
-def register_model(
-    *,
-    family: str,
-    summary: str,
-    paper: PaperFigures | None = None,
-    extra_figures: tuple[PaperFigures, ...] = (),
-    weights: tuple[WeightSpec, ...] = (),
-) -> Callable[[EntrypointT], EntrypointT]:
-    """Decorator registering a model entrypoint under its function name together with its :class:`ModelInfo`.
+def model_table(*infos: ModelInfo) -> dict[str, ModelInfo]:
+    """``{info.name: info}`` for a family's models (the table :func:`register_model` reads).
 
     Raises:
-        ValueError: the name is registered already by another function.
+        ValueError: two entries have the same name.
+    """
+    table = {info.name: info for info in infos}
+    if len(table) != len(infos):
+        raise ValueError(f"duplicate model names in {[info.name for info in infos]}")
+    return table
+
+
+def register_model(table: Mapping[str, ModelInfo]) -> Callable[[EntrypointT], EntrypointT]:
+    """Decorator registering a model entrypoint under its function name with its entry of ``table``.
+
+    Raises:
+        ValueError: ``table`` has no entry for the function's name, or the name is registered already by another
+            function.
     """
 
     def decorator(fn: EntrypointT) -> EntrypointT:
         name = fn.__name__
+        if name not in table:
+            raise ValueError(f"model {name!r} has no entry in its family's table ({', '.join(table)})")
         existing = _ENTRYPOINTS.get(name)
         if existing is not None and existing.__qualname__ != fn.__qualname__:
             raise ValueError(f"model {name!r} is registered twice ({existing.__module__} and {fn.__module__})")
         _ENTRYPOINTS[name] = fn
-        _INFOS[name] = ModelInfo(name, family, summary, paper, tuple(extra_figures), tuple(weights))
+        _INFOS[name] = table[name]
         return fn
 
     return decorator
+
+
+def register_provider(kind: str, name: str) -> Callable[[ProviderT], ProviderT]:
+    """Decorator registering what a family provides to posecommon's tools under ``(kind, name)``.
+
+    Args:
+        kind: One of :data:`PROVIDER_KINDS`.
+        name: The name tools and users ask for (e.g. ``posezoo convert NAME``).
+
+    Raises:
+        ValueError: an unknown kind, or the name is registered already for this kind by another function.
+    """
+    if kind not in PROVIDER_KINDS:
+        raise ValueError(f"unknown provider kind {kind!r}; known: {', '.join(PROVIDER_KINDS)}")
+
+    def decorator(fn: ProviderT) -> ProviderT:
+        existing = _PROVIDERS[kind].get(name)
+        if existing is not None and existing.__qualname__ != fn.__qualname__:
+            raise ValueError(f"{kind} {name!r} is registered twice ({existing.__module__} and {fn.__module__})")
+        _PROVIDERS[kind][name] = fn
+        return fn
+
+    return decorator
+
+
+def list_providers(kind: str) -> list[str]:
+    """Sorted names registered for ``kind`` (the model packages are imported first)."""
+    _load_model_packages()
+    return sorted(_PROVIDERS[kind])
+
+
+def get_provider(kind: str, name: str) -> Callable[..., Any]:
+    """The function a family registered for ``(kind, name)``.
+
+    Raises:
+        InvalidInputError: nothing is registered under that name (the message lists what is).
+    """
+    known = list_providers(kind)
+    if name not in known:
+        raise InvalidInputError(f"unknown {kind} {name!r};{did_you_mean(name, known)} known: {', '.join(known)}")
+    return _PROVIDERS[kind][name]
 
 
 def _load_model_packages() -> None:
@@ -228,3 +329,44 @@ def create_model(name: str, pretrained: bool | str = False, **kwargs: Any) -> nn
         ConfigError: a keyword names no config field, or a value has the wrong type or is invalid.
     """
     return _ENTRYPOINTS[_lookup(name)](pretrained=pretrained, **kwargs)
+
+
+def register_converter(
+    name: str, *, family: str, summary: str, models: tuple[str, ...], license: str
+) -> Callable[[ConverterT], ConverterT]:
+    """Decorator registering a converter function under ``name`` (see :class:`ConverterInfo`).
+
+    Raises:
+        ValueError: ``name`` is registered already by another function.
+    """
+
+    def decorator(fn: ConverterT) -> ConverterT:
+        existing = _CONVERTERS.get(name)
+        if existing is not None and existing.convert.__qualname__ != fn.__qualname__:
+            raise ValueError(f"converter {name!r} is registered twice")
+        _CONVERTERS[name] = ConverterInfo(name, family, summary, tuple(models), license, fn)
+        return fn
+
+    return decorator
+
+
+def list_converters() -> list[str]:
+    """Sorted names of the registered converters."""
+    _load_model_packages()
+    return sorted(_CONVERTERS)
+
+
+def get_converter(name: str) -> ConverterInfo:
+    """The :class:`ConverterInfo` registered as ``name``.
+
+    Raises:
+        UnknownModelError: no converter has that name (the message lists the registered ones).
+    """
+    _load_model_packages()
+    if name not in _CONVERTERS:
+        known = sorted(_CONVERTERS)
+        raise UnknownModelError(
+            f"unknown converter {name!r};{did_you_mean(name, known)} registered converters are: "
+            f"{', '.join(known) or '(none)'}"
+        )
+    return _CONVERTERS[name]

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from .errors import InvalidInputError
-from .keypoints import COCO17, KeypointSpec, generic_keypoint_spec
+from .keypoints import KeypointSpec, default_keypoint_spec
+from .visualize import draw_pose
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -124,7 +125,7 @@ class PoseResult:
         """:attr:`keypoint_spec`, or the default for K joints (COCO-17 for K = 17, else a generic spec)."""
         if self.keypoint_spec is not None:
             return self.keypoint_spec
-        return COCO17 if self.num_joints == COCO17.num_joints else generic_keypoint_spec(self.num_joints)
+        return default_keypoint_spec(self.num_joints)
 
     @property
     def name(self) -> str:
@@ -267,8 +268,6 @@ class PoseResult:
         Raises:
             InvalidInputError: no image was given and none is known (a URL source is not downloaded again).
         """
-        from .visualize import draw_pose
-
         return draw_pose(
             self._drawing_image(image),
             self,

@@ -26,18 +26,17 @@ import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 import torch
 from torch import nn
 
 from posecommon import registry
-from posecommon.config_utils import replace_config
-from posecommon.model import PoseModel
+from posecommon.keypoints import KeypointSpec
+from posecommon.model import PoseModel, build_model
 from posecommon.preprocess import PreprocessConfig
 from posecommon.registry import WeightSpec
-from posecommon.weights import load_pretrained
 
 __all__ = ["LFS_SUFFIXES", "LocalHub", "TinyConfig", "TinyPose", "register_tiny", "tiny_pose"]
 
@@ -325,10 +324,11 @@ class TinyPose(PoseModel):
     """
 
     model_name = "tiny_pose"
+    variants: ClassVar[dict[str, TinyConfig]] = {"tiny_pose": TinyConfig()}
     head_prefixes = ("head.",)
 
-    def __init__(self, config: TinyConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: TinyConfig, keypoint_spec: KeypointSpec | None = None) -> None:
+        super().__init__(config, keypoint_spec)
         self.stem = nn.Conv2d(3, config.width, 3, padding=1)
         self.norm = nn.BatchNorm2d(config.width)
         self.head = nn.Conv2d(config.width, config.num_joints, 1)
@@ -345,8 +345,7 @@ class TinyPose(PoseModel):
 
 def tiny_pose(pretrained: bool | str = False, **kwargs: Any) -> TinyPose:
     """Entrypoint of :class:`TinyPose`, written like the real ones; register it with ``register_model``."""
-    model = TinyPose(replace_config(TinyConfig(), **kwargs))
-    return load_pretrained(model, "tiny_pose", pretrained)
+    return build_model(TinyPose, "tiny_pose", pretrained, **kwargs)
 
 
 def register_tiny(monkeypatch: Any, weights: tuple[WeightSpec, ...] = ()) -> None:
@@ -358,4 +357,5 @@ def register_tiny(monkeypatch: Any, weights: tuple[WeightSpec, ...] = ()) -> Non
     monkeypatch.setattr(registry, "_ENTRYPOINTS", dict(registry._ENTRYPOINTS))
     monkeypatch.setattr(registry, "_INFOS", dict(registry._INFOS))
     monkeypatch.setattr(registry, "_packages_loaded", True)
-    registry.register_model(family="test", summary="Tiny test model.", weights=weights)(tiny_pose)
+    table = registry.model_table(registry.ModelInfo("tiny_pose", "test", "Tiny test model.", weights=weights))
+    registry.register_model(table)(tiny_pose)

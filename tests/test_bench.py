@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from posecommon.bench import PAIRS, BenchSettings, format_markdown, run_suite, write_report
-from posecommon.cli import main
+from posecommon.app.bench.suite import PAIRS, BenchSettings, format_markdown, run_suite, write_report
+from posecommon.app.cli import main
 
 MODELS = [name for pair in PAIRS for name in pair]
 

@@ -7,8 +7,8 @@ import statistics
 
 import pytest
 
-from posecommon.bench_data import DATA_PIPELINES, DataBenchSettings, data_pipeline_benchmark
-from posecommon.cli import main
+from posecommon.app.bench.data import DATA_PIPELINES, DataBenchSettings, data_pipeline_benchmark
+from posecommon.app.cli import main
 from posecommon.data import generate_synthetic_coco
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from posecommon.cli import main
+from posecommon.app.cli import main
 
 
 @pytest.mark.slow
@@ -31,8 +31,8 @@ def test_bf16_and_batch_scaling_sections(tmp_path, capsys):
 def test_batch_scaling_reports_how_the_module_splits_the_batch():
     from torch import nn
 
-    from posecommon.bench_batch import _calls
-    from posecommon.inference import CPU_CHUNK_PIXELS, ChannelsLastInput
+    from posecommon.app.bench.batch import _calls
+    from posecommon.predict.inference import CPU_CHUNK_PIXELS, ChannelsLastInput
 
     assert _calls(ChannelsLastInput(nn.Identity()), 8, (512, 512)) == "8 x 1"  # one 512x512 image per call
     assert _calls(ChannelsLastInput(nn.Identity()), 8, (256, 192)) == "1 x 8"  # 8 x 49152 pixels fit the budget

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from drsinet.targets import to_yolo_pose_targets
-from posecommon.bench_train import TrainBenchSettings, format_train_markdown, run_train_bench
-from posecommon.bench_train_worker import yolo_pose_layout
-from posecommon.cli import main
+from posecommon.app.bench.train import TrainBenchSettings, format_train_markdown, run_train_bench
+from posecommon.app.bench.train_worker import yolo_pose_layout
+from posecommon.app.cli import main
 from posecommon.errors import InvalidInputError
 
 

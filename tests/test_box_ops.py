@@ -1,4 +1,4 @@
-"""Tests of posecommon.box_ops: format round trips, IoU against brute force, CIoU against its hand-computed terms."""
+"""Tests of posecommon.ops.boxes: format round trips, IoU against brute force, CIoU against its hand-computed terms."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from posecommon.box_ops import aligned_box_ciou, aligned_box_iou, box_cxcywh_to_xyxy, box_xyxy_to_cxcywh
+from posecommon.ops.boxes import aligned_box_ciou, aligned_box_iou, box_cxcywh_to_xyxy, box_xyxy_to_cxcywh
 
 
 def test_format_round_trip_and_values() -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import posecommon
-from posecommon import size_cache
-from posecommon.cli import main
+from posecommon.app import size_cache
+from posecommon.app.cli import main
 from posecommon.registry import list_models
 from tests._tools import find_executable
 
@@ -45,7 +45,7 @@ def test_models_command_caches_the_table_and_then_needs_no_torch(cache_dir: Path
 
     # A fresh process answers from the cache: same table, torch never imported, and quickly.
     code = (
-        "import sys, time; start = time.perf_counter(); from posecommon.cli import main; code = main(['models']); "
+        "import sys, time; start = time.perf_counter(); from posecommon.app.cli import main; code = main(['models']); "
         "print('SECONDS', time.perf_counter() - start); print('TORCH', 'torch' in sys.modules); sys.exit(code)"
     )
     start = time.perf_counter()
@@ -119,7 +119,7 @@ def test_export_arguments_are_checked_first(tmp_path: Path, monkeypatch, capsys,
 
 def test_export_argument_errors_import_neither_torch_nor_models(tmp_path: Path) -> None:
     code = (
-        "import sys; from posecommon.cli import main; code = main(['export', 'drsi_net_s', '--out', 'x.txt']); "
+        "import sys; from posecommon.app.cli import main; code = main(['export', 'drsi_net_s', '--out', 'x.txt']); "
         "print('TORCH', 'torch' in sys.modules); sys.exit(code)"
     )
     done = _run_python(code, _env(tmp_path))

@@ -86,7 +86,7 @@ def test_missing_annotation_file(tmp_path):
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: d.pop("annotations"), r"top level: missing key 'annotations'"),
+        (lambda d: d.pop("annotations"), r"has no 'annotations': an image-info file .*predict_coco_results"),
         (lambda d: d["images"][1].pop("width"), r"image id 2: missing key 'width'"),
         (lambda d: d["annotations"][1].pop("keypoints"), r"annotation id 11 \(image id 1\): missing key 'keypoints'"),
         (lambda d: d["annotations"][2].pop("category_id"), r"annotation id 12 \(image id 2\): missing key 'category_"),

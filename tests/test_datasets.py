@@ -14,8 +14,8 @@ from PIL import Image, ImageDraw
 from posecommon import HeatmapCodec, KeypointSpec
 from posecommon.codecs import TopDownRegions
 from posecommon.data import MultiPersonCocoDataset, TopDownCocoDataset, generate_synthetic_coco
-from posecommon.geometry import clean_coco_boxes, invert_affine, transform_points
-from posecommon.letterbox import unletterbox_boxes, unletterbox_points
+from posecommon.ops.geometry import clean_coco_boxes, invert_affine, transform_points
+from posecommon.ops.letterbox import unletterbox_boxes, unletterbox_points
 
 SPEC6 = KeypointSpec.from_flip_pairs(
     "dots6",
@@ -202,7 +202,31 @@ def test_topdown_skips_persons_without_keypoints(tmp_path, dots):
     topdown = TopDownCocoDataset(path, root, input_size=(64, 48), keypoint_spec=SPEC6)
     assert len(topdown) == 11 and topdown.data.skipped == {"too_few_keypoints": 1}
     multi = MultiPersonCocoDataset(path, root, input_size=96, keypoint_spec=SPEC6, train=False)
-    assert sum(int(multi[i]["boxes"].shape[0]) for i in range(len(multi))) == 12  # still a box target
+    assert sum(int(multi[i]["boxes"].shape[0]) for i in range(len(multi))) == 12  # evaluation keeps every person
+
+
+def test_multiperson_training_targets_are_persons_with_keypoints_as_yolo_pose(tmp_path, dots):
+    # YOLO-Pose's labels hold the "person instances ... having keypoint annotation" (README.md:66): a person without
+    # any labelled keypoint is no training target (it was a box target before), unless min_keypoints=0 asks for it.
+    from drsinet import drsi_net_s
+
+    ann, root = dots
+    dataset = json.loads(ann.read_text())
+    dataset["annotations"][0]["keypoints"] = [0] * 18
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(dataset))
+    plain = dict(input_size=96, keypoint_spec=SPEC6, mosaic=0.0, scale=(1.0, 1.0), translate=0.0, flip=0.0)
+    train = MultiPersonCocoDataset(path, root, **plain)
+    assert train.min_keypoints == 1 and train.data.skipped == {"too_few_keypoints": 1}
+    assert [int(train[i]["boxes"].shape[0]) for i in range(len(train))] == [1, 2, 2, 2, 2, 2]
+    every = MultiPersonCocoDataset(path, root, min_keypoints=0, **plain)
+    assert [int(every[i]["boxes"].shape[0]) for i in range(len(every))] == [2] * 6
+    model = drsi_net_s(width_multiple=0.25, depth_multiple=0.2, input_size=(128, 128), num_joints=6)
+    assert model.train_recipe.augmentation_kwargs()["min_keypoints"] == 1  # printed with its README line
+    recipe_dataset = model.training_dataset(path, root, **model.train_recipe.augmentation_kwargs())
+    assert recipe_dataset.data.skipped == {"too_few_keypoints": 1}
+    with pytest.raises(ValueError, match="min_keypoints"):
+        MultiPersonCocoDataset(path, root, min_keypoints=-1, **plain)
 
 
 def test_multiperson_eval_letterbox_maps_back(dots):

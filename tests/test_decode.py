@@ -10,7 +10,7 @@ from PIL import Image
 
 from posecommon.data.decode import read_bgr, rgb_planes, single_threaded_opencv
 from posecommon.errors import BadImageError
-from posecommon.image import load_image
+from posecommon.media.image import load_image
 
 
 @pytest.fixture(scope="module")

@@ -209,7 +209,7 @@ def test_fused_and_channels_last_equal_eager(make, channels):
 
 
 def test_resgnconv_gradients_match_concat_formula():
-    """The in-place residual sum of the forward pass has the gradients of the concat formula (SPEC.md)."""
+    """The in-place residual sum of the forward pass has the concat formula's gradients (docs/design/drsinet.md)."""
     torch.manual_seed(0)
     block = ResGnConv(13, order=3, lam=1.7)
     x = torch.randn(B, 13, H, W, requires_grad=True)

@@ -63,7 +63,7 @@ def test_postprocess_threshold_nms_and_empty():
     assert results[0].scores.tolist() == pytest.approx([0.9, 0.7])
     torch.testing.assert_close(results[0].keypoints, kpts[0, [0, 2]])
     assert len(results[1]) == 0 and results[1].keypoints.shape == (0, 2, 3)
-    capped = postprocess(boxes, scores, kpts, score_threshold=0.0, iou_threshold=0.5, max_detections=1)
+    capped = postprocess(boxes, scores, kpts, score_threshold=0.0, iou_threshold=0.5, max_people=1)
     assert [len(r) for r in capped] == [1, 1]
 
 

@@ -179,6 +179,60 @@ def test_one_target_every_term_by_hand() -> None:
         assert raw.grad[..., 5].abs().sum() == 0  # one class: the class logit is not trained
 
 
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+# Non-zero raw outputs per slot (tx, ty, tw, th, joint-0 x, joint-0 y): at 0 the official decodes coincide with
+# wrong ones (2 sigmoid(0) - 0.5 = sigmoid(0), (2 sigmoid(0))^2 = exp(0), 2 * 0 = 3 * 0), so these cases tell them
+# apart. Values differ per slot so that a formula applied to the wrong slot or channel is also caught.
+RAW = (
+    [(0.3, -0.4, 0.2, -0.5, 0.7, -0.2), (-0.6, 0.5, -0.3, 0.4, -0.8, 0.9), (1.1, 0.2, 0.6, -0.1, 0.3, 0.6)],
+    [(-0.2, 0.9, -0.7, 0.3, 0.5, -0.5), (0.4, -1.0, 0.1, 0.8, -0.3, 0.2), (0.8, 0.1, -0.4, -0.6, 1.2, -0.9)],
+)
+
+
+def test_one_target_every_term_by_hand_at_nonzero_outputs() -> None:
+    outputs = _zeros()
+    for level, slots in enumerate(ONE_SLOTS):
+        for slot, (tx, ty, tw, th, kx, ky) in zip(slots, RAW[level], strict=True):
+            _set_slot(outputs, level, slot, {0: tx, 1: ty, 2: tw, 3: th, 4: -1.5, 6: kx, 7: ky, 8: 1.0, 11: -2.0})
+    for raw in outputs:
+        raw.requires_grad_(True)
+    total, terms = _loss()(outputs, ONE)
+
+    # utils/loss.py:132-133, 139-140: box (2 sigmoid(t_xy) - 0.5, (2 sigmoid(t_wh))^2 * anchor), joint 2 t - 0.5.
+    box = kpt = 0.0
+    cious = []
+    for slots, raws, (cx, cy), (w, h), (jx, jy), (aw, ah) in zip(
+        ONE_SLOTS, RAW, ONE_CENTRES, ONE_SIZES, ONE_JOINT, ANCHOR_1, strict=True
+    ):
+        level_cious = []
+        for (_, gx, gy), (tx, ty, tw, th, kx, ky) in zip(slots, raws, strict=True):
+            pred = (
+                2 * _sigmoid(tx) - 0.5,
+                2 * _sigmoid(ty) - 0.5,
+                (2 * _sigmoid(tw)) ** 2 * aw,
+                (2 * _sigmoid(th)) ** 2 * ah,
+            )
+            level_cious.append(_ciou(pred, (cx - gx, cy - gy, w, h)))
+            d = (2 * kx - 0.5 - (jx - gx)) ** 2 + (2 * ky - 0.5 - (jy - gy)) ** 2
+            kpt += (1 - math.exp(-d / (4 * SIGMAS[0] ** 2 * w * h))) / 3
+        box += sum(1 - c for c in level_cious) / 3
+        cious.append(level_cious)
+    for name, expected in (("box", GAIN_BOX * box), ("kpt", GAIN_KPT * kpt)):
+        assert terms[name].item() == pytest.approx(expected, rel=1e-5, abs=1e-7), name
+    assert box > 0.05 and kpt > 0.05  # far from the optimum: the terms are sensitive to the decode
+
+    # Objectness targets (CIoU of each slot's decoded box, clamped at 0), read from the gradient as above.
+    total.backward()
+    for level, (raw, slots) in enumerate(zip(outputs, ONE_SLOTS, strict=True)):
+        scale = BALANCE[level] * GAIN_OBJ / raw[..., 4].numel()
+        for (anchor, gx, gy), ciou in zip(slots, cious[level], strict=True):
+            target = _sigmoid(-1.5) - raw.grad[0, anchor, gy, gx, 4].item() / scale
+            assert target == pytest.approx(max(ciou, 0.0), abs=1e-5)
+
+
 def test_paper_keypoint_form_halves_the_exponent() -> None:
     outputs = _zeros()
     _, official = _loss()(outputs, ONE)

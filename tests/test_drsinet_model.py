@@ -12,10 +12,10 @@ import drsinet
 from drsinet import VARIANTS, DRSINet, DRSINetConfig
 from posecommon import PoseResult, create_model, get_model_info, list_models
 from posecommon.errors import BadImageError, InvalidInputError
-from posecommon.flops import count_macs, count_params
-from posecommon.letterbox import letterbox_info
+from posecommon.measure.flops import count_macs, count_params
+from posecommon.ops.letterbox import letterbox_info
 
-ENTRYPOINTS = ["drsi_net_s", "drsi_net_m", "drsi_net_l", "yolo_pose_s6"]
+ENTRYPOINTS = ["drsi_net_s", "drsi_net_m", "drsi_net_l", "yolo_pose_s6", "yolo_pose_m6", "yolo_pose_l6"]
 
 
 def _meta(config: DRSINetConfig) -> DRSINet:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,11 @@ from drsinet import VARIANTS, DRSINet
 from drsinet.blocks import DRSIBlock
 from drsinet.head import DRSIHead
 from drsinet.neck import PAN
-from posecommon.data.coco import load_coco_keypoints
 from posecommon.data.synthetic import generate_synthetic_coco
-from posecommon.evaluation.runner import predict_dataset
-from posecommon.flops import count_macs
+from posecommon.evaluation.runner import evaluate_model
 from posecommon.keypoints import COCO17
 from posecommon.layers import fuse_model
+from posecommon.measure.flops import count_macs
 from posecommon.preprocess import PreprocessConfig
 from posecommon.structures import PoseResult
 
@@ -95,7 +95,7 @@ def test_asi_pan_costs_table_4s_extra_macs() -> None:
 
 
 class _RecordingModel:
-    """A single-stage stand-in that records the keyword arguments of ``predict``."""
+    """A single-stage stand-in that records the prediction options it is asked for."""
 
     preprocess = PreprocessConfig(input_size=(64, 64), mean=(0, 0, 0), std=(1, 1, 1), resize="letterbox")
     keypoint_spec = COCO17
@@ -103,20 +103,20 @@ class _RecordingModel:
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
 
-    def predict(self, pixels: torch.Tensor, **kwargs: Any) -> list[PoseResult]:
-        self.calls.append(kwargs)
-        return [PoseResult.empty(17)]
+    def predict_kernel(self, **options: Any) -> Callable[..., list[PoseResult]]:
+        self.calls.append(options)
+        return lambda images, inputs, run: [PoseResult.empty(17) for _ in images]
 
 
 def test_single_stage_evaluation_uses_yolo_pose_nms_settings(tmp_path: Path) -> None:
     generate_synthetic_coco(tmp_path, 1, image_size=(64, 64), max_people=1, seed=0, split="val")
-    data = load_coco_keypoints(tmp_path / "annotations" / "person_keypoints_val.json", tmp_path / "val")
+    ann = tmp_path / "annotations" / "person_keypoints_val.json"
     model = _RecordingModel()
-    predict_dataset(model, data, progress=False)
-    predict_dataset(model, data, progress=False, iou_threshold=0.5)
+    evaluate_model(model, ann, tmp_path / "val", progress=False)
+    evaluate_model(model, ann, tmp_path / "val", progress=False, iou_threshold=0.5)
     assert model.calls == [
-        {"score_threshold": 0.001, "iou_threshold": 0.65, "max_detections": 300},
-        {"score_threshold": 0.001, "iou_threshold": 0.5, "max_detections": 300},
+        {"score_threshold": 0.001, "iou_threshold": 0.65, "max_people": 300},
+        {"score_threshold": 0.001, "iou_threshold": 0.5, "max_people": 300},
     ]
-    defaults = inspect.signature(DRSINet.predict).parameters
+    defaults = inspect.signature(DRSINet.predict_kernel).parameters
     assert (defaults["score_threshold"].default, defaults["iou_threshold"].default) == (0.25, 0.45)

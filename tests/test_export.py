@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from posecommon import create_model
-from posecommon.cli import main
+from posecommon.app.cli import main
 from posecommon.errors import InvalidInputError
 from posecommon.export import check_onnx, export_onnx
 

@@ -12,8 +12,8 @@ from torch.profiler import ProfilerActivity, profile
 from drsinet import drsi_net_s
 from drsinet.blocks import DRSIBlock
 from drsinet.gnconv import ResGnConv
-from posecommon.inference import ChannelsLastInput, _cat_outputs
 from posecommon.layers import fuse_model, split_conv_outputs
+from posecommon.predict.inference import ChannelsLastInput, _cat_outputs
 
 
 @pytest.mark.parametrize(("groups", "sizes"), [(1, [3, 5, 4]), (12, [4, 8]), (4, [3, 9])])

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from posecommon import InvalidInputError
-from posecommon.geometry import (
+from posecommon.ops.geometry import (
     box_xywh_to_xyxy,
     box_xyxy_to_xywh,
     clean_coco_boxes,

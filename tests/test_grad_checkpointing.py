@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from posecommon import create_model, list_models
-from posecommon.bench_train_worker import peak_tensor_bytes
+from posecommon.app.bench.train_worker import peak_tensor_bytes
 from posecommon.registry import get_model_info
 
 TINY = {"drsinet": (128, 128), "vttranspose": (64, 48)}

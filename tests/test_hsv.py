@@ -12,11 +12,23 @@ from posecommon.data.hsv import augment_hsv_, draw_hsv_gains, hsv_lookup_tables
 GAINS = [(1.0, 1.0, 1.0), (1.013, 0.42, 1.31), (0.985, 1.7, 0.6), (1.015, 1.7, 1.4)]
 
 
+def _official_tables(gains: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The official tables, written out here (``utils/datasets.py:700-707``): ``r`` is a float64 array (the official
+    ``np.random.uniform(-1, 1, 3) * [h, s, v] + 1``), ``x`` int16 levels, products truncated to uint8."""
+    r = np.asarray(gains, dtype=np.float64)
+    x = np.arange(0, 256, dtype=np.int16)
+    lut_hue = ((x * r[0]) % 180).astype(np.uint8)
+    lut_sat = np.clip(x * r[1], 0, 255).astype(np.uint8)
+    lut_val = np.clip(x * r[2], 0, 255).astype(np.uint8)
+    return lut_hue, lut_sat, lut_val
+
+
 def _official(image: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
-    """YOLO-Pose's ``augment_hsv`` body (``utils/datasets.py:699-710``) with the gains given, on a copy."""
+    """YOLO-Pose's ``augment_hsv`` body (``utils/datasets.py:699-710``) with the gains given, on a copy; its tables
+    are this file's :func:`_official_tables`, not the library's."""
     out = image.copy()
     hue, sat, val = cv2.split(cv2.cvtColor(out, cv2.COLOR_BGR2HSV))
-    lut_hue, lut_sat, lut_val = hsv_lookup_tables(gains)
+    lut_hue, lut_sat, lut_val = _official_tables(gains)
     merged = cv2.merge((cv2.LUT(hue, lut_hue), cv2.LUT(sat, lut_sat), cv2.LUT(val, lut_val)))
     cv2.cvtColor(merged, cv2.COLOR_HSV2BGR, dst=out)
     return out
@@ -76,6 +88,27 @@ def test_lookup_tables_are_the_official_ones():
     hue, sat, val = hsv_lookup_tables((1.01, 0.5, 1.5))
     assert hue[179] == int((179 * 1.01) % 180) == 0 and hue[100] == 101
     assert sat[255] == 127 and val[100] == 150 and val[200] == 255
+
+
+def _gain_sets() -> list[tuple[float, float, float]]:
+    """Gains on the official ranges (hyp h 0.015, s 0.7, v 0.4): a grid of round values, where x * gain lands on or
+    next to an integer and the truncation is decided by float rounding, and 2000 uniform draws as the official."""
+    hue = np.round(np.arange(0.985, 1.0151, 0.001), 3)
+    sat = np.round(np.arange(0.30, 1.7001, 0.01), 2)
+    val = np.round(np.arange(0.60, 1.4001, 0.01), 2)
+    grid = [(float(hue[i % len(hue)]), float(sat[i]), float(val[i % len(val)])) for i in range(len(sat))]
+    grid += [(float(h), 1.0, 1.0) for h in hue] + [(1.0, 1.0, float(v)) for v in val]
+    rng = np.random.default_rng(0)
+    draws = rng.uniform(-1, 1, (2000, 3)) * [0.015, 0.7, 0.4] + 1
+    return grid + [tuple(float(g) for g in row) for row in draws]
+
+
+def test_lookup_tables_equal_the_official_formula_over_many_gain_sets():
+    sets = _gain_sets()
+    assert len(sets) > 2200
+    for gains in sets:
+        for ours, official in zip(hsv_lookup_tables(gains), _official_tables(gains), strict=True):
+            assert ours.dtype == np.uint8 and np.array_equal(ours, official), gains
 
 
 @pytest.mark.parametrize(

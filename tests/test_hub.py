@@ -37,8 +37,8 @@ from posecommon import (
     WeightSpec,
     create_model,
 )
-from posecommon.hub import convert_official_transpose
 from tests.hub_server import LocalHub, TinyPose, register_tiny, tiny_pose
+from vttranspose.convert import convert_official_transpose
 
 REPO = "posezoo-test/tiny-pose"
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from posecommon import BadImageError
-from posecommon.image import load_image
+from posecommon.media.image import load_image
 
 
 def _check_rgb(tensor: torch.Tensor, expected_hwc) -> None:

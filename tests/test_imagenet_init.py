@@ -19,7 +19,7 @@ from safetensors.torch import save, save_file
 
 import vttranspose
 from posecommon import ChecksumError, HubUnavailableError, IncompatibleWeightsError, InvalidInputError, create_model
-from posecommon.train.run import backbone_choice
+from posecommon.app.train_run import backbone_choice
 from tests.hub_server import LocalHub
 from vttranspose.imagenet import IMAGENET_HRNET_W32, PRETRAINED_LAYERS, load_backbone_weights, plan_backbone_load
 

@@ -8,7 +8,7 @@ import torch
 
 from drsinet import drsi_net_s
 from posecommon import inference_module, running_for_inference
-from posecommon.inference import ChannelsLastInput, weights_key
+from posecommon.predict.inference import ChannelsLastInput, weights_key
 from vttranspose import vttranspose_h_s
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from posecommon.errors import InvalidInputError
-from posecommon.letterbox import (
+from posecommon.ops.letterbox import (
     letterbox,
     letterbox_info,
     letterbox_points,

@@ -14,7 +14,7 @@ import drsinet.blocks
 import drsinet.gnconv
 from drsinet import C3DR, DRSIBlock, GnConv, ResGnConv
 from drsinet.blocks import HorBlock
-from posecommon.bench_train_worker import peak_tensor_bytes
+from posecommon.app.bench.train_worker import peak_tensor_bytes
 
 
 def reference_gnconv(m: GnConv, x: torch.Tensor) -> torch.Tensor:

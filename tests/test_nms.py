@@ -5,7 +5,7 @@ import importlib
 import pytest
 import torch
 
-from posecommon.bench_nms import synthetic_candidates
+from posecommon.app.bench.nms import synthetic_candidates
 from posecommon.errors import InvalidInputError
 from posecommon.ops import batched_nms, box_iou, nms
 
@@ -154,7 +154,7 @@ def one_thread():
 
 
 def test_peak_memory_at_30000_candidates_is_linear(one_thread):
-    from posecommon.bench import peak_memory_bytes
+    from posecommon.app.bench.suite import peak_memory_bytes
 
     boxes, scores = synthetic_candidates(30000)
     peak = peak_memory_bytes(lambda: nms(boxes, scores, 0.65))
@@ -162,7 +162,7 @@ def test_peak_memory_at_30000_candidates_is_linear(one_thread):
 
 
 def test_nms_benchmark_section_of_the_suite(one_thread):
-    from posecommon.bench import BenchSettings, format_markdown, run_suite
+    from posecommon.app.bench.suite import BenchSettings, format_markdown, run_suite
 
     settings = BenchSettings(models=[], attention_grids=(), gradient_orders=(), nms_sizes=(300, 1000), nms_repeats=1)
     report = run_suite(settings)

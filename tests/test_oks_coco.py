@@ -197,7 +197,7 @@ def test_results_to_coco_and_writer(tmp_path):
     result = PoseResult(
         torch.tensor([[10.0, 20.0, 50.0, 100.0]]), torch.tensor([0.75]), torch.arange(51.0).view(1, 17, 3) / 7
     )
-    coco = results_to_coco([result, PoseResult.empty(17)], [42, 43])
+    coco = results_to_coco([result, PoseResult.empty(17)], [42, 43], bbox=True)
     assert len(coco) == 1
     entry = coco[0]
     assert entry["image_id"] == 42 and entry["category_id"] == 1
@@ -301,3 +301,45 @@ def test_evaluate_coco_missing_file_and_bad_results(tmp_path):
         evaluate_coco(dataset, [{**perfect[0], "keypoints": [1.0, 2.0, 3.0]}])
     with pytest.raises(InvalidInputError, match="lacks"):
         evaluate_coco(dataset, [{"image_id": 1}])
+
+
+def _with_boxes(detections, grow: float):
+    """The detections with a ``bbox``: their keypoints' extent grown by ``grow`` about its centre (a person box is
+    wider than the joints it holds)."""
+    boxed = []
+    for d in detections:
+        kp = np.asarray(d["keypoints"]).reshape(-1, 3)
+        (x0, y0), (x1, y1) = kp[:, :2].min(0), kp[:, :2].max(0)
+        w, h = (x1 - x0) * grow, (y1 - y0) * grow
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        boxed.append({**d, "bbox": [float(cx - w / 2), float(cy - h / 2), float(w), float(h)]})
+    return boxed
+
+
+def _pycocotools_stats(dataset, detections):
+    coco_eval = _cocoeval_ious(dataset, detections, COCO17.sigmas)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_eval.accumulate()
+        coco_eval.summarize()
+    return dict(zip(COCO_STAT_NAMES, coco_eval.stats, strict=True))
+
+
+def test_results_are_scored_as_the_official_evaluators_write_them_without_bbox():
+    # TransPose (lib/dataset/coco.py:417-426) and YOLO-Pose (test.py:212-218) write no bbox, so pycocotools takes a
+    # result's area from its keypoints; with a bbox it takes the box area, which moves the medium/large columns.
+    dataset, detections = _make_dataset(np.random.default_rng(7), 17, num_images=6)
+    boxed = _with_boxes(detections, grow=1.5)
+    official = _pycocotools_stats(dataset, detections)
+    with_bbox = _pycocotools_stats(dataset, boxed)
+    assert with_bbox["AP"] == pytest.approx(official["AP"], abs=1e-12)  # the "all" range ignores areas
+    assert abs(with_bbox["APM"] - official["APM"]) > 0.01 and abs(with_bbox["APL"] - official["APL"]) > 0.01
+    # recall counts matched ground truth only; a result's area decides only whether an *unmatched* result is
+    # ignored in a range (COCOeval.evaluateImg), so ARM / ARL do not depend on it
+    assert (with_bbox["ARM"], with_bbox["ARL"]) == (official["ARM"], official["ARL"])
+    ours = evaluate_coco(dataset, boxed)  # a bbox in the results does not change posezoo's numbers
+    np.testing.assert_allclose([ours[k] for k in COCO_STAT_NAMES], [official[k] for k in COCO_STAT_NAMES], atol=1e-12)
+    assert all("area" not in d for d in boxed)  # the inputs stay untouched
+
+    result = PoseResult(torch.tensor([[10.0, 20.0, 50.0, 100.0]]), torch.tensor([0.75]), torch.ones(1, 17, 3))
+    assert set(results_to_coco(result, 3)[0]) == {"image_id", "category_id", "keypoints", "score"}
+    assert "bbox" in result.to_coco(3)[0]  # predict's predictions.json keeps its boxes

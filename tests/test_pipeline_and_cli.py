@@ -9,24 +9,29 @@ import torch
 from PIL import Image
 
 from drsinet import drsi_net_s
-from posecommon import PosePipeline, PoseResult
-from posecommon.cli import main
+from posecommon import COCO17, PosePipeline, PoseResult
+from posecommon.app.cli import main
 from posecommon.data.synthetic import generate_synthetic_coco
+from posecommon.predict import PredictKernel
 from vttranspose import vttranspose_h_s
 
 
-class _FixedDetector:
-    """Returns the same two boxes for every image (a stand-in for DRSI-Net)."""
+class _FixedDetector(PredictKernel):
+    """Returns the same two boxes for every image (a stand-in for DRSI-Net, its own kernel)."""
 
     boxes = torch.tensor([[2.0, 3.0, 30.0, 60.0], [20.0, 10.0, 60.0, 70.0]])
     scores = torch.tensor([0.9, 0.5])
 
     def __init__(self) -> None:
+        super().__init__(COCO17, ())
         self.calls = 0
 
-    def predict(self, images, score_threshold: float, iou_threshold: float, **options) -> list[PoseResult]:
+    def predict_kernel(self, **options) -> PredictKernel:
+        self.options = options
+        return self
+
+    def __call__(self, images, inputs, run) -> list[PoseResult]:
         self.calls += 1
-        self.options = {"score_threshold": score_threshold, "iou_threshold": iou_threshold, **options}
         keypoints = torch.zeros(2, 17, 3)
         return [PoseResult(self.boxes, self.scores, keypoints) for _ in images]
 
@@ -149,6 +154,36 @@ def test_evaluate_command_prints_the_coco_table(tmp_path, saved_models, capsys):
     assert len(results) == split.num_annotations
 
 
+def test_evaluate_and_predict_commands_accept_a_test_dev_image_info_file(tmp_path, saved_models, capsys):
+    # COCO's image_info_test-dev2017.json holds images but no annotations: results for the evaluation server (as
+    # TransPose writes them for test-dev, lib/dataset/coco.py:113-121, 359-367), never scores
+    split = generate_synthetic_coco(tmp_path / "data", 2, image_size=(96, 80), seed=2, split="val")
+    dataset = json.loads(split.ann_file.read_text())
+    info = tmp_path / "image_info_test-dev.json"
+    info.write_text(json.dumps({"images": dataset["images"], "categories": dataset["categories"]}))
+    detections = [
+        {"image_id": ann["image_id"], "category_id": 1, "bbox": ann["bbox"], "score": 0.9}
+        for ann in dataset["annotations"]
+    ]
+    (tmp_path / "dets.json").write_text(json.dumps(detections))
+    args = ["evaluate", "--weights", str(saved_models["pose"]), "--ann", str(info), "--images", str(split.image_dir)]
+    args += ["--det-json", str(tmp_path / "dets.json")]
+    assert main([*args, "--results", str(tmp_path / "results.json")]) == 0
+    assert "has no annotations (an image-info file)" in capsys.readouterr().out
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {r["image_id"] for r in results} == {image["id"] for image in dataset["images"]}
+    assert all(set(r) == {"image_id", "category_id", "keypoints", "score"} for r in results)
+    assert main(args) == 2  # scoring needs annotations
+    assert "image-info file" in capsys.readouterr().err
+    out = tmp_path / "predicted"
+    images = [str(split.image_dir / image["file_name"]) for image in dataset["images"]]
+    predict = ["predict", *images, "--weights", str(saved_models["detector"]), "--ann", str(info), "--out", str(out)]
+    assert main(predict) == 0  # predictions.json takes the image ids of the image-info file
+    for image in dataset["images"]:
+        written = json.loads((out / f"{Path(image['file_name']).stem}.json").read_text())
+        assert written["image"]["image_id"] == image["id"]
+
+
 def test_evaluate_command_reports_an_empty_annotation_file(tmp_path, saved_models, capsys):
     ann = tmp_path / "ann.json"
     ann.write_text("")
@@ -194,7 +229,7 @@ def test_train_command_under_torchrun_with_two_processes(tmp_path):
     import sys
 
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    command += ["-m", "posecommon.cli", "train", "vttranspose_h_s", "--out", str(tmp_path / "run"), "--steps", "2"]
+    command += ["-m", "posecommon.app.cli", "train", "vttranspose_h_s", "--out", str(tmp_path / "run"), "--steps", "2"]
     command += ["--batch-size", "4", "--input-size", "64", "48", "--synthetic-train", "8", "--synthetic-val", "2"]
     command += ["--synthetic-image-size", "96", "96"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
@@ -218,14 +253,21 @@ def test_single_stage_evaluation_keeps_low_score_detections(tmp_path):
 
         def __init__(self) -> None:
             self.thresholds: list[float] = []
+            self.images = 0
 
-        def predict(self, image, score_threshold: float, iou_threshold: float, max_detections: int) -> PoseResult:
+        def predict_kernel(self, score_threshold: float, iou_threshold: float, max_people: int):
             self.thresholds.append(score_threshold)
-            return PoseResult.empty(17)
+
+            def kernel(images, inputs, run):
+                self.images += len(images)
+                return [PoseResult.empty(17) for _ in images]
+
+            return kernel
 
     split = generate_synthetic_coco(tmp_path, 2, image_size=(64, 64), seed=3, split="val")
     model = Recorder()
     stats, results = evaluate_model(model, split.ann_file, split.image_dir, progress=False)
-    assert model.thresholds == [SINGLE_STAGE_SCORE_THRESHOLD] * 2 and results == [] and stats["AP"] == 0.0
+    assert model.thresholds == [SINGLE_STAGE_SCORE_THRESHOLD] and model.images == 2
+    assert results == [] and stats["AP"] == 0.0
     evaluate_model(model, split.ann_file, split.image_dir, progress=False, score_threshold=0.3)
     assert model.thresholds[-1] == 0.3

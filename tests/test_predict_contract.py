@@ -12,7 +12,8 @@ from PIL import Image
 
 from drsinet import drsi_net_s
 from posecommon import COCO17, InvalidInputError, PosePipeline, PoseResult
-from posecommon.image import load_image
+from posecommon.media.image import load_image
+from posecommon.predict import PredictKernel
 from vttranspose import vttranspose_h_s
 
 DATA = Path(__file__).parent / "data"
@@ -53,7 +54,7 @@ def pose_model():
 def predictor(request, detector, pose_model):
     """``predict`` of each kind of model, as a user calls it."""
     if request.param == "single_stage":
-        return lambda source, **kw: detector.predict(source, score_threshold=0.0, max_detections=5, **kw)
+        return lambda source, **kw: detector.predict(source, score_threshold=0.0, max_people=5, **kw)
     if request.param == "top_down":
         return lambda source, **kw: pose_model.predict(source, flip_test=False, **kw)
     pipeline = PosePipeline(detector, pose_model, score_threshold=0.0, max_people=2, flip_test=False)
@@ -174,14 +175,22 @@ def test_half_runs_bfloat16_on_cpu_and_stays_close_to_float32(detector, pose_mod
     finally:
         handle.remove()
     assert dtypes == [torch.bfloat16, torch.float32]
-    everything = {"score_threshold": 0.0, "iou_threshold": 1.0, "max_detections": 10_000}  # every candidate
+    everything = {"score_threshold": 0.0, "iou_threshold": 1.0, "max_people": 10_000}  # every candidate
     full, half = detector.predict(PHOTO, **everything), detector.predict(PHOTO, half=True, **everything)
     assert len(full) == len(half) == 1020
     vectors = [torch.cat((r.boxes, r.keypoints[..., :2].flatten(1)), dim=1) for r in (full, half)]
-    distance, match = torch.cdist(vectors[0], vectors[1], p=float("inf")).min(dim=1)
+    _, match = torch.cdist(vectors[0], vectors[1], p=float("inf")).min(dim=1)
     assert match.unique().numel() == 1020  # candidates pair up one to one (the order by score may differ)
-    assert distance.max() < 1.0  # pixels, in a 512 x 600 photo (measured 0.13)
-    assert (full.scores - half.scores[match]).abs().max() < 5e-3  # measured 3.5e-4
+    # Pixels, in a 512 x 600 photo. With YOLO-Pose's head wiring the objectness prior of anchors 1 and 2 lands on
+    # anchor 0's joint-1 and joint-3 y logits (DRSIHead), which start at -2.5 to -6.7: bfloat16 keeps 8 bits of
+    # them, and the decode (2 t - 0.5 + g) * stride turns that into up to ~1 input pixel at stride 64.
+    assert (full.boxes - half.boxes[match]).abs().max() < 1.0  # measured 0.08
+    error = (full.keypoints[..., :2] - half.keypoints[match][..., :2]).abs()  # (N, K, 2)
+    prior = torch.zeros(error.shape[1:], dtype=torch.bool)
+    prior[[1, 3], 1] = True
+    assert error[:, ~prior].max() < 1.0  # measured 0.16
+    assert error[:, prior].max() < 10.0  # measured 4.6
+    assert (full.scores - half.scores[match]).abs().max() < 5e-3  # measured 9e-4
     boxes = [[100.0, 50.0, 400.0, 560.0], [0.0, 0.0, 300.0, 300.0]]
     full, half = pose_model.predict(PHOTO, boxes), pose_model.predict(PHOTO, boxes, half=True)
     assert (full.keypoints[..., 2] - half.keypoints[..., 2]).abs().max() < 1e-3  # measured 3e-5
@@ -191,24 +200,38 @@ def test_half_runs_bfloat16_on_cpu_and_stays_close_to_float32(detector, pose_mod
     assert (moved < 4.0).float().mean() >= 0.9
 
 
-class _RecordingDetector:
-    """Returns one fixed box per image and records the options it was called with."""
+class _FixedBoxKernel(PredictKernel):
+    """One fixed box per image; records the batches it runs and how."""
 
-    def __init__(self) -> None:
-        self.calls: list[dict] = []
+    def __init__(self, calls: list) -> None:
+        super().__init__(COCO17, ())
+        self.calls = calls
 
-    def predict(self, images, score_threshold, iou_threshold, **options):
-        self.calls.append({"score_threshold": score_threshold, "iou_threshold": iou_threshold, **options})
+    def __call__(self, images, inputs, run):
+        self.calls.append({"images": len(images), "half": run.half})
         box = torch.tensor([[50.0, 40.0, 400.0, 560.0]])
         return [PoseResult(box, torch.tensor([0.8]), torch.zeros(1, 17, 3)) for _ in images]
+
+
+class _RecordingDetector:
+    """A detector stand-in that records the prediction options its kernel is built with."""
+
+    def __init__(self) -> None:
+        self.options: list[dict] = []
+        self.calls: list[dict] = []
+
+    def predict_kernel(self, **options):
+        self.options.append(options)
+        return _FixedBoxKernel(self.calls)
 
 
 def test_pipeline_passes_its_options_and_checks_them_before_detection(pose_model):
     detector = _RecordingDetector()
     pipeline = PosePipeline(detector, pose_model, 0.3, 0.5, max_people=2, detector_input_size=(64, 64), flip_test=False)
-    pipeline.predict([PHOTO, PHOTO], half=True, batch_size=2)
-    options = {"score_threshold": 0.3, "iou_threshold": 0.5, "max_detections": 2, "input_size": (64, 64)}
-    assert detector.calls == [{**options, "half": True, "batch_size": 2}]
+    results = pipeline.predict([PHOTO, PHOTO], half=True, batch_size=2)
+    options = {"score_threshold": 0.3, "iou_threshold": 0.5, "max_people": 2, "input_size": (64, 64)}
+    assert detector.options == [options] and detector.calls == [{"images": 2, "half": True}]
+    assert [len(r) for r in results] == [1, 1]  # the pose model ran on the detector's box of each image
     with pytest.raises(InvalidInputError, match="flip_tset"):
         PosePipeline(detector, pose_model, flip_tset=False)
     with pytest.raises(InvalidInputError, match="without a pose model"):
@@ -217,6 +240,8 @@ def test_pipeline_passes_its_options_and_checks_them_before_detection(pose_model
         PosePipeline.from_names(pretrained=True)
     with pytest.raises(InvalidInputError, match="flip_tset"):
         PosePipeline.from_names(pose_kwargs={"input_size": (64, 48)}, flip_tset=False)
+    with pytest.raises(InvalidInputError, match="unknown predict option"):
+        pipeline.predict(PHOTO, flip_test=True)  # a model option belongs to the pipeline, not to its predict
     assert len(detector.calls) == 1
 
 

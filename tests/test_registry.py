@@ -5,8 +5,17 @@ import torch
 from torch import nn
 
 import posecommon
-from posecommon import PaperFigures, UnknownModelError, create_model, get_model_info, list_models, register_model
+from posecommon import (
+    ModelInfo,
+    PaperFigures,
+    UnknownModelError,
+    create_model,
+    get_model_info,
+    list_models,
+    register_model,
+)
 from posecommon import registry as registry_module
+from posecommon.registry import model_table
 
 
 class _TinyModel(nn.Module):
@@ -19,11 +28,10 @@ class _TinyModel(nn.Module):
 def tiny_entrypoint() -> Iterator[str]:
     name = "_test_registry_tiny"
 
-    @register_model(
-        family="test",
-        summary="a one-layer model for registry tests",
-        paper=PaperFigures(params_m=0.1, macs_g=1.0, input_size=(8, 8), ap=50.0, source="none"),
-    )
+    figures = PaperFigures(params_m=0.1, macs_g=1.0, input_size=(8, 8), ap=50.0, source="none")
+    table = model_table(ModelInfo(name, "test", "a one-layer model for registry tests", figures))
+
+    @register_model(table)
     def _test_registry_tiny(pretrained: bool | str = False, width: int = 4) -> _TinyModel:
         assert pretrained is False
         return _TinyModel(width)
@@ -65,7 +73,7 @@ def test_registering_a_different_function_under_a_taken_name_fails(tiny_entrypoi
 
     other.__name__ = tiny_entrypoint
     with pytest.raises(ValueError, match="registered twice"):
-        register_model(family="test", summary="dup")(other)
+        register_model(model_table(ModelInfo(tiny_entrypoint, "test", "dup")))(other)
 
 
 def test_every_registered_model_declares_figures_and_builds_on_meta():

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from posecommon import COCO17, InvalidInputError, PoseResult
-from posecommon.image import load_image
 from posecommon.keypoints import generic_keypoint_spec
+from posecommon.media.image import load_image
 
 PHOTO = Path(__file__).parent / "data" / "astronaut.jpg"
 

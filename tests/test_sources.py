@@ -13,9 +13,10 @@ import torch
 from PIL import Image
 
 from posecommon.errors import BadImageError
-from posecommon.image import load_image
-from posecommon.sources import Frame, SourceFailure, download, iter_frames, open_source
-from posecommon.video import VideoWriter, read_video_frames, video_info
+from posecommon.media.download import download
+from posecommon.media.image import load_image
+from posecommon.media.video import VideoWriter, read_video_frames, video_info
+from posecommon.predict.sources import SourceFailure, iter_frames, open_source
 
 DATA = Path(__file__).parent / "data"
 PHOTOS = sorted(p for p in DATA.iterdir() if p.suffix in (".jpg", ".png"))
@@ -39,7 +40,6 @@ def test_the_kind_of_each_input_decides_the_result_type(tmp_path):
     assert open_source(Image.open(photo)).kind == "single"
     assert open_source(np.zeros((4, 5, 3), np.uint8)).kind == "single"
     assert open_source(torch.zeros(3, 4, 5, dtype=torch.uint8)).kind == "single"
-    assert open_source(Frame(torch.zeros(3, 4, 5, dtype=torch.uint8))).kind == "single"
     assert open_source("https://example.org/a.jpg").kind == "single"
     assert open_source([photo, photo]).kind == "list" and open_source((photo,)).kind == "list"
     batch = open_source(torch.zeros(2, 3, 4, 5, dtype=torch.uint8))

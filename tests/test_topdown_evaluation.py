@@ -12,11 +12,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from posecommon import COCO17, DatasetError, InvalidInputError, PoseModel, PreprocessConfig, cli
-from posecommon.cli import main
+from posecommon import COCO17, DatasetError, InvalidInputError, PoseModel, PreprocessConfig
+from posecommon.app import cli
+from posecommon.app.cli import main
 from posecommon.data import load_coco_keypoints
 from posecommon.evaluation import evaluate_model, ground_truth_person_boxes, load_person_detections, oks_nms
-from vttranspose.predict import predict_topdown
+from vttranspose.predict import TopDownKernel
 
 INPUT, HEATMAP = (64, 48), (16, 12)
 PEAKS = torch.tensor([[5.0 + k % 2, 5.0 + k % 6] for k in range(17)])  # heatmap (x, y) of each joint
@@ -48,9 +49,9 @@ class _ConstantPose(PoseModel):
         maps = torch.exp(-((xs - PEAKS[:, 0, None, None]) ** 2 + (ys - PEAKS[:, 1, None, None]) ** 2) / 8.0)
         return (PEAK_VALUE * maps * self.gain).expand(x.shape[0], -1, -1, -1)
 
-    def predict(self, image, boxes, box_scores=None, **kwargs):
+    def predict_kernel(self, **options):
         # no flip test: the flipped crop would give the same maps, which are not the mirror of these
-        return predict_topdown(self, image, boxes, box_scores, **{"flip_test": False, **kwargs})
+        return TopDownKernel(self, **{"flip_test": False, **options})
 
 
 def _expected_keypoints(box_xywh: tuple[float, float, float, float]) -> torch.Tensor:

@@ -1,8 +1,10 @@
 """Training processes killed (SIGKILL) or interrupted (SIGINT) for real, then resumed.
 
-The SIGKILL test forks its training processes from the test process (which has imported torch already), so each of
+The SIGKILL tests fork their training processes from the test process (which has imported torch already), so each of
 the many killed processes costs milliseconds to start, not the seconds of a fresh interpreter; each is a separate
-OS process that writes its own checkpoints and dies without any clean-up.
+OS process that writes its own checkpoints and dies without any clean-up. The random kills land while computing or
+saving; a metrics line is written with one ``write`` call and is too short ever to be cut by them, so the torn-line
+test holds its process inside a line (half written and flushed) and kills it there.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 
 from posecommon.errors import TrainingInterrupted
 from posecommon.train import CheckpointStore, TrainConfig, Trainer
+from posecommon.train.metrics_log import MetricsLog
 from tests.train_fixtures import NoisyRegression, RegressionTask, logged_losses, tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,7 +109,7 @@ def test_sigkill_at_random_moments_loses_at_most_one_checkpoint_and_ends_like_an
                 if seen_at is not None:  # the time of a whole step, checkpoint included
                     step_time = 0.5 * step_time + 0.5 * (now - seen_at) / (logged - seen)
                 seen, seen_at = logged, now
-        time.sleep(rng.uniform(0.0, step_time))  # ... at a random moment of it: computing, logging or saving
+        time.sleep(rng.uniform(0.0, step_time))  # ... at a random moment of it: computing or saving
         if not child.is_alive():
             break
         os.kill(child.pid, signal.SIGKILL)
@@ -135,6 +138,61 @@ def test_sigkill_at_random_moments_loses_at_most_one_checkpoint_and_ends_like_an
     assert final["ema_updates"] == reference["ema_updates"]
 
 
+TORN_STEP = 7
+
+
+def _train_until_torn_write(run_dir: Path, config: dict, ready: Path) -> None:
+    """Train; the record of step ``TORN_STEP`` is written half, flushed, and the process waits there to be killed."""
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+    torch.set_num_threads(1)
+    whole_line = MetricsLog.append
+
+    def append(self: MetricsLog, record: dict) -> None:
+        if record.get("step") != TORN_STEP or "loss" not in record:
+            whole_line(self, record)
+            return
+        line = json.dumps(record) + "\n"
+        if self._handle is None:
+            self._handle = self.path.open("a")
+        self._handle.write(line[: len(line) // 2])
+        self._handle.flush()
+        ready.write_text("half of the line is in the file")
+        while True:
+            time.sleep(1)
+
+    MetricsLog.append = append  # in this forked process only
+    _train(run_dir, config)
+
+
+@pytest.mark.slow
+def test_sigkill_in_the_middle_of_a_log_line_is_trimmed_on_resume(tmp_path, one_thread):
+    config = {**asdict(CONFIG), "total_steps": 12}
+    _train(tmp_path / "straight", {**config, "checkpoint_every": 0})
+    fork = multiprocessing.get_context("fork")
+    run, ready = tmp_path / "killed", tmp_path / "ready"
+    child = fork.Process(target=_train_until_torn_write, args=(run, config, ready))
+    child.start()
+    deadline = time.monotonic() + 120
+    while not ready.exists() and child.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ready.exists(), "the child never reached the torn write"
+    os.kill(child.pid, signal.SIGKILL)  # provably mid-line: the child is parked between the two halves
+    child.join()
+    raw = (run / "metrics.jsonl").read_bytes()
+    torn = raw.splitlines()[-1]
+    assert not raw.endswith(b"\n") and torn.startswith(b'{"step": %d' % TORN_STEP)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(torn)
+    assert _checkpoint_step(run) == TORN_STEP - 1  # the step's checkpoint comes after its log line
+    child = fork.Process(target=_train_in_child, args=(run, config))
+    child.start()
+    child.join(120)
+    assert child.exitcode == 0
+    # Every line parses, every step is logged once, with exactly the losses of an uninterrupted run.
+    assert logged_losses(run) == logged_losses(tmp_path / "straight")
+    assert _checkpoint_step(run) == config["total_steps"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("signal_number", "status", "how"),
@@ -145,7 +203,7 @@ def test_stop_signal_saves_a_checkpoint_and_exits_with_one_line(tmp_path, signal
     """Ctrl-C in a terminal, or a scheduler's SIGTERM: sent to the whole process group (the DataLoader worker gets
     it too), the running step finishes, a checkpoint is written, one line is printed, the status is 128 + signal."""
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "posecommon.cli", "train", "vttranspose_h_s", "--out", str(run)]
+    command = [sys.executable, "-m", "posecommon.app.cli", "train", "vttranspose_h_s", "--out", str(run)]
     command += ["--steps", "100000", "--batch-size", "2", "--input-size", "64", "48", "--synthetic-train", "8"]
     command += ["--synthetic-val", "2", "--synthetic-image-size", "96", "96", "--workers", "1"]
     command += ["--checkpoint-every", "100000"]

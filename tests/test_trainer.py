@@ -296,12 +296,7 @@ def test_another_model_in_the_same_run_directory_is_a_typed_error(tmp_path):
         _trainer(run, _config(4), model=other).fit(resume_anyway=True)
 
 
-def test_earlier_checkpoint_layout_and_fresh_start_over_checkpoints_are_refused(tmp_path):
-    legacy = tmp_path / "old" / "checkpoints" / "last"
-    legacy.mkdir(parents=True)
-    (legacy / "state.json").write_text("{}")
-    with pytest.raises(CheckpointError, match="earlier posezoo version"):
-        _trainer(tmp_path / "old", _config(4)).fit()
+def test_fresh_start_over_checkpoints_is_refused(tmp_path):
     _trainer(tmp_path / "run", _config(4)).fit(stop_step=3)
     with pytest.raises(CheckpointError, match="already holds checkpoints"):
         _trainer(tmp_path / "run", _config(4)).fit(resume=False)
@@ -523,3 +518,88 @@ def test_checkpointing_layout_and_compile_may_change_on_resume(tmp_path):
     _trainer(tmp_path, _config(3)).fit(stop_step=2)
     changed = _config(3, channels_last=True, grad_checkpointing=False, compile=False)
     assert _trainer(tmp_path, changed).resume()  # no RunMismatchError: operational settings
+
+
+class _SavableSequential(torch.nn.Sequential):
+    """The tiny model with a ``save_pretrained`` (what the trainer exports as ``final/``)."""
+
+    def save_pretrained(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(Path(directory) / "model.safetensors"))
+
+
+class _ScriptedAP:
+    """An evaluation callback that returns a scripted AP per step and records the weights it evaluated."""
+
+    def __init__(self, values: dict[int, float]) -> None:
+        self.values = values
+        self.trainer: Trainer | None = None
+        self.weights: dict[int, dict[str, torch.Tensor]] = {}
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        step = self.trainer.step
+        self.weights[step] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return {"AP": self.values[step]}
+
+
+def _best_trainer(run_dir: Path, config: TrainConfig, values: dict[int, float]) -> tuple[Trainer, _ScriptedAP]:
+    evaluate = _ScriptedAP(values)
+    model = _SavableSequential(*tiny_model(dropout=0.2, batch_norm=True))
+    trainer = _trainer(run_dir, config, model=model, evaluate=evaluate)
+    evaluate.trainer = trainer
+    return trainer, evaluate
+
+
+def _final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / "final" / "model.safetensors"))
+
+
+def _assert_weights_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_keep_best_exports_the_best_ap_and_keeps_it_across_an_exact_resume(tmp_path):
+    # TransPose keeps model_best.pth when AP >= the best so far (tools/train.py:215-231): the best here is step 6
+    # (AP 0.9); the later, worse evaluations must not replace it, neither in a straight run nor after a resume
+    # whose first evaluation (step 9) would become the best if the resumed run forgot step 6's record.
+    values = {3: 0.5, 6: 0.9, 9: 0.4, 12: 0.3}
+    config = _config(12, eval_every=3, keep_best=True)
+    straight, seen = _best_trainer(tmp_path / "straight", config, values)
+    result = straight.fit()
+    assert result.best == {"step": 6, "metric": "AP", "value": 0.9}
+    _assert_weights_equal(_final_weights(tmp_path / "straight"), seen.weights[6])  # the EMA weights evaluated
+    names = sorted(p.name for p in (tmp_path / "straight" / "checkpoints").iterdir())
+    assert names == ["best-000000006", "best.json", "latest.json", "step-000000006", "step-000000009",
+                     "step-000000012"]  # fmt: skip
+    assert load_checkpoint(tmp_path / "straight" / "checkpoints" / "step-000000012")["step"] == 12
+
+    run = tmp_path / "resumed"
+    first, _ = _best_trainer(run, config, values)
+    first.fit(stop_step=7)
+    resumed, _ = _best_trainer(run, config, values)
+    assert resumed.fit().best == {"step": 6, "metric": "AP", "value": 0.9}
+    _assert_same_state(straight, resumed)  # the latest checkpoint still carries the exact run
+    _assert_weights_equal(_final_weights(run), _final_weights(tmp_path / "straight"))
+
+    plain, plain_seen = _best_trainer(tmp_path / "plain", _config(12, eval_every=3), values)
+    assert plain.fit().best is None  # without keep_best: final/ = the last step's weights
+    _assert_weights_equal(_final_weights(tmp_path / "plain"), plain_seen.weights[12])
+    assert not torch.equal(plain_seen.weights[12]["0.weight"], seen.weights[6]["0.weight"])
+
+
+def test_keep_best_prefers_the_later_of_equal_aps_and_a_fresh_start_forgets_an_old_best(tmp_path):
+    trainer, seen = _best_trainer(tmp_path / "run", _config(6, eval_every=3, keep_best=True), {3: 0.5, 6: 0.5})
+    assert trainer.fit().best["step"] == 6  # TransPose's `perf_indicator >= best_perf`
+    _assert_weights_equal(_final_weights(tmp_path / "run"), seen.weights[6])
+    store = CheckpointStore(tmp_path / "run" / "checkpoints")
+    state, record = store.load_best()
+    assert record["step"] == 6 and state.keys() == seen.weights[6].keys()
+    (tmp_path / "run" / "checkpoints" / "best-000000006" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="best-000000006"):
+        store.load_best()
+    store.clear_best()
+    assert store.best_record() is None and not list((tmp_path / "run" / "checkpoints").glob("best*"))

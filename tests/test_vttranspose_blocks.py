@@ -272,7 +272,7 @@ def test_official_encoder_layer_for_inference_skips_the_attention_weights_with_e
 def test_predict_runs_the_official_full_attention_one_crop_per_call_on_cpu():
     """``inference_module`` takes the model's ``cpu_chunk_pixels``: one crop per call for TransPose-H-S (its
     per-image time grows with the batch), the default budget for twin attention; outputs equal one call's."""
-    from posecommon.inference import CPU_CHUNK_PIXELS, inference_module
+    from posecommon.predict.inference import CPU_CHUNK_PIXELS, inference_module
     from vttranspose import transpose_h_s, vttranspose_h_s
 
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""predict_topdown: geometry end to end with a stand-in model, the real VTTransPose, and bad boxes/images."""
+"""TopDownKernel: geometry end to end with a stand-in model, the real VTTransPose, and bad boxes/images."""
 
 from __future__ import annotations
 
@@ -13,12 +13,20 @@ from torch import nn
 
 import vttranspose
 from posecommon import BadImageError, HeatmapCodec, InvalidInputError, KeypointSpec, PreprocessConfig, TopDownCodec
-from posecommon.geometry import invert_affine, transform_points
+from posecommon.media.image import load_image
 from posecommon.model import PoseModel
-from vttranspose.predict import predict_topdown
+from posecommon.ops.geometry import invert_affine, transform_points
+from posecommon.predict import RunOptions
+from vttranspose.predict import TopDownKernel
 
 INPUT = (64, 48)
 HEATMAP = (16, 12)
+
+
+def predict_topdown(model, image, boxes, box_scores=None, batch_size=32, **options):
+    """The kernel on one image, as ``predict`` runs it (default run options)."""
+    kernel = TopDownKernel(model, crop_batch_size=batch_size, **options)
+    return kernel([load_image(image)], [{"boxes": boxes, "box_scores": box_scores}], RunOptions())[0]
 
 
 @dataclass(frozen=True)

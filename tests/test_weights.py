@@ -34,7 +34,7 @@ from posecommon import (
     get_model_info,
     list_models,
 )
-from posecommon.weights import load_pretrained, read_safetensors
+from posecommon.hub import load_pretrained, read_safetensors
 from tests.hub_server import TinyPose, register_tiny, tiny_pose
 
 
@@ -222,7 +222,7 @@ def test_fine_tuning_on_another_keypoint_set_keeps_a_fresh_head(
     torch.manual_seed(7)
     fresh_head = tiny_pose(num_joints=5).head.weight.detach().clone()
     torch.manual_seed(7)
-    with caplog.at_level(logging.WARNING, logger="posecommon.weights"):
+    with caplog.at_level(logging.WARNING, logger="posecommon.hub"):
         model = create_model("tiny_pose", pretrained=str(tmp_path / "k17.safetensors"), num_joints=5)
     assert model.pretrained_report.skipped == ("head.bias", "head.weight")
     assert "head.bias, head.weight" in caplog.text

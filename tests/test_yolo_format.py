@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from posecommon.cli import main
+from posecommon.app.cli import main
 from posecommon.data import load_coco_keypoints
 from posecommon.data.synthetic import generate_synthetic_coco
 from posecommon.data.yolo_format import find_yolo_root, prepare_yolo_splits, read_yolo_label_file, yolo_split_to_coco

@@ -13,15 +13,17 @@ from .blocks import (
     VBlock,
     sine_position_table,
 )
+from .claims import attention_scaling
 from .config import VARIANTS, VTTransPoseConfig
-from .convert import ConversionReport, convert_official_checkpoint
+from .convert import ConversionReport, convert_official_checkpoint, convert_official_transpose
 from .hrnet import BasicBlock, Bottleneck, ConvBN, HRModule, HRNetS, HRNetSLayers
 from .imagenet import IMAGENET_HRNET_W32, BackboneLoadReport, load_backbone_weights
-from .model import VTTransPose, feature_size, transpose_h_s, transpose_h_s_twin, vttranspose_h_s
-from .predict import predict_topdown
+from .model import MODELS, VTTransPose, feature_size, transpose_h_s, transpose_h_s_twin, vttranspose_h_s
+from .predict import TopDownKernel
 
 __all__ = [
     "IMAGENET_HRNET_W32",
+    "MODELS",
     "VARIANTS",
     "AsymmetricConv",
     "AxialPositionEmbedding",
@@ -35,6 +37,7 @@ __all__ = [
     "HRModule",
     "HRNetS",
     "HRNetSLayers",
+    "TopDownKernel",
     "TransformerEncoder",
     "TransformerEncoderLayer",
     "TwinAttention",
@@ -43,10 +46,11 @@ __all__ = [
     "VBlock",
     "VTTransPose",
     "VTTransPoseConfig",
+    "attention_scaling",
     "convert_official_checkpoint",
+    "convert_official_transpose",
     "feature_size",
     "load_backbone_weights",
-    "predict_topdown",
     "sine_position_table",
     "transpose_h_s",
     "transpose_h_s_twin",

@@ -46,7 +46,7 @@ class AsymmetricConv(nn.Module):
     ``W[o, i, a, b] = sum_m W_1x3[o, m, 0, b] * W_3x1[m, i, a, 0]`` (zero padding included: the 3x1 output is zero
     wherever the 1x3 kernel reads padding). :meth:`fuse_` merges the two and folds the BatchNorm into the result.
 
-    Reading: eq. 5 has no normalisation; SPEC adds BN + ReLU after the pair, as in the paper's "asymmetric
+    Reading: eq. 5 has no normalisation; we add BN + ReLU after the pair, as in the paper's "asymmetric
     convolution block" of Fig. 5.
 
     Args:
@@ -99,7 +99,7 @@ class VBlock(nn.Module):
     width g. Forward cascade: ``f'_i = AC(K(f_i) + f'_{i-1})`` with ``f'_0 = 0``. Reverse cascade: ``y_s = f'_s``,
     ``y_i = f'_i + AC(y_{i+1})`` for ``i = s-1 .. 1``. Output: ``x + BN(K_1x1(concat(y_1..y_s)))``.
 
-    Readings (eq. 4 is not well formed; SPEC fixes this one):
+    Readings (eq. 4 is not well formed; docs/design/vttranspose.md records this one):
 
     - The reverse cascade adds the *forward* feature f'_i to the asymmetric conv of the next y. This reproduces
       the receptive fields of Table 1: the forward outputs f'_1..f'_4 see 3, 5, 7, 9 pixels and y_1..y_4 see
@@ -166,7 +166,8 @@ class TwinAttention(nn.Module):
     packed q/k/v projection and output projection (as in SOTR's twin transformer). Memory and compute of the
     attention matrices fall from ``(H W)^2`` to ``W H^2 + H W^2``: 96 % less at 64x48 tokens (paper).
 
-    Reading: "column then row" in sequence, with no residual or normalisation between the two passes (SPEC).
+    Reading: "column then row" in sequence, with no residual or normalisation between the two passes
+    (docs/design/vttranspose.md).
 
     Args:
         dim: Channels C (the model width d).
@@ -333,7 +334,7 @@ class AxialPositionEmbedding(nn.Module):
     axis (``align_corners=False``), so any input size works.
 
     Reading: the paper (Twin attention section) gives the two tables' shapes; we add both once, before the
-    first encoder layer, as SPEC states.
+    first encoder layer (docs/design/vttranspose.md).
 
     Args:
         dim: Channels C.

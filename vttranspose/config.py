@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from posecommon.config_utils import check_choice, check_config_fields
+from posecommon.config import check_choice, check_config_fields
 from posecommon.errors import ConfigError
 
 __all__ = ["VARIANTS", "VTTransPoseConfig"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +18,35 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from posecommon.errors import IncompatibleWeightsError, UnsafeWeightsError, WeightsNotFoundError
+from posecommon.errors import (
+    HubUnavailableError,
+    IncompatibleWeightsError,
+    UnsafeWeightsError,
+    WeightsNotFoundError,
+)
+from posecommon.hub import save_pretrained, sha256_file
+from posecommon.media.download import download_to_file, is_url
+from posecommon.model import PoseModel
+from posecommon.registry import create_model, register_converter
 
-__all__ = ["ConversionReport", "convert_official_checkpoint"]
+__all__ = [
+    "OFFICIAL_CHECKPOINT_MAX_BYTES",
+    "OFFICIAL_DOWNLOAD_TIMEOUT_S",
+    "ConversionReport",
+    "convert_official_checkpoint",
+    "convert_official_transpose",
+]
 
 logger = logging.getLogger(__name__)
+
+OFFICIAL_TRANSPOSE_ORIGIN = (
+    "official TransPose-H-S checkpoint tp_h_32_256x192_enc4_d64_h128_mh1.pth (github.com/yangsenius/TransPose), "
+    "trained on COCO train2017"
+)
+OFFICIAL_CHECKPOINT_MAX_BYTES = 512 * 2**20
+"""Size limit of a downloaded official checkpoint (the TransPose-H-S file is 32 MB)."""
+OFFICIAL_DOWNLOAD_TIMEOUT_S = 600.0
+"""Deadline of the whole download of an official checkpoint, in seconds."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +71,10 @@ class ConversionReport:
     def summary(self) -> str:
         """One line: counts of loaded, skipped and missing keys."""
         return f"loaded {len(self.loaded)}, skipped {len(self.skipped)}, missing {len(self.missing)} keys"
+
+    def details(self) -> list[str]:
+        """The skipped checkpoint keys (with the reason) and the model keys left missing, one line each."""
+        return [f"skipped: {k} ({r})" for k, r in self.skipped.items()] + [f"missing: {k}" for k in self.missing]
 
 
 def _read_state_dict(source: str | Path | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -127,3 +156,66 @@ def convert_official_checkpoint(
         target[key].copy_(value.to(dtype=target[key].dtype))
     logger.info("official TransPose-H-S checkpoint: %s", report.summary())
     return report
+
+
+@register_converter(
+    "transpose",
+    family="vttranspose",
+    summary="official TransPose-H-S .pth state dict -> transpose_h_s (or the shared parts of vttranspose_h_s)",
+    models=("transpose_h_s", "vttranspose_h_s"),
+    license="mit",
+)
+def convert_official_transpose(
+    source: str | Path,
+    save_dir: str | Path | None = None,
+    model_name: str | None = None,
+    **overrides: object,
+) -> tuple[PoseModel, ConversionReport]:
+    """Convert the official TransPose-H-S ``.pth`` checkpoint into a posezoo model (and save it as safetensors).
+
+    This is the only place posezoo reads a pickle-based file with torch, and it does so with
+    ``torch.load(weights_only=True)`` (inside :func:`convert_official_checkpoint`), which refuses arbitrary objects.
+    Into ``transpose_h_s`` every key must load (strict); into ``vttranspose_h_s`` only the shared parts load, as a
+    fine-tuning start (see the report). A URL is downloaded by :func:`posecommon.media.download.download_to_file`
+    into a temporary directory that is removed afterwards, within :data:`OFFICIAL_DOWNLOAD_TIMEOUT_S` and
+    :data:`OFFICIAL_CHECKPOINT_MAX_BYTES`. The saved model records the file's name and sha256
+    (``converted_from``); ``posezoo convert transpose FILE --out DIR`` runs this.
+
+    Args:
+        source: Path of the ``.pth`` file, or an ``http(s)://`` URL to download it from.
+        save_dir: If given, the converted model is written there with :func:`~posecommon.hub.save_pretrained`
+            (``config.json``, ``model.safetensors``, ``README.md``), ready for ``PoseModel.from_pretrained``.
+        model_name: ``"transpose_h_s"`` (default) or another model with the official attribute names.
+        **overrides: Config overrides of the model (e.g. ``input_size``).
+
+    Returns:
+        The model with the converted weights and the converter's report.
+
+    Raises:
+        WeightsNotFoundError: the path does not exist.
+        HubUnavailableError: the URL cannot be downloaded (network, HTTP error, deadline or size limit).
+        IncompatibleWeightsError: the checkpoint does not fit ``transpose_h_s`` exactly.
+    """
+    name = model_name or "transpose_h_s"
+    model = create_model(name, **overrides)
+    with tempfile.TemporaryDirectory(prefix="posezoo-official-") as tmp:
+        path = Path(source)
+        if is_url(str(source)):
+            path = download_to_file(
+                str(source),
+                Path(tmp) / "official.pth",
+                OFFICIAL_DOWNLOAD_TIMEOUT_S,
+                OFFICIAL_CHECKPOINT_MAX_BYTES,
+                error=HubUnavailableError,
+            )
+        report = convert_official_checkpoint(path, model, strict=name == "transpose_h_s")
+        digest = sha256_file(path) if path.is_file() else ""
+    if save_dir is not None:
+        origin = "official TransPose-H-S checkpoint (github.com/yangsenius/TransPose, MIT)"
+        if not report.complete:
+            origin += f"; partial conversion into {name}: {report.summary()}"
+        converted_from = {"file": Path(str(source)).name, "sha256": digest, "origin": origin}
+        save_pretrained(
+            model, save_dir, training_data=OFFICIAL_TRANSPOSE_ORIGIN, license="mit", converted_from=converted_from
+        )
+    return model, report  # type: ignore[return-value]

@@ -38,8 +38,7 @@ import torch
 from torch import nn
 
 from posecommon.errors import HubUnavailableError, IncompatibleWeightsError, InvalidInputError, WeightsNotFoundError
-from posecommon.hub import download_file, sha256_file, verify_sha256
-from posecommon.weights import read_safetensors
+from posecommon.hub import download_file, read_safetensors, sha256_file, verify_sha256
 
 from .blocks import VBlock
 

@@ -7,7 +7,7 @@ blocks kept).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,27 +16,17 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from posecommon.config_utils import config_for_keypoints, replace_config
+from posecommon.config import replace_config
 from posecommon.data.topdown import TopDownAugmentation, TopDownCocoDataset
 from posecommon.errors import InvalidInputError
-from posecommon.inference import CPU_CHUNK_PIXELS
 from posecommon.keypoints import KeypointSpec
-from posecommon.model import PoseModel
-from posecommon.predictor import (
-    autocast_context,
-    check_batch_size,
-    move_to_device,
-    per_frame,
-    run_predict,
-    whole_image_box,
-)
+from posecommon.model import PoseModel, build_model
+from posecommon.predict import CPU_CHUNK_PIXELS, run_predict
 from posecommon.preprocess import PreprocessConfig
-from posecommon.registry import PaperFigures, register_model
-from posecommon.sources import Frame, open_source
+from posecommon.registry import ModelInfo, PaperFigures, model_table, register_model
 from posecommon.structures import PoseResult
 from posecommon.train.recipe import TrainRecipe
 from posecommon.train.topdown_task import TopDownTask
-from posecommon.weights import load_pretrained
 
 from .blocks import (
     AxialPositionEmbedding,
@@ -49,10 +39,10 @@ from .blocks import (
 from .config import VARIANTS, VTTransPoseConfig
 from .hrnet import HRNetSLayers
 from .imagenet import BackboneLoadReport, load_backbone_weights
-from .predict import predict_topdown
-from .recipe import VTTRANSPOSE_RECIPE
+from .predict import TopDownKernel
+from .recipe import vttranspose_recipe
 
-__all__ = ["VTTransPose", "feature_size", "transpose_h_s", "transpose_h_s_twin", "vttranspose_h_s"]
+__all__ = ["MODELS", "VTTransPose", "feature_size", "transpose_h_s", "transpose_h_s_twin", "vttranspose_h_s"]
 
 
 def feature_size(input_size: tuple[int, int]) -> tuple[int, int]:
@@ -74,6 +64,10 @@ class VTTransPose(HRNetSLayers, PoseModel):
     N(0, 0.001), BatchNorm (1, 0), linear layers Xavier-uniform with zero bias; the official training then starts
     the stem and stages 1-3 from ImageNet HRNet-W32 (:meth:`init_backbone`, ``backbone_weights="imagenet"``).
 
+    Build option (a keyword of the entrypoints beside the config fields): ``backbone_weights``, ``"none"`` (the
+    default), ``"imagenet"`` (the official training start: ImageNet HRNet-W32 in the stem and stages 1-3,
+    :meth:`init_backbone`) or the path of a safetensors file in that layout; not together with ``pretrained=``.
+
     Args:
         config: Architecture (see :data:`~vttranspose.config.VARIANTS`).
         keypoint_spec: Keypoint set; defaults to COCO-17 for 17 joints.
@@ -83,11 +77,16 @@ class VTTransPose(HRNetSLayers, PoseModel):
         - Output: ``(B, K, ceil(H / 4), ceil(W / 4))`` raw heatmaps, in train and eval mode alike
     """
 
+    variants: ClassVar[dict[str, VTTransPoseConfig]] = VARIANTS
+    build_options: ClassVar[tuple[str, ...]] = ("backbone_weights",)
     head_prefixes: tuple[str, ...] = ("final_layer.",)
     """State-dict prefixes of the keypoint head (replaced when fine-tuning for another ``num_joints``)."""
-    train_recipe: ClassVar[TrainRecipe] = VTTRANSPOSE_RECIPE
-    """Paper, "Training details": Adam, cosine annealing from 1e-4 to 1e-5 per epoch, 240 epochs of batch 16
-    (:mod:`vttranspose.recipe`)."""
+
+    @property
+    def train_recipe(self) -> TrainRecipe:  # type: ignore[override]
+        """Paper, "Training details": Adam, cosine annealing from 1e-4 to 1e-5 per epoch, 240 epochs of batch 16 in
+        float32, best validation AP kept; batch 32 for ``transpose_h_s`` (:mod:`vttranspose.recipe`)."""
+        return vttranspose_recipe(self.model_name)
 
     def __init__(self, config: VTTransPoseConfig, keypoint_spec: KeypointSpec | None = None) -> None:
         super().__init__(config, keypoint_spec)
@@ -172,88 +171,69 @@ class VTTransPose(HRNetSLayers, PoseModel):
         x = self.reduce(self.forward_hrnet(x))
         return self.final_layer(self.forward_encoder(x))
 
+    def predict_kernel(
+        self,
+        flip_test: bool = True,
+        use_dark: bool = True,
+        padding: float = 1.25,
+        input_size: tuple[int, int] | None = None,
+        crop_batch_size: int = 32,
+    ) -> TopDownKernel:
+        """The kernel :meth:`predict` runs (crop per box, flip test, DARK decoding, instance score ``box score x
+        mean keypoint confidence > 0.2``); its arguments are this model's prediction options.
+
+        Args:
+            flip_test: Average with the mirrored crops' heatmaps (TransPose's flip test).
+            use_dark: Decode with DARK (TransPose's default); otherwise argmax + quarter-pixel shift.
+            padding: Box padding factor.
+            input_size: Crop size ``(H, W)``; ``None``: the size the model was built for.
+            crop_batch_size: Crops per forward pass.
+        """
+        return TopDownKernel(self, flip_test, use_dark, padding, input_size, crop_batch_size)
+
     def predict(
         self,
         source: Any,
         boxes: torch.Tensor | np.ndarray | list | None = None,
         box_scores: torch.Tensor | np.ndarray | list | None = None,
-        *,
-        flip_test: bool = True,
-        use_dark: bool = True,
-        padding: float = 1.25,
-        batch_size: int = 32,
-        input_size: tuple[int, int] | None = None,
-        device: torch.device | str | None = None,
-        half: bool = False,
-        bgr: bool = False,
-        stream: bool = False,
-        fuse: bool = True,
-        channels_last: bool | None = None,
+        **options: Any,
     ) -> PoseResult | list[PoseResult] | Iterator[PoseResult]:
-        """Keypoints of the people in the given boxes, or of the whole image, following the predict contract.
-
-        Each image is run through :func:`~vttranspose.predict.predict_topdown` (crop per box, flip test, DARK
-        decoding, instance score ``box score x mean keypoint confidence > 0.2``).
+        """Keypoints of the people in the given boxes, or of the whole image (:meth:`PoseModel.predict
+        <posecommon.PoseModel.predict>` with per-image boxes).
 
         Args:
-            source: An image, a list of images, a directory, glob, URL, video or generator
-                (see :mod:`posecommon.sources`).
+            source: An image, a list of images, a directory, glob, URL, video or generator.
             boxes: Person boxes ``(x1, y1, x2, y2)`` in image pixels: ``(N, 4)`` for a single image, a list with
-                one ``(N_i, 4)`` entry per image for a list input; ``None``: the whole image is one box
-                (:func:`~posecommon.predictor.whole_image_box`), as ``posezoo predict`` does without a detector.
+                one ``(N_i, 4)`` entry per image for a list input; ``None``: the whole image is one box.
             box_scores: Detector scores, shaped like ``boxes`` without the last axis; 1 when omitted.
-            flip_test: Average with the mirrored crops' heatmaps (TransPose's flip test).
-            use_dark: Decode with DARK (TransPose's default); otherwise argmax + quarter-pixel shift.
-            padding: Box padding factor.
-            batch_size: Crops (boxes) per forward pass; images run one at a time.
-            input_size: Crop size ``(H, W)``; ``None``: the size the model was built for.
-            device: Move the model there first (in place); None keeps it where it is.
-            half: Run the network in float16 (CUDA) / bfloat16 (CPU) under autocast; decoding stays float32.
-            bgr: Arrays and tensors are in BGR channel order.
-            stream: Return an iterator whatever the input.
-            fuse: Run a cached copy with BatchNorm folded and AsymmetricConv merged.
-            channels_last: Run in channels-last memory; ``None``: on CPU only.
+            **options: The options of :meth:`predict_kernel` and the run options
+                (:class:`~posecommon.predict.RunOptions`).
 
         Returns:
-            One :class:`~posecommon.PoseResult` for a single image, a list for a list input, an iterator for a
-            stream (see :mod:`posecommon.predictor`); keypoints ``(N, K, 3)`` ``(x, y, heatmap maximum)`` in image
-            pixels.
+            As :meth:`PoseModel.predict <posecommon.PoseModel.predict>`; keypoints ``(N, K, 3)``
+            ``(x, y, heatmap maximum)`` in image pixels.
 
         Raises:
+            InvalidInputError: malformed boxes or scores, boxes for a stream, or a bad option.
             BadImageError: an image cannot be loaded.
-            InvalidInputError: malformed boxes or scores, boxes for a stream, a bad ``input_size`` or ``batch_size``.
         """
-        size = _check_input_size(input_size)
-        check_batch_size(batch_size)
-        opened = open_source(source, bgr=bgr)
-        boxes_of, scores_of = per_frame(opened, boxes, "boxes"), per_frame(opened, box_scores, "box_scores")
-        if boxes is None and box_scores is not None:
-            raise InvalidInputError("box_scores were given without boxes")
-        on = move_to_device([self], device)
+        per_image = {"boxes": boxes, "box_scores": box_scores}
+        return run_predict(self.predict_kernel, source, per_image=per_image, **options)
 
-        def predict_frames(frames: list[Frame]) -> list[PoseResult]:
-            results = []
-            for frame in frames:
-                frame_boxes = boxes_of(frame)
-                with autocast_context(on, half):
-                    results.append(
-                        predict_topdown(
-                            self,
-                            frame.pixels,
-                            whole_image_box(frame.pixels) if frame_boxes is None else frame_boxes,
-                            scores_of(frame),
-                            flip_test=flip_test,
-                            use_dark=use_dark,
-                            batch_size=batch_size,
-                            padding=padding,
-                            fuse=fuse,
-                            channels_last=channels_last,
-                            input_size=size,
-                        )
-                    )
-            return results
+    def apply_build_options(self, pretrained: bool, backbone_weights: str | Path = "none") -> None:
+        """Initialise the backbone as ``backbone_weights`` says (see the class docstring).
 
-        return run_predict(opened, predict_frames, stream=stream, keypoint_spec=self.keypoint_spec)
+        Raises:
+            InvalidInputError: backbone weights together with ``pretrained=`` (which replaces the whole model).
+        """
+        if str(backbone_weights) == "none":
+            return
+        if pretrained:
+            raise InvalidInputError(
+                f"pass pretrained= or backbone_weights=, not both: pretrained weights replace the whole model, "
+                f"including the {str(backbone_weights)!r} backbone"
+            )
+        self.init_backbone(backbone_weights)
 
     def init_backbone(self, weights: str | Path = "imagenet") -> BackboneLoadReport:
         """Initialise the stem and stages 1-3 from ImageNet HRNet-W32, as the official recipe does.
@@ -298,10 +278,9 @@ class VTTransPose(HRNetSLayers, PoseModel):
     def cpu_chunk_pixels(self) -> int:
         """Largest ``batch x H x W`` per call that :func:`~posecommon.inference_module` runs on CPU.
 
-        The default budget (:data:`~posecommon.inference.CPU_CHUNK_PIXELS`, eight 256x192 crops) for twin attention,
-        which gains from batching (per image at batch 8: 0.84-0.91x of batch 1); one crop per call for the official
-        full attention, whose per-image time grows with the batch (one thread, fused, channels-last, batch 8 against
-        1: encoder 1.09x, HRNet 1.03x, whole model 1.00-1.06x over four runs).
+        The default budget (:data:`~posecommon.predict.CPU_CHUNK_PIXELS`, eight 256x192 crops) for twin attention,
+        which gains from batching; one crop per call for the official full attention, whose per-image time grows
+        with the batch (measurements: docs/benchmarks.md, "bf16 and batch scaling").
         """
         return 1 if self.config.attention == "full" else CPU_CHUNK_PIXELS
 
@@ -320,86 +299,45 @@ class VTTransPose(HRNetSLayers, PoseModel):
         return self
 
 
-def _check_input_size(input_size: Sequence[int] | None) -> tuple[int, int] | None:
-    if input_size is None:
-        return None
-    size = tuple(input_size)
-    if len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 8 or v % 4 for v in size):
-        raise InvalidInputError(
-            f"input_size must be two multiples of 4 (the heatmap stride), at least 8, as (H, W); got {input_size!r}"
-        )
-    return size  # type: ignore[return-value]
-
-
-def _create(name: str, pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
-    keypoint_spec = kwargs.pop("keypoint_spec", None)
-    backbone_weights = str(kwargs.pop("backbone_weights", "none"))
-    if pretrained and backbone_weights != "none":
-        raise InvalidInputError(
-            f"pass pretrained= or backbone_weights=, not both: pretrained weights replace the whole model, including "
-            f"the {backbone_weights!r} backbone"
-        )
-    model = VTTransPose(config_for_keypoints(VARIANTS[name], keypoint_spec, **kwargs), keypoint_spec=keypoint_spec)
-    model.model_name = name
-    if backbone_weights != "none":
-        model.init_backbone(backbone_weights)
-    return load_pretrained(model, name, pretrained)
-
-
-@register_model(
-    family="vttranspose",
-    summary="VTTransPose: HRNet-S-W32 with 8 V blocks + 4-layer twin-attention encoder (d=64)",
-    paper=PaperFigures(6.0, 5.4, (256, 192), ap=74.6, source="VTTransPose paper, Table 3 (COCO val2017)"),
-)
-def vttranspose_h_s(pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
-    """The paper's VTTransPose (HRNet-S-W32 with V blocks, twin-attention encoder), 6.0M params.
-
-    Args:
-        pretrained: ``False``, ``True`` (default published weights), a weight tag, a ``.safetensors`` path or
-            ``"hf-hub:org/repo[@revision]"`` (see :func:`posecommon.load_pretrained`).
-        **kwargs: :class:`~vttranspose.config.VTTransPoseConfig` overrides (``num_joints``, ``input_size``, ...),
-            ``keypoint_spec``, and ``backbone_weights``: ``"none"`` (default), ``"imagenet"`` (the official
-            training start: ImageNet HRNet-W32 in the stem and stages 1-3, :meth:`VTTransPose.init_backbone`) or
-            the path of a safetensors file in that layout.
-    """
-    return _create("vttranspose_h_s", pretrained, **kwargs)
-
-
-@register_model(
-    family="vttranspose",
-    summary="TransPose-H-S baseline: HRNet-S-W32 + 4-layer full self-attention encoder (official layout)",
-    paper=PaperFigures(8.0, 10.2, (256, 192), ap=74.2, source="VTTransPose paper, Table 3 (COCO val2017)"),
-)
-def transpose_h_s(pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
-    """The TransPose-H-S baseline in the official layout (loads the official checkpoint via the converter).
-
-    Args:
-        pretrained: ``False``, ``True`` (default published weights), a weight tag, a ``.safetensors`` path or
-            ``"hf-hub:org/repo[@revision]"`` (see :func:`posecommon.load_pretrained`).
-        **kwargs: :class:`~vttranspose.config.VTTransPoseConfig` overrides (``num_joints``, ``input_size``, ...),
-            ``keypoint_spec``, and ``backbone_weights``: ``"none"`` (default), ``"imagenet"`` (the official
-            training start: ImageNet HRNet-W32 in the stem and stages 1-3, :meth:`VTTransPose.init_backbone`) or
-            the path of a safetensors file in that layout.
-    """
-    return _create("transpose_h_s", pretrained, **kwargs)
-
-
-@register_model(
-    family="vttranspose",
-    summary="TransPose-H-S + twin attention (Table 5 ablation): basic blocks kept, twin-attention encoder",
-    paper=PaperFigures(
-        8.0, None, (256, 192), ap=76.3, source="VTTransPose paper, Table 5 (COCO val2017, ground-truth boxes)"
+MODELS = model_table(
+    ModelInfo(
+        "vttranspose_h_s",
+        "vttranspose",
+        "VTTransPose: HRNet-S-W32 with 8 V blocks + 4-layer twin-attention encoder (d=64)",
+        PaperFigures(6.0, 5.4, (256, 192), ap=74.6, source="VTTransPose paper, Table 3 (COCO val2017)"),
+    ),
+    ModelInfo(
+        "transpose_h_s",
+        "vttranspose",
+        "TransPose-H-S baseline: HRNet-S-W32 + 4-layer full self-attention encoder (official layout)",
+        PaperFigures(8.0, 10.2, (256, 192), ap=74.2, source="VTTransPose paper, Table 3 (COCO val2017)"),
+    ),
+    ModelInfo(
+        "transpose_h_s_twin",
+        "vttranspose",
+        "TransPose-H-S + twin attention (Table 5 ablation): basic blocks kept, twin-attention encoder",
+        PaperFigures(8.0, None, (256, 192), ap=76.3, source="VTTransPose paper, Table 5 (COCO val2017, GT boxes)"),
     ),
 )
-def transpose_h_s_twin(pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
-    """TransPose-H-S with the twin-attention encoder and its basic blocks kept (Table 5, middle row).
+"""Paper figures of the registered models (their architectures: :data:`~vttranspose.config.VARIANTS`)."""
 
-    Args:
-        pretrained: ``False``, ``True`` (default published weights), a weight tag, a ``.safetensors`` path or
-            ``"hf-hub:org/repo[@revision]"`` (see :func:`posecommon.load_pretrained`).
-        **kwargs: :class:`~vttranspose.config.VTTransPoseConfig` overrides (``num_joints``, ``input_size``, ...),
-            ``keypoint_spec``, and ``backbone_weights``: ``"none"`` (default), ``"imagenet"`` (the official
-            training start: ImageNet HRNet-W32 in the stem and stages 1-3, :meth:`VTTransPose.init_backbone`) or
-            the path of a safetensors file in that layout.
-    """
-    return _create("transpose_h_s_twin", pretrained, **kwargs)
+
+@register_model(MODELS)
+def vttranspose_h_s(pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
+    """The paper's VTTransPose, 6.0M params; keywords: :class:`~vttranspose.config.VTTransPoseConfig` fields and
+    ``backbone_weights`` (see :class:`VTTransPose` and :func:`~posecommon.build_model`)."""
+    return build_model(VTTransPose, "vttranspose_h_s", pretrained, **kwargs)
+
+
+@register_model(MODELS)
+def transpose_h_s(pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
+    """TransPose-H-S in the official layout (the official checkpoint converts into it); keywords as
+    :func:`vttranspose_h_s`."""
+    return build_model(VTTransPose, "transpose_h_s", pretrained, **kwargs)
+
+
+@register_model(MODELS)
+def transpose_h_s_twin(pretrained: bool | str = False, **kwargs: Any) -> VTTransPose:
+    """TransPose-H-S with the twin-attention encoder, basic blocks kept (Table 5, middle row); keywords as
+    :func:`vttranspose_h_s`."""
+    return build_model(VTTransPose, "transpose_h_s_twin", pretrained, **kwargs)

@@ -1,8 +1,8 @@
-"""Top-down inference: person boxes on one image -> affine crops -> heatmaps (+ flip test) -> keypoints in the image.
+"""Top-down predict kernel: person boxes on images -> affine crops -> heatmaps (+ flip test) -> keypoints in the image.
 
 Shape key: N person boxes, K joints; boxes ``(N, 4)`` ``xyxy`` in image pixels; crops ``(N, 3, H, W)`` with
-``(H, W)`` = ``model.preprocess.input_size``; heatmaps ``(N, K, h, w)``. Pixel centres are integer coordinates
-everywhere (see :mod:`posecommon.geometry`).
+``(H, W)`` the crop size; heatmaps ``(N, K, h, w)``. Pixel centres are integer coordinates everywhere (see
+:mod:`posecommon.ops.geometry`).
 
 As TransPose's ``validate`` + ``evaluate`` (``lib/core/function.py:98-198``, ``lib/dataset/coco.py:290-357``), through
 :class:`~posecommon.codecs.TopDownCodec`: each box becomes a region (``_xywh2cs``: centre ``x + (w - 1) / 2``,
@@ -11,12 +11,13 @@ mean/std, run through the model together with the horizontally flipped crop (ave
 no shift), decoded with DARK in heatmap pixels, mapped straight back to the image with the inverse heatmap-size
 transform, and scored ``box score x mean keypoint confidence above 0.2``
 (:func:`posecommon.evaluation.instance_scores`). OKS-NMS across instances is the evaluation's job
-(:func:`posecommon.evaluation.predict_dataset`), not prediction's.
+(:func:`posecommon.evaluation.evaluate_model`), not prediction's.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,14 +25,19 @@ import torch
 from posecommon.codecs import TopDownCodec, flip_average
 from posecommon.errors import InvalidInputError
 from posecommon.evaluation import instance_scores
-from posecommon.image import ImageInput, load_image
-from posecommon.inference import running_for_inference
+from posecommon.model import PoseModel
+from posecommon.predict import (
+    PredictKernel,
+    RunOptions,
+    autocast_context,
+    check_count,
+    model_device,
+    running_for_inference,
+    whole_image_box,
+)
 from posecommon.structures import PoseResult
 
-if TYPE_CHECKING:
-    from .model import VTTransPose
-
-__all__ = ["predict_topdown"]
+__all__ = ["TopDownKernel"]
 
 
 def _as_float_tensor(values: torch.Tensor | np.ndarray | list) -> torch.Tensor:
@@ -46,7 +52,7 @@ def _as_float_tensor(values: torch.Tensor | np.ndarray | list) -> torch.Tensor:
 def _as_boxes(
     boxes: torch.Tensor | np.ndarray | list, box_scores: torch.Tensor | np.ndarray | list | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validated float32 CPU ``(N, 4)`` boxes and ``(N,)`` scores (NaN, inf and inverted boxes are rejected)."""
+    """Validated float32 CPU ``(N, 4)`` boxes and ``(N,)`` scores (NaN and inf are rejected)."""
     boxes = _as_float_tensor(boxes)
     if boxes.numel() == 0:
         boxes = boxes.reshape(0, 4)
@@ -63,84 +69,121 @@ def _as_boxes(
     return boxes, scores
 
 
-@torch.no_grad()
-def predict_topdown(
-    model: VTTransPose,
-    image: ImageInput,
-    boxes: torch.Tensor | np.ndarray | list,
-    box_scores: torch.Tensor | np.ndarray | list | None = None,
-    flip_test: bool = True,
-    use_dark: bool = True,
-    batch_size: int = 32,
-    padding: float = 1.25,
-    fuse: bool = True,
-    channels_last: bool | None = None,
-    input_size: tuple[int, int] | None = None,
-) -> PoseResult:
-    """Keypoints of the people in ``boxes`` on one image.
+def _check_input_size(input_size: Sequence[int] | None) -> tuple[int, int] | None:
+    if input_size is None:
+        return None
+    size = tuple(input_size)
+    if len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 8 or v % 4 for v in size):
+        raise InvalidInputError(
+            f"input_size must be two multiples of 4 (the heatmap stride), at least 8, as (H, W); got {input_size!r}"
+        )
+    return size  # type: ignore[return-value]
 
-    Boxes may lie partly or wholly outside the image (the outside is padded with ``model.preprocess.pad_value``).
-    Boxes of zero width and/or height are valid: the crop is grown to the input aspect ratio and to at least
-    2 pixels. A box ``(x1, y1, x2, y2)`` is treated as the COCO box ``(x1, y1, x2 - x1, y2 - y1)``, as the official
-    code treats a detection (:meth:`~posecommon.codecs.TopDownCodec.regions`). The model runs in eval mode, by
-    default as a cached fused copy (:mod:`posecommon.inference`); the model's own train/eval mode is left as it was.
+
+class TopDownKernel(PredictKernel):
+    """Keypoints of the people in given boxes (per-image inputs ``boxes`` and ``box_scores``), TransPose's way.
+
+    Without boxes an image is one box covering it (:func:`~posecommon.predict.whole_image_box`), as ``posezoo
+    predict`` does without a detector. Boxes may lie partly or wholly outside the image (the outside is padded with
+    ``model.preprocess.pad_value``); boxes of zero width and/or height are valid (the crop is grown to the input
+    aspect ratio and to at least 2 pixels). A box ``(x1, y1, x2, y2)`` is treated as the COCO box
+    ``(x1, y1, x2 - x1, y2 - y1)``, as the official code treats a detection
+    (:meth:`~posecommon.codecs.TopDownCodec.regions`). The model runs in eval mode, by default as a cached fused
+    copy (:mod:`posecommon.predict.inference`); the model's own train/eval mode is left as it was.
+
+    Per-image inputs (``predict(image, boxes, box_scores)``): ``boxes`` ``(N, 4)`` ``(x1, y1, x2, y2)`` in image
+    pixels (``N = 0`` gives an empty result); ``box_scores`` ``(N,)`` detector scores, 1 when omitted.
 
     Args:
         model: A VTTransPose / TransPose-H-S model (anything with ``preprocess``, ``keypoint_spec`` and a forward
             returning ``(B, K, h, w)`` heatmaps).
-        image: Path, PIL image, numpy array or ``(3, H, W)`` uint8 tensor (see :func:`posecommon.image.load_image`).
-        boxes: ``(N, 4)`` person boxes ``(x1, y1, x2, y2)`` in image pixels; ``N = 0`` gives an empty result.
-        box_scores: ``(N,)`` detector scores; 1 when omitted.
         flip_test: Average with the heatmaps of the mirrored crops (TransPose's flip test; no heatmap shift).
         use_dark: Decode with DARK (TransPose's default); otherwise argmax + quarter-pixel shift.
-        batch_size: Crops per forward pass.
         padding: Box padding factor.
-        fuse: Run a cached copy with BatchNorm folded and AsymmetricConv merged
-            (:func:`~posecommon.inference.inference_module`).
-        channels_last: Run in channels-last memory; ``None``: on CPU only.
-        input_size: Crop size ``(H, W)``; ``None``: ``model.preprocess.input_size`` (the size it was built for).
-
-    Returns:
-        :class:`~posecommon.PoseResult` on the model's device: the input boxes, instance scores
-        ``box score x mean keypoint confidence (> 0.2)`` and ``(N, K, 3)`` keypoints ``(x, y, heatmap maximum)``
-        in image pixels.
+        input_size: Crop size ``(H, W)``; ``None``: the size the model was built for.
+        crop_batch_size: Crops per forward pass (the boxes of a batch of images are cropped together).
 
     Raises:
-        BadImageError: the image cannot be loaded.
-        InvalidInputError: boxes are not ``(N, 4)``, contain NaN/inf, or are inverted (``x2 < x1`` or ``y2 < y1``);
-            ``box_scores`` has the wrong shape.
+        InvalidInputError: a bad ``input_size`` (two multiples of 4, at least 8) or ``crop_batch_size``.
     """
-    if batch_size < 1:
-        raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
-    pixels = load_image(image)
-    boxes, box_scores = _as_boxes(boxes, box_scores)
-    param = next(model.parameters())
-    num_joints = model.keypoint_spec.num_joints
-    if boxes.shape[0] == 0:
-        return PoseResult.empty(num_joints, device=param.device)
-    preprocess = model.preprocess
-    input_h, input_w = input_size or preprocess.input_size
-    # regions and crops do not depend on the heatmap size; decoding uses the network's output size
-    cropper = TopDownCodec((input_h, input_w), (input_h, input_w), padding=padding)
-    regions = cropper.regions(boxes)
-    pixels = pixels.to(param.device)
-    keypoints, confidences = [], []
-    with running_for_inference(model, fuse, channels_last) as net:
-        for start in range(0, boxes.shape[0], batch_size):
-            part = regions[start : start + batch_size]
-            crops = cropper.crop(pixels, part, pad_value=preprocess.pad_value)
-            inputs = preprocess.normalize(crops).to(param.dtype)
-            heatmaps = net(inputs).float()
-            if flip_test:
-                flipped = net(inputs.flip(-1)).float()
-                heatmaps = flip_average(heatmaps, flipped, model.keypoint_spec.flip_indices)
-            codec = TopDownCodec((input_h, input_w), tuple(heatmaps.shape[-2:]), use_dark=use_dark, padding=padding)
-            image_points, scores = codec.decode(heatmaps, part)
-            keypoints.append(image_points)
-            confidences.append(scores)
-    keypoints = torch.cat(keypoints)
-    confidences = torch.cat(confidences)
-    boxes, box_scores = boxes.to(param.device), box_scores.to(param.device)
-    return PoseResult(
-        boxes, instance_scores(box_scores, confidences), torch.cat((keypoints, confidences[..., None]), dim=-1)
-    )
+
+    per_image_inputs = ("boxes", "box_scores")
+
+    def __init__(
+        self,
+        model: PoseModel,
+        flip_test: bool = True,
+        use_dark: bool = True,
+        padding: float = 1.25,
+        input_size: Sequence[int] | None = None,
+        crop_batch_size: int = 32,
+    ) -> None:
+        super().__init__(model.keypoint_spec, (model,))
+        self.model = model
+        self.flip_test = flip_test
+        self.use_dark = use_dark
+        self.padding = padding
+        self.input_size = _check_input_size(input_size) or tuple(model.preprocess.input_size)
+        self.crop_batch_size = check_count("crop_batch_size", crop_batch_size)
+
+    @torch.no_grad()
+    def __call__(
+        self, images: Sequence[torch.Tensor], inputs: Sequence[Mapping[str, Any]], run: RunOptions
+    ) -> list[PoseResult]:
+        """Per image: the input boxes, instance scores ``box score x mean keypoint confidence (> 0.2)`` and
+        ``(N, K, 3)`` keypoints ``(x, y, heatmap maximum)`` in image pixels, on the model's device."""
+        device = model_device(self.model)
+        boxes, scores = [], []
+        for pixels, given in zip(images, inputs, strict=True):
+            if given.get("boxes") is None and given.get("box_scores") is not None:
+                raise InvalidInputError("box_scores were given without boxes")
+            image_boxes = given.get("boxes")
+            image_boxes, image_scores = _as_boxes(
+                whole_image_box(pixels) if image_boxes is None else image_boxes, given.get("box_scores")
+            )
+            boxes.append(image_boxes)
+            scores.append(image_scores)
+        keypoints = self._keypoints(images, boxes, run, device)
+        results = []
+        for image_boxes, image_scores, points in zip(boxes, scores, keypoints, strict=True):
+            image_boxes, image_scores = image_boxes.to(device), image_scores.to(device)
+            if image_boxes.shape[0] == 0:
+                results.append(PoseResult.empty(self.keypoint_spec.num_joints, device=device))
+                continue
+            results.append(PoseResult(image_boxes, instance_scores(image_scores, points[..., 2]), points))
+        return results
+
+    def _keypoints(
+        self, images: Sequence[torch.Tensor], boxes: list[torch.Tensor], run: RunOptions, device: torch.device
+    ) -> list[torch.Tensor]:
+        """``(N_i, K, 3)`` keypoints of each image's boxes; crops of all images run ``crop_batch_size`` at a time."""
+        preprocess = self.model.preprocess
+        dtype = next(self.model.parameters()).dtype
+        cropper = TopDownCodec(self.input_size, self.input_size, padding=self.padding)
+        # one entry per crop: (image index, region)
+        owners = torch.cat([torch.full((b.shape[0],), i, dtype=torch.long) for i, b in enumerate(boxes)])
+        regions = cropper.regions(torch.cat(boxes)) if owners.numel() else None
+        points: list[torch.Tensor] = []
+        flip_indices = self.keypoint_spec.flip_indices
+        with running_for_inference(self.model, run.fuse, run.channels_last) as net:
+            for start in range(0, owners.numel(), self.crop_batch_size):
+                part = slice(start, start + self.crop_batch_size)
+                crops = torch.cat(
+                    [
+                        cropper.crop(images[int(i)].to(device), regions[part][owners[part] == i], preprocess.pad_value)
+                        for i in owners[part].unique_consecutive()
+                    ]
+                )
+                inputs = preprocess.normalize(crops).to(dtype)
+                with autocast_context(device, run.half):
+                    heatmaps = net(inputs).float()
+                    flipped = net(inputs.flip(-1)).float() if self.flip_test else None
+                if flipped is not None:
+                    heatmaps = flip_average(heatmaps, flipped, flip_indices)
+                codec = TopDownCodec(
+                    self.input_size, tuple(heatmaps.shape[-2:]), use_dark=self.use_dark, padding=self.padding
+                )
+                image_points, confidences = codec.decode(heatmaps, regions[part])
+                points.append(torch.cat((image_points, confidences[..., None]), dim=-1))
+        joined = torch.cat(points) if points else torch.zeros(0, self.keypoint_spec.num_joints, 3, device=device)
+        return list(joined.split([b.shape[0] for b in boxes]))

@@ -1,12 +1,12 @@
 """Bar chart of a benchmark report (``docs/_static/benchmarks.png``) from the ``bench.json`` of
-``python -m posecommon.bench`` (see :func:`posecommon.bench.run_suite` for its structure).
+``python -m posecommon.app.bench`` (see :func:`posecommon.app.bench.run_suite` for its structure).
 
 Two panels, one bar group per model and one bar per measured mode (eager, fused, channels_last, compiled,
 onnxruntime): forward latency at batch 1 (ms) and peak forward memory at batch 1 (MB; modes without a memory
 figure, such as onnxruntime, are left out). The title gives torch version, threads and clock from the report.
 Needs matplotlib (``pip install matplotlib``; only this script uses it).
 
-    python -m posecommon.bench --quick --out-dir bench_results
+    posezoo bench --quick --out-dir bench_results
     python docs/scripts/plot_benchmarks.py bench_results/bench.json --out docs/_static/benchmarks.png
 """
 
@@ -46,7 +46,7 @@ def bars(ax: plt.Axes, models: dict, key: str, label: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("report", help="bench.json written by python -m posecommon.bench")
+    parser.add_argument("report", help="bench.json written by python -m posecommon.app.bench")
     parser.add_argument("--out", default="docs/_static/benchmarks.png")
     args = parser.parse_args(argv)
 

@@ -262,7 +262,7 @@ def flip_average(
     """Flip-test averaging: ``(heatmaps + flip_back(flipped_heatmaps)) / 2``, with no shift.
 
     As TransPose's ``validate`` (``lib/core/function.py:127-143``). Its config's ``SHIFT_HEATMAP`` is read
-    nowhere in the code, and under the official top-down transform (:func:`posecommon.geometry.topdown_affine`)
+    nowhere in the code, and under the official top-down transform (:func:`posecommon.ops.geometry.topdown_affine`)
     mirroring the input crop mirrors the heatmap exactly (``x -> w - 1 - x``), so no shift is needed.
 
     Args:
@@ -310,7 +310,7 @@ class HeatmapCodec:
     """Encode keypoints given in model-input (crop) pixels as Gaussian heatmaps, and decode heatmaps back to them.
 
     The relation between input pixels and heatmap pixels is the one the official top-down transform gives when the
-    crop and its heatmap are made from the same region (:func:`posecommon.geometry.topdown_affine` at the input and
+    crop and its heatmap are made from the same region (:func:`posecommon.ops.geometry.topdown_affine` at the input and
     at the heatmap size): heatmap point = ``c_h + f * (p - c_in)`` with ``c_in = ((W - 1) / 2, (H - 1) / 2)``,
     ``c_h = ((w - 1) / 2, (h - 1) / 2)`` and **one** factor ``f = (w - 1) / (W - 1)`` for both axes. For
     256x192 -> 64x48 that is ``f = 47 / 191``, not ``1 / 4``: heatmaps are not input coordinates divided by 4.

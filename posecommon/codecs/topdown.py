@@ -5,7 +5,7 @@ Shape key:
     - N: instances (person boxes), K: joints, C: image channels.
     - ``(H, W)`` = ``input_size`` (model input crop), ``(h, w)`` = ``heatmap_size`` (model output), height first.
     - Boxes ``(N, 4)`` in original-image pixels, ``xyxy`` or COCO ``xywh``. Keypoints ``(N, K, 2)`` ``(x, y)`` in
-      original-image pixels (integer coordinates are pixel centres, :mod:`posecommon.geometry`).
+      original-image pixels (integer coordinates are pixel centres, :mod:`posecommon.ops.geometry`).
     - :class:`TopDownRegions`: per instance ``center`` ``(N, 2)``, ``size`` ``(N, 2)`` (pixels), ``rotation``
       ``(N,)`` degrees, ``flipped`` ``(N,)`` bool; together they *are* the transforms of the crops.
 
@@ -14,7 +14,7 @@ The three directions, each a method of :class:`TopDownCodec`:
 1. :meth:`~TopDownCodec.regions` + :meth:`~TopDownCodec.crop`: boxes -> regions (the official ``_xywh2cs``:
    centre ``x + (w - 1) / 2``, aspect fixed to ``W / H`` by growing the short side, padded by 1.25; TransPose
    ``lib/dataset/coco.py:215-230``) -> ``(N, C, H, W)`` crops through the official transform at the input size
-   (:func:`posecommon.geometry.topdown_affine`, ``lib/utils/transforms.py:58-90``; ``JointsDataset.py:169-176``).
+   (:func:`posecommon.ops.geometry.topdown_affine`, ``lib/utils/transforms.py:58-90``; ``JointsDataset.py:169-176``).
 2. :meth:`~TopDownCodec.encode`: keypoints in the image -> ``(N, K, h, w)`` Gaussian targets and ``(N, K)``
    weights. The keypoints go through the *same* region's transform at the **heatmap** size and the Gaussian is
    drawn at those coordinates directly (``JointsDataset.py:170, 181-186``), not at input coordinates / 4.
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InvalidInputError
-from ..geometry import (
+from ..ops.geometry import (
     box_xyxy_to_xywh,
     invert_affine,
     topdown_affine,

@@ -4,7 +4,7 @@ Randomness: every draw comes from torch's global RNG, which :class:`torch.utils.
 and :class:`posecommon.train.sampling.SeededSamples` seeds per sample from ``(seed, step, index)``, so an
 augmented sample is a pure function of those seeds (exact resume).
 
-Coordinates follow posezoo's pixel-centre convention (:mod:`posecommon.geometry`): an image ``W`` pixels wide
+Coordinates follow posezoo's pixel-centre convention (:mod:`posecommon.ops.geometry`): an image ``W`` pixels wide
 spans ``[-0.5, W - 0.5]`` and a horizontal flip maps ``x`` to ``W - 1 - x``.
 """
 

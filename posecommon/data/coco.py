@@ -24,10 +24,11 @@ What is an error and what is skipped:
   WARNING and above): crowd annotations (``iscrowd = 1``), annotations of another category than ``category_id``
   (when one is given), boxes with zero width or height after clipping to the image, and annotations with fewer
   than ``min_keypoints`` labelled keypoints (``v > 0``). The top-down dataset uses ``min_keypoints = 1`` (a crop
-  with no labelled joint teaches nothing); the multi-person dataset uses 0, since a person box without keypoints
-  is still a box target.
+  with no labelled joint teaches nothing); the multi-person dataset uses 1 in training too (YOLO-Pose trains on
+  the persons having keypoint annotation, ``README.md:66`` of edgeai-yolov5 branch yolo-pose) and 0 in
+  evaluation.
 
-Coordinates follow posezoo's pixel-centre convention (see :mod:`posecommon.geometry`): keypoints and boxes are used
+Coordinates follow posezoo's pixel-centre convention (see :mod:`posecommon.ops.geometry`): keypoints and boxes are used
 as written in the file, in original-image pixels; boxes are clipped to the image area ``[-0.5, W - 0.5] x [-0.5,
 H - 0.5]``.
 """
@@ -131,6 +132,8 @@ class CocoKeypoints:
         persons: Kept person annotations per image id, in file order.
         skipped: Counts of skipped annotations by reason (``"crowd"``, ``"category"``, ``"empty_box"``,
             ``"too_few_keypoints"``).
+        annotated: False for an image-info file (``images`` only, no ``annotations`` key, such as COCO's
+            ``image_info_test-dev2017.json``), read with ``require_annotations=False``.
     """
 
     ann_file: Path
@@ -140,6 +143,7 @@ class CocoKeypoints:
     images: list[ImageRecord]
     persons: dict[int, list[PersonRecord]]
     skipped: dict[str, int] = field(default_factory=dict)
+    annotated: bool = True
 
     def __post_init__(self) -> None:
         self._by_id = {record.image_id: record for record in self.images}
@@ -320,6 +324,7 @@ def load_coco_keypoints(
     category_id: int | None = None,
     check_files: bool = True,
     allow_empty: bool = False,
+    require_annotations: bool = True,
 ) -> CocoKeypoints:
     """Read, validate and index a COCO keypoints annotation file (see the module docstring for the rules).
 
@@ -333,13 +338,19 @@ def load_coco_keypoints(
         check_files: Check at construction that every image file exists.
         allow_empty: Accept a file in which no person annotation is kept (otherwise an error that gives the skip
             counts).
+        require_annotations: With False, an image-info file (``images`` but no ``annotations`` key; ``categories``
+            optional), such as COCO's ``image_info_test-dev2017.json``, is accepted as images without persons
+            (:attr:`CocoKeypoints.annotated` is False). That is enough to predict on its images (TransPose reads
+            the test-dev image-info file the same way, ``lib/dataset/coco.py:113-121``, and skips the evaluation,
+            ``:361-367``); training and evaluation need annotations.
 
     Returns:
         The validated records.
 
     Raises:
         DatasetError: the file or a record is malformed, a ``file_name`` leaves ``image_dir``, an image file is
-            missing, or no person annotation is left; the message names the file and the record.
+            missing, no person annotation is left, or (with ``require_annotations``) the file has no
+            ``annotations``; the message names the file and the record.
     """
     path = Path(ann_file)
     image_dir = Path(image_dir)
@@ -350,7 +361,15 @@ def load_coco_keypoints(
     images = _validate_images(dataset, path, image_dir, check_files)
     by_id = {record.image_id: record for record in images}
     _validate_categories(dataset, path, num_joints)
-    annotations = _require(dataset, "annotations", list, f"{path}: top level")
+    annotated = "annotations" in dataset
+    if not annotated and require_annotations:
+        raise DatasetError(
+            f"{path} has no 'annotations': an image-info file (such as image_info_test-dev2017.json) holds images "
+            "only, so there is nothing to train on or to score against. To write results for its images (e.g. for "
+            "the COCO evaluation server) use `posezoo evaluate ... --results FILE` (with --det-json for a top-down "
+            "model) or posecommon.evaluation.predict_coco_results."
+        )
+    annotations = _require(dataset, "annotations", list, f"{path}: top level") if annotated else []
 
     persons: dict[int, list[PersonRecord]] = {}
     skipped: Counter[str] = Counter()
@@ -390,6 +409,9 @@ def load_coco_keypoints(
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress messages
         coco.createIndex()
     kept = sum(len(v) for v in persons.values())
+    if not annotated:
+        logger.info("%s: an image-info file, %d images without annotations", path, len(images))
+        return CocoKeypoints(path, image_dir, keypoint_spec, coco, images, {}, {}, annotated=False)
     _report(path, len(images), len(annotations), kept, skipped, min_keypoints, allow_empty)
     return CocoKeypoints(path, image_dir, keypoint_spec, coco, images, persons, dict(skipped))
 

@@ -6,10 +6,10 @@ Both official codebases decode with ``cv2.imread``: TransPose with ``IMREAD_IGNO
 decode a file straight into a writable ``(H, W, 3)`` uint8 BGR array (no intermediate copy), compose and
 colour-augment in BGR, and turn the result into RGB planes once (:func:`rgb_planes`).
 
-Pixels equal :func:`posecommon.image.load_image`'s (in BGR order) for 8-bit colour files: JPEG (baseline and
+Pixels equal :func:`posecommon.media.image.load_image`'s (in BGR order) for 8-bit colour files: JPEG (baseline and
 progressive), PNG, palette PNG and the rest that OpenCV decodes to three 8-bit channels (both libraries decode JPEG
 with libjpeg-turbo's default settings; checked in the tests). Other layouts (grayscale, alpha, 16-bit) and formats
-OpenCV cannot decode go through :func:`~posecommon.image.load_image` and its rules (grayscale replicated, alpha
+OpenCV cannot decode go through :func:`~posecommon.media.image.load_image` and its rules (grayscale replicated, alpha
 composited onto black, 16-bit scaled). One known difference: OpenCV converts CMYK JPEGs to colour with its own
 formula, within one level of Pillow's. EXIF orientation is ignored, as by ``load_image`` and TransPose (COCO's
 annotations are in the stored pixel layout).
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import BadImageError
-from ..image import load_image
+from ..media.image import load_image
 
 __all__ = ["read_bgr", "rgb_planes", "single_threaded_opencv"]
 

@@ -1,13 +1,13 @@
 """Multi-person training/evaluation dataset for single-stage models (DRSI-Net, YOLO-Pose): letterboxed images with
 box + keypoint targets, mosaic, flip, translate and scale (the DRSI-Net paper's recipe, section 4.2).
 
-All coordinates follow posezoo's pixel-centre convention (:mod:`posecommon.geometry`): an ``S``-pixel input spans
+All coordinates follow posezoo's pixel-centre convention (:mod:`posecommon.ops.geometry`): an ``S``-pixel input spans
 ``[-0.5, S - 0.5]``.
 
-Evaluation (``train=False``): the image is letterboxed (:func:`posecommon.letterbox.letterbox`: resized to fit
+Evaluation (``train=False``): the image is letterboxed (:func:`posecommon.ops.letterbox.letterbox`: resized to fit
 ``S x S`` keeping its aspect ratio, padded at the bottom/right with ``pad_value``), exactly as at inference; the
-sample carries the :class:`~posecommon.letterbox.LetterboxInfo` so that predictions map back to original-image
-pixels with :func:`~posecommon.letterbox.unletterbox_points` / :func:`~posecommon.letterbox.unletterbox_boxes`.
+sample carries the :class:`~posecommon.ops.letterbox.LetterboxInfo` so that predictions map back to original-image
+pixels with :func:`~posecommon.ops.letterbox.unletterbox_points` / :func:`~posecommon.ops.letterbox.unletterbox_boxes`.
 
 Training, as YOLO-Pose (branch ``yolo-pose`` of edgeai-yolov5; ``utils/datasets.py`` there, cited by line):
 
@@ -39,7 +39,10 @@ Targets after each step: boxes are clipped to the visible image region (the past
 keypoints outside it become unlabelled ``(0, 0, 0)``; in training a person is dropped when its clipped box is
 narrower or lower than ``min_box_size`` pixels or keeps less than ``min_area_ratio`` of its unclipped area (YOLOv5's
 ``box_candidates``, ``:1009-1014``, without its aspect-ratio limit); in evaluation only empty boxes are dropped.
-Persons with no labelled keypoint are kept as box targets (their keypoint loss is masked).
+Which persons are targets (``min_keypoints``): in training, those with at least one labelled keypoint (``v > 0``)
+by default, as YOLO-Pose, whose label files hold the "person instances in COCO dataset having keypoint annotation"
+(``README.md:66``); ``min_keypoints=0`` keeps every non-crowd person as a box target (its keypoint loss masked). In
+evaluation (``train=False``) every non-crowd person is kept by default, as pycocotools keeps them.
 
 Where this differs from the official code (kept on purpose; none changes a random draw's distribution):
 
@@ -77,7 +80,7 @@ from torch.utils.data import Dataset
 
 from ..errors import BadImageError, DatasetError
 from ..keypoints import COCO17, KeypointSpec
-from ..letterbox import LetterboxInfo, letterbox, letterbox_info, letterbox_points
+from ..ops.letterbox import LetterboxInfo, letterbox, letterbox_info, letterbox_points
 from .augment import hflip_boxes, hflip_keypoints, mark_outside, rand_uniform
 from .coco import CocoKeypoints, load_coco_keypoints
 from .decode import read_bgr, rgb_planes
@@ -167,7 +170,7 @@ class MultiPersonCocoDataset(Dataset):
     - ``keypoints``: ``(N, K, 3)`` float32 ``(x, y, v)`` in input pixels, ``v`` the COCO flag; unlabelled or
       cropped-away joints are ``(0, 0, 0)``.
     - ``image_id``: int64 scalar (of the main image for a mosaic).
-    - ``letterbox``: the :class:`~posecommon.letterbox.LetterboxInfo` in evaluation mode, ``None`` in training.
+    - ``letterbox``: the :class:`~posecommon.ops.letterbox.LetterboxInfo` in evaluation mode, ``None`` in training.
 
     Batch with :meth:`collate` (pass it as ``collate_fn``).
 
@@ -188,6 +191,8 @@ class MultiPersonCocoDataset(Dataset):
         min_box_size: Smallest kept box side after augmentation, in input pixels.
         min_area_ratio: Smallest kept fraction of a box's area after clipping.
         check_files: Check that all image files exist at construction.
+        min_keypoints: Persons with fewer labelled keypoints are not targets (skipped and counted by
+            :func:`~posecommon.data.coco.load_coco_keypoints`); None: 1 in training, 0 in evaluation.
 
     Raises:
         DatasetError: the annotation file is malformed or names a missing image.
@@ -212,6 +217,7 @@ class MultiPersonCocoDataset(Dataset):
         min_box_size: float = 2.0,
         min_area_ratio: float = 0.1,
         check_files: bool = True,
+        min_keypoints: int | None = None,
     ) -> None:
         if input_size <= 0:
             raise ValueError(f"input_size must be positive, got {input_size}")
@@ -223,8 +229,13 @@ class MultiPersonCocoDataset(Dataset):
             raise ValueError(f"HSV gains must be in [0, 1] (the gain 1 + uniform(-1, 1) * g must stay >= 0), got {bad}")
         if not 0 <= pad_value <= 255:
             raise ValueError(f"pad_value must be in [0, 255], got {pad_value}")
+        if min_keypoints is None:
+            min_keypoints = 1 if train else 0
+        if min_keypoints < 0 or min_keypoints != int(min_keypoints):
+            raise ValueError(f"min_keypoints must be a non-negative integer, got {min_keypoints}")
+        self.min_keypoints = int(min_keypoints)
         self.data: CocoKeypoints = load_coco_keypoints(
-            ann_file, image_dir, keypoint_spec, min_keypoints=0, check_files=check_files
+            ann_file, image_dir, keypoint_spec, min_keypoints=self.min_keypoints, check_files=check_files
         )
         self.keypoint_spec = keypoint_spec
         self.input_size = int(input_size)

@@ -15,7 +15,7 @@ appears on the image's right, as for a real person seen from the front. People a
 later people occlude earlier ones. Images are rendered at twice the resolution and box-filtered down (anti-aliased,
 so joint markers are positioned to about a quarter pixel), then get mild Gaussian noise.
 
-Annotations (posezoo's pixel-centre convention, :mod:`posecommon.geometry`: integer coordinates are pixel
+Annotations (posezoo's pixel-centre convention, :mod:`posecommon.ops.geometry`: integer coordinates are pixel
 centres and a ``W``-pixel-wide image spans ``[-0.5, W - 0.5]``):
 
 - ``keypoints``: the exact positions the figure was drawn from, rounded to 0.01 px before drawing.

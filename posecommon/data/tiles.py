@@ -4,11 +4,11 @@ A training sample of the multi-person dataset (mosaic, scale, translate) is an a
 source images into one ``S x S`` output. Instead of building a ``2S x 2S`` float canvas and resampling it, each
 source image is resampled directly from its decoded pixels into the output pixels it covers, in uint8, with
 PyTorch's antialiased bilinear kernel (:func:`torch.nn.functional.interpolate` with ``antialias=True`` on a
-channels-last uint8 tensor, which PyTorch runs with SIMD: about 4x faster than Pillow's ``resize`` here). The filter
+channels-last uint8 tensor, which PyTorch runs with SIMD; docs/benchmarks.md compares it with Pillow). The filter
 is a triangle whose support grows with the reduction factor when shrinking, plain bilinear when enlarging, as
 Pillow's ``BILINEAR``. Output pixels no source covers keep the pad value.
 
-Coordinates follow posezoo's pixel-centre convention (:mod:`posecommon.geometry`). A :class:`TilePlacement` maps
+Coordinates follow posezoo's pixel-centre convention (:mod:`posecommon.ops.geometry`). A :class:`TilePlacement` maps
 source pixels to output pixels as ``p = x * scale + offset`` per axis and owns the output pixels whose centres lie
 in its ``region`` ``[x1, x2) x [y1, y2)``.
 

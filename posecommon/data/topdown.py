@@ -3,7 +3,7 @@
 The pipeline is the official TransPose one (``lib/dataset/JointsDataset.py:114-203``, ``lib/dataset/coco.py``),
 with every geometric step done by :class:`~posecommon.codecs.TopDownCodec`:
 
-1. The annotation box is sanitised as the official loader does (:func:`~posecommon.geometry.clean_coco_boxes`,
+1. The annotation box is sanitised as the official loader does (:func:`~posecommon.ops.geometry.clean_coco_boxes`,
    ``coco.py:162-173``) and becomes a region (``_xywh2cs``: centre ``x + (w - 1) / 2``, aspect ratio of the input,
    padding 1.25).
 2. Training only, in the official order (:class:`TopDownAugmentation` holds the probabilities and spreads): *half
@@ -35,9 +35,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ..codecs import TopDownCodec, TopDownRegions
-from ..config_utils import replace_config
-from ..geometry import clean_coco_boxes, xywh_to_center_scale
+from ..config import replace_config
 from ..keypoints import COCO17, KeypointSpec
+from ..ops.geometry import clean_coco_boxes, xywh_to_center_scale
 from .coco import CocoKeypoints, PersonRecord, load_coco_keypoints
 
 __all__ = ["TopDownAugmentation", "TopDownCocoDataset", "default_lower_body_joints"]

@@ -11,7 +11,7 @@ from .runner import (
     TOPDOWN_BOX_SCORE_THRESHOLD,
     TOPDOWN_OKS_NMS_THRESHOLD,
     evaluate_model,
-    predict_dataset,
+    predict_coco_results,
 )
 
 __all__ = [
@@ -30,7 +30,7 @@ __all__ = [
     "oks",
     "oks_nms",
     "pairwise_oks",
-    "predict_dataset",
+    "predict_coco_results",
     "resolve_sigmas",
     "results_to_coco",
     "write_coco_results",

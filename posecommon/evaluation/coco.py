@@ -7,6 +7,17 @@ Instance score (HRNet/TransPose evaluation, ``validate`` + ``evaluate``): the bo
 the keypoints whose confidence exceeds a threshold (0.2, HRNet's ``IN_VIS_THRE``); an instance with no keypoint
 above the threshold scores 0. :func:`instance_scores` computes it; prediction code stores it in
 :attr:`PoseResult.scores`, and :func:`results_to_coco` writes those scores unchanged.
+
+Result format: the official evaluators write ``image_id``, ``category_id``, ``keypoints`` and ``score`` and no
+``bbox`` (TransPose ``lib/dataset/coco.py:417-426``, which adds only its crop ``center`` and ``scale``; YOLO-Pose
+``test.py:212-218``, where the ``bbox`` line is commented out). pycocotools' ``loadRes`` then takes each result's
+``area`` from the extent of its keypoints; with a ``bbox`` it would take the box area instead (the ``bbox`` branch
+comes first in ``loadRes``). APM and APL depend on it: ``COCOeval.evaluateImg`` ignores a result that matches no
+ground truth in an area range when its area lies outside the range. The other eight numbers do not (recall counts
+matched ground truth only, and the "all" range contains every area). So
+:func:`results_to_coco` writes the official format by default, and :func:`evaluate_coco` scores every result
+without its ``bbox`` and ``area``. ``posezoo predict`` keeps ``bbox`` in its ``predictions.json``
+(:meth:`PoseResult.to_coco <posecommon.PoseResult.to_coco>`): it is a prediction file, not an evaluation one.
 """
 
 from __future__ import annotations
@@ -39,6 +50,9 @@ COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "AR
 
 _ANNOTATION_KEYS = ("id", "image_id", "category_id", "keypoints", "num_keypoints", "area", "bbox", "iscrowd")
 _RESULT_KEYS = ("image_id", "category_id", "keypoints", "score")
+_DROPPED_RESULT_KEYS = ("bbox", "area")
+"""Result keys :func:`evaluate_coco` drops: the official evaluators write neither, so pycocotools takes each
+result's area from its keypoints (see the module docstring)."""
 
 
 def instance_scores(box_scores: torch.Tensor, keypoint_scores: torch.Tensor, threshold: float = 0.2) -> torch.Tensor:
@@ -60,14 +74,20 @@ def instance_scores(box_scores: torch.Tensor, keypoint_scores: torch.Tensor, thr
 
 
 def results_to_coco(
-    results: PoseResult | Sequence[PoseResult], image_ids: int | Sequence[int], category_id: int = 1
+    results: PoseResult | Sequence[PoseResult],
+    image_ids: int | Sequence[int],
+    category_id: int = 1,
+    bbox: bool = False,
 ) -> list[dict[str, Any]]:
-    """COCO keypoint results ``[{image_id, category_id, keypoints, score, bbox}]`` for one or several images.
+    """COCO keypoint results ``[{image_id, category_id, keypoints, score}]`` for one or several images, in the
+    official evaluators' format (see the module docstring).
 
     Args:
         results: One :class:`~posecommon.PoseResult` per image (or a single one).
         image_ids: The COCO image id of each result (or a single id).
         category_id: COCO category of the instances (1 = person).
+        bbox: Also write each instance's box as ``bbox`` ``[x, y, w, h]`` (as ``posezoo predict`` does); such a
+            file is not the official evaluation format.
 
     Returns:
         JSON-able list of dicts; ``score`` is :attr:`PoseResult.scores` unchanged, keypoints are floats.
@@ -81,11 +101,15 @@ def results_to_coco(
         image_ids = [image_ids]
     if len(results) != len(image_ids):
         raise InvalidInputError(f"got {len(results)} results for {len(image_ids)} image ids")
-    return [
+    entries = [
         entry
         for result, image_id in zip(results, image_ids, strict=True)
         for entry in result.to_coco(image_id, category_id)
     ]
+    if not bbox:
+        for entry in entries:
+            entry.pop("bbox", None)
+    return entries
 
 
 def write_coco_results(path: str | Path, results: list[dict[str, Any]]) -> Path:
@@ -149,7 +173,8 @@ def _validate_ground_truth(dataset: Any, name: str) -> int:
 
 
 def _results_list(results: str | Path | Sequence[dict[str, Any]], image_ids: set[Any], num_joints: int) -> list:
-    """A validated copy of the results (pycocotools' ``loadRes`` adds ``area``/``bbox``/``id`` in place)."""
+    """A validated copy of the results in the official format: ``bbox`` and ``area`` dropped, so that ``loadRes``
+    takes the area from the keypoints' extent (and it adds ``area``/``bbox``/``id`` to the copies, not the input)."""
     if isinstance(results, (str, Path)):
         results = _load_json(Path(results), "results")
         if not isinstance(results, list):
@@ -165,7 +190,8 @@ def _results_list(results: str | Path | Sequence[dict[str, Any]], image_ids: set
             raise InvalidInputError(
                 f"result #{index} has {len(result['keypoints'])} keypoint values, expected {3 * num_joints}"
             )
-        copied.append({**result, "keypoints": [float(v) for v in result["keypoints"]]})
+        entry = {k: v for k, v in result.items() if k not in _DROPPED_RESULT_KEYS}
+        copied.append({**entry, "keypoints": [float(v) for v in result["keypoints"]]})
     return copied
 
 
@@ -176,9 +202,10 @@ def evaluate_coco(
 ) -> dict[str, float]:
     """COCO keypoint AP/AR with pycocotools (``COCOeval(iouType="keypoints")``), its printing silenced.
 
-    Neither input is modified (pycocotools writes into annotation and result dicts, so it gets copies). Empty
-    results are evaluated as "no detections": pycocotools then gives AP = AR = 0 for every area range that has
-    ground truth (and -1 where a range has none).
+    Neither input is modified (pycocotools writes into annotation and result dicts, so it gets copies). Results
+    are scored in the official evaluators' format: a result's ``bbox`` and ``area`` are dropped, so its area is
+    that of its keypoints' extent (see the module docstring). Empty results are evaluated as "no detections":
+    pycocotools then gives AP = AR = 0 for every area range that has ground truth (and -1 where a range has none).
 
     Args:
         ground_truth: COCO keypoint annotation file, its parsed dict, or a ``pycocotools.coco.COCO``.

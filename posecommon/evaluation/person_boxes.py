@@ -4,7 +4,7 @@ Both follow TransPose's ``COCODataset`` (``lib/dataset/coco.py``):
 
 - Ground truth (``_load_coco_keypoint_annotation_kernal``, ``coco.py:144-209``): every non-crowd annotation of the
   person class whose keypoint values are not all 0, with ``area > 0`` and a box that survives the official
-  sanitisation (:func:`~posecommon.geometry.clean_coco_boxes`); score 1.
+  sanitisation (:func:`~posecommon.ops.geometry.clean_coco_boxes`); score 1.
 - Detections (``_load_coco_person_detection_results``, ``coco.py:247-288``): a COCO detection-results JSON, a list
   of ``{"image_id", "category_id", "bbox": [x, y, w, h], "score"}``. Entries with ``category_id != 1`` and scores
   below ``score_threshold`` (``TEST.IMAGE_THRE: 0.0`` in the TP-H-S yaml, line 108) are skipped; boxes are used
@@ -28,7 +28,7 @@ import torch
 
 from ..data.coco import CocoKeypoints
 from ..errors import DatasetError
-from ..geometry import clean_coco_boxes
+from ..ops.geometry import clean_coco_boxes
 
 __all__ = ["DETECTION_PERSON_CATEGORY", "PersonBoxes", "ground_truth_person_boxes", "load_person_detections"]
 

@@ -1,6 +1,7 @@
 """Training: the shared loop, crash-safe checkpoints, EMA, schedules, recipes and deterministic data order."""
 
 from .checkpoint import CheckpointStore, load_checkpoint, save_checkpoint
+from .config import TrainConfig, TrainTask
 from .ema import ModelEMA
 from .loader import default_num_workers
 from .precision import Precision, resolve_precision
@@ -8,7 +9,7 @@ from .recipe import TrainRecipe
 from .sampling import SeededSamples, StepBatchSampler, derive_seed
 from .schedule import StepPlan, TrainSchedule, cosine_lr, one_cycle
 from .topdown_task import TopDownTask
-from .trainer import TrainConfig, Trainer, TrainResult, TrainTask
+from .trainer import Trainer, TrainResult
 
 __all__ = [
     "CheckpointStore",

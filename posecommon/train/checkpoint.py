@@ -14,6 +14,12 @@ fsync the directory) only after the new directory is complete; older checkpoints
 after the pointer moved. A crash at any point therefore leaves the previous pointer and its complete directory, or
 the new ones. Resuming reads the pointer's checkpoint, verifies every file against the manifest, and falls back to
 the next older complete checkpoint (with a WARNING) when it is damaged.
+
+With ``keep_best`` the store also keeps the weights of the best evaluation so far
+(:meth:`CheckpointStore.save_best`): a ``best-<step>`` directory (``model.safetensors`` and a manifest, written and
+renamed into place like a checkpoint) named by the ``best.json`` pointer (step, metric, value), replaced atomically;
+the previous best directory is deleted only after the pointer moved. The pruning of ``step-*`` checkpoints never
+touches it.
 """
 
 from __future__ import annotations
@@ -40,8 +46,10 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 POINTER = "latest.json"
+BEST_POINTER = "best.json"
 FORMAT_VERSION = 2
 _NAME = re.compile(r"^step-(\d{9})(?:-(\d+))?$")
+_BEST_NAME = re.compile(r"^best-(\d{9})(?:-(\d+))?$")
 
 
 def _split_optimizer_state(state_dict: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -321,6 +329,63 @@ class CheckpointStore:
         atomic_write_bytes(self.root / POINTER, json.dumps(pointer).encode())
         self._prune(_Entry(directory, step, serial))
         return directory
+
+    def save_best(self, step: int, model: torch.nn.Module, metric: str, value: float) -> Path:
+        """Keep ``model``'s weights as the best evaluation so far (``best-<step>/``), then move ``best.json`` to them
+        and delete the previous best directory; returns the new directory."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        name, serial = f"best-{step:09d}", 0
+        while (self.root / name).exists() or (self.root / f"{name}.tmp").exists():
+            serial += 1
+            name = f"best-{step:09d}-{serial}"
+        tmp = self.root / f"{name}.tmp"
+        tmp.mkdir()
+        blob = save(_contiguous_cpu(model.state_dict()))
+        write_synced(tmp / "model.safetensors", blob)
+        files = {"model.safetensors": {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}}
+        write_synced(tmp / MANIFEST, json.dumps({"format": FORMAT_VERSION, "step": step, "files": files}).encode())
+        fsync_directory(tmp)
+        os.replace(tmp, self.root / name)
+        fsync_directory(self.root)
+        record = {"checkpoint": name, "step": step, "metric": metric, "value": value}
+        atomic_write_bytes(self.root / BEST_POINTER, json.dumps(record).encode())
+        for path in self.root.iterdir():
+            if _BEST_NAME.match(path.name) and path.name != name:
+                remove_tree(path)
+        return self.root / name
+
+    def best_record(self) -> dict[str, Any] | None:
+        """The ``best.json`` pointer (``checkpoint``, ``step``, ``metric``, ``value``), or None when there is none."""
+        path = self.root / BEST_POINTER
+        if not path.is_file():
+            return None
+        record = _read_json(path, "best-checkpoint pointer")
+        if not isinstance(record, dict) or not _BEST_NAME.match(str(record.get("checkpoint"))):
+            raise CheckpointError(f"best-checkpoint pointer {path} is malformed")
+        return record
+
+    def load_best(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The best weights and their ``best.json`` record, verified against the manifest (None: no best yet).
+
+        Raises:
+            CheckpointError: the pointer or the directory it names is damaged.
+        """
+        record = self.best_record()
+        if record is None:
+            return None
+        directory = self.root / record["checkpoint"]
+        verify_checkpoint(directory)
+        return load((directory / "model.safetensors").read_bytes()), record
+
+    def clear_best(self) -> None:
+        """Delete the best pointer and directories (a run that starts again from step 0)."""
+        pointer = self.root / BEST_POINTER
+        if pointer.exists():
+            pointer.unlink()
+        if self.root.is_dir():
+            for path in self.root.iterdir():
+                if _BEST_NAME.match(path.name):
+                    remove_tree(path)
 
     def _prune(self, current: _Entry) -> None:
         older = [e for e in self._entries() if e.order < current.order]

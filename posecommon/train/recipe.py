@@ -40,6 +40,12 @@ class TrainRecipe:
         ema_decay: Final decay of the weight EMA (None: no EMA).
         ema_ramp: EMA updates over which the decay ramps up, ``decay * (1 - exp(-updates / ramp))``.
         grad_clip: Maximum gradient norm (None: no clipping).
+        amp: Mixed precision of the run (:mod:`posecommon.train.precision`): ``"auto"`` (float16 on CUDA) where the
+            official code trained with autocast, ``"none"`` (float32) where it did not.
+        keep_best: Export the checkpoint with the best validation AP as ``final/`` instead of the last one, as the
+            official code's published weights were chosen (on COCO-format data; see ``posezoo train --keep-best``).
+        initialisation: How the official run initialised the weights, in words (printed; ``posezoo train``
+            initialises from scratch unless ``--init-weights`` or ``--backbone-weights`` is given).
         augmentation: Keyword arguments of the family's ``training_dataset`` (name, value) pairs.
         sources: (field, citation) pairs.
     """
@@ -61,6 +67,9 @@ class TrainRecipe:
     ema_decay: float | None = None
     ema_ramp: float = 2000.0
     grad_clip: float | None = None
+    amp: str = "auto"
+    keep_best: bool = False
+    initialisation: str = "from scratch"
     augmentation: tuple[tuple[str, Any], ...] = ()
     sources: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 if TYPE_CHECKING:
-    from .trainer import TrainConfig
+    from .config import TrainConfig
 
 __all__ = ["OPERATIONAL_FIELDS", "describe_model", "describe_run", "diff_runs"]
 
@@ -24,6 +24,7 @@ OPERATIONAL_FIELDS = frozenset(
         "eval_every",
         "checkpoint_every",
         "keep_checkpoints",
+        "keep_best",
         "num_workers",
         "prefetch_factor",
         "grad_checkpointing",
@@ -32,7 +33,8 @@ OPERATIONAL_FIELDS = frozenset(
     }
 )
 """TrainConfig fields that may change between a run and its resumption (they change how, not what, is computed:
-gradient checkpointing recomputes the same values; channels-last memory and compilation may round differently)."""
+no trained weight changes, except that channels-last memory and compilation may round differently; gradient
+checkpointing recomputes the same values)."""
 
 
 def describe_model(model: nn.Module) -> dict[str, Any]:

@@ -7,14 +7,16 @@ crash-safe checkpoints with exact resume, Ctrl-C, DDP under ``torchrun``, progre
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import math
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -25,132 +27,32 @@ from torch.utils.data import Dataset
 
 from ..errors import CheckpointError, InvalidInputError, RunMismatchError, TrainingInterrupted
 from .checkpoint import CheckpointStore
+from .config import BEST_METRIC, TrainConfig, TrainTask
 from .durable import atomic_write_bytes
 from .ema import ModelEMA
 from .interrupt import StopRequest
 from .loader import build_loader
 from .metrics_log import MetricsLog
-from .optim import OPTIMIZERS, build_optimizer
-from .precision import AMP_MODES, resolve_precision
+from .optim import build_optimizer
+from .precision import resolve_precision
 from .run_identity import describe_run, diff_runs
 from .sampling import derive_seed
 from .schedule import StepPlan, TrainSchedule
 
-__all__ = ["TrainConfig", "TrainTask", "Trainer"]
+__all__ = ["TrainResult", "Trainer"]
 
 logger = logging.getLogger(__name__)
-
-LEGACY_CHECKPOINTS = ("last", "last.old", "last.tmp")
-"""Checkpoint directories of posezoo 0.1 runs (one ``checkpoints/last`` swapped by renames)."""
-
-
-class TrainTask(Protocol):
-    """What a model family supplies to :class:`Trainer`."""
-
-    def collate(self, samples: list[Any]) -> Any:
-        """Stack dataset samples into a batch."""
-
-    def to_device(self, batch: Any, device: torch.device) -> Any:
-        """Move a batch to ``device``."""
-
-    def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Forward ``batch`` and return the scalar loss and its named terms."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of a run.
-
-    A *step* is one batch (forward and backward); with gradient accumulation the optimiser steps every
-    ``accumulate`` batches (see :mod:`posecommon.train.schedule`).
-
-    Args:
-        total_steps: Batches of the whole run.
-        batch_size: Samples per batch over all processes.
-        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (SGD uses Nesterov momentum).
-        lr: Peak (initial) learning rate.
-        lr_final: Learning rate at the end of the cosine decay.
-        momentum: SGD momentum / Adam beta1.
-        weight_decay: Applied to weights of rank >= 2 only (not to biases or norm scales); multiplied by
-            ``batch_size * accumulate / nominal_batch_size`` when accumulating.
-        schedule: ``"cosine"`` (per step, linear warm-up) or ``"epoch_cosine"`` (YOLOv5: per epoch, YOLOv5 warm-up
-            and accumulation ramp).
-        warmup_steps: Warm-up steps.
-        nominal_batch_size: Accumulate gradients to about this many samples per optimiser step (None: never).
-        warmup_bias_lr: ``epoch_cosine`` warm-up: initial learning rate of the biases.
-        warmup_momentum: ``epoch_cosine`` warm-up: initial SGD momentum.
-        grad_clip: Maximum global gradient norm, or None.
-        amp: ``"auto"`` (float16 + gradient scaling on CUDA, float32 on CPU), ``"fp16"`` (CUDA), ``"bf16"`` (CPU or
-            CUDA, no scaling) or ``"none"``; see :mod:`posecommon.train.precision`.
-        ema_decay: Keep an EMA of the weights with this decay (None: no EMA), updated after each optimiser step.
-        ema_ramp: EMA updates over which the decay ramps up.
-        eval_every: Run the evaluation callback every this many steps (0: only at the end).
-        checkpoint_every: Write a checkpoint every this many steps (0: only at the end of :meth:`Trainer.fit`).
-        keep_checkpoints: Complete checkpoints kept (the latest and the fall-backs).
-        num_workers: DataLoader worker processes.
-        prefetch_factor: Batches each worker keeps ready.
-        seed: Seed of data order, augmentation and initial randomness.
-        grad_checkpointing: ``model.set_grad_checkpointing(True)``: less activation memory for about one more
-            forward pass per step.
-        channels_last: Weights (and so activations) in channels-last memory.
-        compile: Train through ``torch.compile(model)`` (forward and backward compiled; loss and optimiser eager).
-    """
-
-    total_steps: int
-    batch_size: int
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    lr_final: float = 1e-4
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "cosine"
-    warmup_steps: int = 0
-    nominal_batch_size: int | None = None
-    warmup_bias_lr: float = 0.1
-    warmup_momentum: float = 0.8
-    grad_clip: float | None = None
-    amp: str = "auto"
-    ema_decay: float | None = None
-    ema_ramp: float = 2000.0
-    eval_every: int = 0
-    checkpoint_every: int = 0
-    keep_checkpoints: int = 3
-    num_workers: int = 0
-    prefetch_factor: int = 2
-    seed: int = 0
-    grad_checkpointing: bool = False
-    channels_last: bool = False
-    compile: bool = False
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.total_steps < 0 or self.batch_size < 1:
-            problems.append(f"total_steps >= 0 and batch_size >= 1 (got {self.total_steps}, {self.batch_size})")
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(f"optimizer one of {OPTIMIZERS} (got {self.optimizer!r})")
-        if self.amp not in AMP_MODES:
-            problems.append(f"amp one of {AMP_MODES} (got {self.amp!r})")
-        if self.schedule not in ("cosine", "epoch_cosine"):
-            problems.append(f"schedule 'cosine' or 'epoch_cosine' (got {self.schedule!r})")
-        if self.lr <= 0:
-            problems.append(f"lr > 0 (got {self.lr})")
-        if self.nominal_batch_size is not None and self.nominal_batch_size < 1:
-            problems.append(f"nominal_batch_size >= 1 or None (got {self.nominal_batch_size})")
-        if min(self.warmup_steps, self.eval_every, self.checkpoint_every, self.num_workers) < 0:
-            problems.append("warmup_steps, eval_every, checkpoint_every and num_workers >= 0")
-        if self.keep_checkpoints < 1 or self.prefetch_factor < 1:
-            problems.append("keep_checkpoints >= 1 and prefetch_factor >= 1")
-        if problems:
-            raise InvalidInputError("invalid TrainConfig: expected " + "; ".join(problems))
 
 
 @dataclass
 class TrainResult:
-    """What :meth:`Trainer.fit` returns: the final step, per-step losses and evaluations of this call."""
+    """What :meth:`Trainer.fit` returns: the final step, per-step losses and evaluations of this call, and (with
+    ``keep_best``) the best evaluation of the whole run, ``{"step", "metric", "value"}``."""
 
     step: int
     losses: list[float] = field(default_factory=list)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
 
 
 class Trainer:
@@ -160,6 +62,12 @@ class Trainer:
     ``step-<step>/`` directories and the ``latest.json`` pointer), ``metrics.jsonl`` (one JSON object per step or
     evaluation), ``train_config.json``, and ``final/`` (``save_pretrained`` export of the EMA weights when EMA is
     on, else of the model) when the model supports it.
+
+    With ``config.keep_best`` every evaluation whose :data:`~posecommon.train.config.BEST_METRIC` (AP) is at least
+    the best so far keeps the evaluated weights (:meth:`CheckpointStore.save_best
+    <posecommon.train.checkpoint.CheckpointStore.save_best>`, beside the latest checkpoint), and ``final/`` holds
+    the best weights instead of the last ones, as TransPose keeps ``model_best.pth`` (``tools/train.py:208-231``).
+    The latest checkpoint still holds the last step, so resuming stays exact; the best record survives the resume.
 
     Resuming restores model, optimiser, EMA, gradient scaler, accumulated gradients and step from the newest
     loadable checkpoint, after checking that the run is the same (model, training settings and ``run_info``;
@@ -235,6 +143,7 @@ class Trainer:
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
         self.step = 0
         self._saved_step: int | None = None
+        self.best: dict[str, Any] | None = None
 
     @property
     def eval_model(self) -> nn.Module:
@@ -244,16 +153,6 @@ class Trainer:
     def describe(self) -> dict[str, Any]:
         """This run's description, stored in each checkpoint and compared on resume."""
         return describe_run(self.model, self.config, self.run_info)
-
-    def _check_legacy(self) -> None:
-        legacy = [self.store.root / name for name in LEGACY_CHECKPOINTS if (self.store.root / name).exists()]
-        if legacy and not self.store.has_material():
-            raise CheckpointError(
-                f"{self.out_dir} holds a checkpoint of an earlier posezoo version ({legacy[0]}), which this version "
-                "cannot resume exactly (its optimiser layout differs). Its weights are in "
-                f"{legacy[0] / 'model.safetensors'} (create_model(name, pretrained=that file) loads them) and in "
-                f"{self.out_dir / 'final'} if the run finished. Train into a new --out."
-            )
 
     def _check_same_run(self, saved: dict[str, Any], where: Path, resume_anyway: bool) -> list[str]:
         current = self.describe()
@@ -296,7 +195,6 @@ class Trainer:
             RunMismatchError: the checkpoint belongs to another model, or (without ``resume_anyway``) another
                 configuration; the message lists the differences.
         """
-        self._check_legacy()
         found = self.store.load_latest()
         if found is None:
             return False
@@ -355,7 +253,31 @@ class Trainer:
         metrics = self.evaluate_fn(self.eval_model)
         result.evaluations.append({"step": self.step, **metrics})
         self.metrics.append({"step": self.step, "eval": metrics})
+        if self.config.keep_best:
+            self._track_best(metrics)
         self.model.train()
+
+    def _track_best(self, metrics: dict[str, float]) -> None:
+        value = metrics.get(BEST_METRIC)
+        if value is None or not math.isfinite(value):
+            logger.warning("keep_best: the evaluation gave no finite %s (%s); not a best candidate", BEST_METRIC, value)
+            return
+        if self.best is not None and value < self.best["value"]:
+            return
+        self.store.save_best(self.step, self.eval_model, BEST_METRIC, float(value))
+        self.best = {"step": self.step, "metric": BEST_METRIC, "value": float(value)}
+        logger.info("best %s so far: %.4f at step %d", BEST_METRIC, value, self.step)
+
+    def final_model(self) -> nn.Module:
+        """What ``final/`` holds: a copy of :attr:`eval_model` with the best weights when ``keep_best`` kept any,
+        else :attr:`eval_model` itself."""
+        found = self.store.load_best() if self.config.keep_best else None
+        if found is None:
+            return self.eval_model
+        state, _ = found
+        best = copy.deepcopy(self.eval_model)
+        best.load_state_dict(state)
+        return best.eval()
 
     def _apply(self, plan: StepPlan) -> None:
         for group, lr in zip(self.optimizer.param_groups, plan.lrs, strict=True):
@@ -410,7 +332,6 @@ class Trainer:
         if resume:
             resumed = self.resume(resume_anyway)
         else:
-            self._check_legacy()
             if self.store.has_material():
                 raise CheckpointError(
                     f"{self.out_dir} already holds checkpoints; resume them (resume=True) or use another out_dir"
@@ -418,6 +339,11 @@ class Trainer:
             resumed = False
         if self.rank != 0:
             return
+        if resumed and self.config.keep_best:
+            record = self.store.best_record()
+            self.best = {k: record[k] for k in ("step", "metric", "value")} if record else None
+        elif not resumed:
+            self.store.clear_best()  # a run starting again at step 0 compares with its own evaluations only
         dropped = self.metrics.trim(self.step)
         if not resumed:
             if dropped:
@@ -448,11 +374,13 @@ class Trainer:
             self._prepare(resume, resume_anyway)
             result = self._loop(stop, interrupt)
         result.step = self.step
+        result.best = self.best
         if self._saved_step != self.step:
             self.save()
         if self.step == self.config.total_steps:
             if not (self.config.eval_every and self.step % self.config.eval_every == 0):
                 self._evaluate(result)
+            result.best = self.best
             self._export()
         self.metrics.close()
         return result
@@ -519,6 +447,13 @@ class Trainer:
         return result
 
     def _export(self) -> None:
-        save_pretrained = getattr(self.eval_model, "save_pretrained", None)
-        if self.rank == 0 and callable(save_pretrained):
-            save_pretrained(self.out_dir / "final")
+        if self.rank != 0 or not callable(getattr(self.eval_model, "save_pretrained", None)):
+            return
+        self.final_model().save_pretrained(self.out_dir / "final")  # type: ignore[operator]
+        if self.best is not None:
+            logger.info(
+                "final/ holds the best evaluation: %s %.4f at step %d",
+                BEST_METRIC,
+                self.best["value"],
+                self.best["step"],
+            )
