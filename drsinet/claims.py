@@ -111,5 +111,3 @@ def gradient_norms(
         "output_rms": h.detach().square().mean().sqrt().item(),
         "finite": all(math.isfinite(v) for v in act_grad + param_grad),
     }
-
-

@@ -39,6 +39,7 @@ def _numpy(values: Any) -> np.ndarray:
         values = values.detach().float().cpu().numpy()
     return np.asarray(values, dtype=np.float32)
 
+
 _LEFT = (0, 200, 255)
 _RIGHT = (255, 120, 0)
 _CENTRE = (0, 255, 120)

@@ -48,6 +48,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class PredictOptions:
     """What ``posezoo predict`` passes to the models (``None``: the model's default).

@@ -116,5 +116,3 @@ def download_file(repo_id: str, filename: str, revision: str) -> Path:
             f"the Hugging Face Hub at {hf_constants.ENDPOINT} failed to serve {where}: {err}. Retry later, or pass a "
             "local .safetensors path."
         ) from err
-
-

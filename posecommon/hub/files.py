@@ -108,5 +108,3 @@ def read_safetensors_metadata(path: str | Path) -> dict[str, str]:
             return dict(handle.metadata() or {})
     except (SafetensorError, OSError, ValueError):
         return {}
-
-

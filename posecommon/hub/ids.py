@@ -31,7 +31,6 @@ _MAX_REVISION_LENGTH = 255
 _REVISION_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 
-
 def validate_hub_id(repo_id: str) -> None:
     """Check a Hub repository id with ``huggingface_hub.utils.validate_repo_id``, and that it is ``org/name``.
 

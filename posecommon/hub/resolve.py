@@ -201,5 +201,3 @@ def resolve_pretrained(model_name: str, pretrained: bool | str | Path) -> Resolv
         spec.revision,
         model_name,
     )
-
-

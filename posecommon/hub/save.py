@@ -158,5 +158,3 @@ def push_to_hub(
             revision=revision,
             commit_message=commit_message or f"Upload {model.model_name} with posezoo",
         )
-
-

@@ -111,8 +111,6 @@ class Source:
     bgr: bool = False
 
 
-
-
 def _has_glob(text: str) -> bool:
     return any(ch in text for ch in "*?[")
 
@@ -192,8 +190,6 @@ def open_source(source: Any, bgr: bool = False) -> Source:
         f"unsupported input {type(source).__name__}; pass a path, directory, glob, URL, video, PIL image, numpy "
         "array, tensor, or a list or generator of these"
     )
-
-
 
 
 def _load_url(url: str) -> torch.Tensor:
