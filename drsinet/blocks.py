@@ -13,7 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from posecommon.layers import ConvNormAct, LayerNorm2d, fold_bn_into_conv, get_act
+from posecommon.layers import (
+    ConvNormAct,
+    LayerNorm2d,
+    checkpoint_dense_convolutions,
+    checkpoint_module,
+    checkpoint_sequential,
+    fold_bn_into_conv,
+    get_act,
+    recomputation_applies,
+)
 
 from .gnconv import GnConv, ResGnConv
 
@@ -83,8 +92,16 @@ class Focus(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, act: str = "silu") -> None:
         super().__init__()
         self.conv = ConvNormAct(4 * in_channels, out_channels, kernel_size, act=act)
+        self.grad_checkpointing = False
+        """Checkpoint the stem in training, keeping only the image (set by ``set_grad_checkpointing``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.grad_checkpointing and recomputation_applies(self):
+            return checkpoint_module(self, x, function=self.forward_plain)
+        return self.forward_plain(x)
+
+    def forward_plain(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward without checkpointing."""
         if x.shape[-1] % 2 or x.shape[-2] % 2:  # F.pad copies the input even when it adds nothing
             x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
         # YOLOv5 order: (even row, even col), (odd row, even col), (even row, odd col), (odd row, odd col).
@@ -125,7 +142,10 @@ class C3(nn.Module):
     """YOLOv5 C3 (CSP bottleneck with three convolutions).
 
     ``cv3(concat(m(cv1(x)), cv2(x)))`` where ``cv1``/``cv2`` are 1x1 convs to ``C_out / 2`` and ``m`` is ``n``
-    bottlenecks (or any ``blocks`` given, which is how :class:`C3DR` reuses it).
+    bottlenecks (or any ``blocks`` given, which is how :class:`C3DR` reuses it). With :attr:`grad_checkpointing`
+    the whole module is one checkpointing segment in training (:func:`~posecommon.layers.checkpoint_module`); a
+    :class:`C3DR` instead checkpoints each of its blocks (:func:`~posecommon.layers.checkpoint_sequential`), whose
+    activations are too large to rebuild all at once.
 
     Args:
         in_channels: C_in.
@@ -159,8 +179,21 @@ class C3(nn.Module):
         if blocks is None:
             blocks = nn.Sequential(*(Bottleneck(hidden, hidden, shortcut, 1.0, act) for _ in range(num_blocks)))
         self.m = blocks
+        self.grad_checkpointing = False
+        """Checkpoint in training (set by ``set_grad_checkpointing``): the module, or each block of a C3DR."""
+
+    checkpoint_blocks: bool = False
+    """Checkpoint each block of ``m`` instead of the whole module (:class:`C3DR`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.grad_checkpointing and recomputation_applies(self)):
+            return self.forward_plain(x)
+        if not self.checkpoint_blocks:
+            return checkpoint_module(self, x, function=self.forward_plain)
+        return self.cv3(torch.cat((checkpoint_sequential(self.m, self.cv1(x)), self.cv2(x)), dim=1))
+
+    def forward_plain(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward without checkpointing."""
         return self.cv3(torch.cat((self.m(self.cv1(x)), self.cv2(x)), dim=1))
 
 
@@ -296,6 +329,16 @@ def _gelu(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x) if x.requires_grad else torch.ops.aten.gelu_(x)
 
 
+def _add(fresh: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """``fresh + other``, summed into ``fresh`` (a convolution's new output) when no gradient is recorded.
+
+    With gradients the sum is a new tensor: the recomputation of
+    :func:`~posecommon.layers.checkpoint_dense_convolutions` keeps the convolution's output and must find it
+    unchanged. Addition commutes exactly, so both give the same values.
+    """
+    return fresh.add_(other) if not torch.is_grad_enabled() else fresh + other
+
+
 class DRSIBlock(nn.Module):
     """Dual-residual spatial interaction block (paper eq. 7-8).
 
@@ -306,6 +349,14 @@ class DRSIBlock(nn.Module):
     Hor/R-Hor rows cost nearly the same MACs, as the paper reports (10.9 vs 10.8 G). ``fuse_()`` folds the three
     BatchNorms (eps :data:`BN_EPS`, momentum :data:`BN_MOMENTUM`, as every BatchNorm of YOLOv5) into the two
     convolutions they touch (exact); the LayerNorm stays.
+
+    Memory in training (:attr:`memory_lean`, on by default): autograd would keep about 36 maps of C channels per
+    block for backward (the 4C-wide BatchNorm inputs and outputs, GELU outputs and depthwise input of the inverted
+    bottleneck, then LayerNorm and Res-gnConv's partial products). The block runs under
+    :func:`~posecommon.layers.checkpoint_dense_convolutions`: it keeps its input and the outputs of its 1x1
+    convolutions (about 10 maps of C channels at order 2) and recomputes the BatchNorms, GELUs, LayerNorm, depthwise
+    convolutions and gating products when backward reaches it. Outputs, gradients and BatchNorm statistics are
+    those of :meth:`forward_plain`.
 
     Args:
         channels: C.
@@ -339,12 +390,20 @@ class DRSIBlock(nn.Module):
         self.pw2 = nn.Conv2d(hidden, channels, 1)
         self.norm = LayerNorm2d(channels)
         self.gnconv = ResGnConv(channels, order, kernel_size, lam, act)
+        self.memory_lean = True
+        """Recompute the cheap intermediates in backward instead of keeping them (training only)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.memory_lean and recomputation_applies(self):
+            return checkpoint_dense_convolutions(self, self.forward_plain, x)
+        return self.forward_plain(x)
+
+    def forward_plain(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward without recomputation (what :meth:`forward` runs in eval, without gradients, compiled)."""
         h = _gelu(self.bn1(self.pw1(self.bn0(x))))
         h = _gelu(self.bn2(self.dw(h)))
-        x = self.pw2(h).add_(x)  # x + pw2(h), summed into pw2's fresh output (addition commutes exactly)
-        return self.gnconv(self.norm(x)).add_(x)
+        x = _add(self.pw2(h), x)
+        return _add(self.gnconv.forward_plain(self.norm(x)), x)
 
     def fuse_(self) -> None:
         """Fold ``bn0`` (before ``pw1``), ``bn1`` (after ``pw1``) and ``bn2`` (after ``dw``) in place."""
@@ -359,7 +418,9 @@ class HorBlock(nn.Module):
 
     ``x = x + gamma_1 * mixer(LN(x)); y = x + gamma_2 * MLP(LN(x))`` with ``MLP = Conv1x1 -> GELU -> Conv1x1``
     (expansion ``expansion_ratio``) and learnable per-channel layer scales initialised to ``layer_scale`` (HorNet).
-    ``mixer="gnconv"`` is HorNet's Hor block, ``mixer="resgnconv"`` the paper's R-Hor block.
+    ``mixer="gnconv"`` is HorNet's Hor block, ``mixer="resgnconv"`` the paper's R-Hor block. In training the whole
+    block keeps only its input and its 1x1 convolutions' outputs for backward (:attr:`memory_lean`, as
+    :class:`DRSIBlock`).
 
     Args:
         channels: C.
@@ -402,9 +463,17 @@ class HorBlock(nn.Module):
         else:
             self.register_parameter("gamma1", None)
             self.register_parameter("gamma2", None)
+        self.memory_lean = True
+        """Recompute the cheap intermediates in backward instead of keeping them (training only)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.mixer(self.norm1(x))
+        if self.memory_lean and recomputation_applies(self):
+            return checkpoint_dense_convolutions(self, self.forward_plain, x)
+        return self.forward_plain(x)
+
+    def forward_plain(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward without recomputation (what :meth:`forward` runs in eval, without gradients, compiled)."""
+        y = self.mixer.forward_plain(self.norm1(x))
         x = x + (y if self.gamma1 is None else self.gamma1 * y)
         y = self.mlp(self.norm2(x))
         return x + (y if self.gamma2 is None else self.gamma2 * y)
@@ -456,3 +525,5 @@ class C3DR(C3):
         else:
             raise ValueError(f"block must be 'drsi', 'hor' or 'rhor', got {block!r}")
         super().__init__(in_channels, out_channels, num_blocks, act=act, blocks=nn.Sequential(*blocks))
+
+    checkpoint_blocks = True

@@ -7,7 +7,12 @@ import math
 import torch
 from torch import nn
 
-from posecommon.layers import ConvNormAct, split_conv_outputs
+from posecommon.layers import (
+    ConvNormAct,
+    checkpoint_dense_convolutions,
+    recomputation_applies,
+    split_conv_outputs,
+)
 
 __all__ = ["GnConv", "ResGnConv", "interaction_widths"]
 
@@ -68,8 +73,16 @@ class GnConv(nn.Module):
         self.dwconv = nn.Conv2d(q_channels, q_channels, kernel_size, padding=kernel_size // 2, groups=q_channels)
         self.pws = nn.ModuleList(nn.Conv2d(widths[k], widths[k + 1], 1) for k in range(order - 1))
         self.proj_out = nn.Conv2d(inner, channels, 1)
+        self.memory_lean = True
+        """Recompute the cheap intermediates in backward instead of keeping them (training only)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.memory_lean and recomputation_applies(self):
+            return checkpoint_dense_convolutions(self, self.forward_plain, x)
+        return self.forward_plain(x)
+
+    def forward_plain(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward without recomputation (what :meth:`forward` runs in eval, without gradients, compiled)."""
         p, q = torch.split(self.proj_in(x), [self.widths[0], sum(self.widths)], dim=1)
         fq = self.dwconv(q)
         if not self.scale_folded:
@@ -113,6 +126,12 @@ class ResGnConv(nn.Module):
     (the paper only says lambda "scales the output to stabilise training"). The depthwise output is not rescaled
     (HorNet's 1/3 factor is not part of eq. 3-5).
 
+    The recursion keeps every partial product ``a_k``, ``u_k`` and ``f(q_k)`` alive for backward. Training keeps
+    only the input and the outputs of the 1x1 convolutions (``proj_in``, ``g_k``'s convolution, ``proj_out``) and
+    recomputes the depthwise convolution, ``g_k``'s BatchNorm and SiLU and the gating products when backward
+    reaches the module (:attr:`memory_lean`, :func:`~posecommon.layers.checkpoint_dense_convolutions`); outputs
+    and gradients are those of :meth:`forward_plain`.
+
     Args:
         channels: Input and output channels C.
         order: Interaction order n >= 1.
@@ -144,8 +163,16 @@ class ResGnConv(nn.Module):
         self.proj_out = nn.Conv2d(inner, channels, 1)
         self.split_parts: nn.Module | None = None
         """Set by :meth:`fuse_`: ``proj_p``, ``proj_q[k]`` and ``dwconvs[k]`` replace ``proj_in`` and ``dwconv``."""
+        self.memory_lean = True
+        """Recompute the cheap intermediates in backward instead of keeping them (training only)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.memory_lean and recomputation_applies(self):
+            return checkpoint_dense_convolutions(self, self.forward_plain, x)
+        return self.forward_plain(x)
+
+    def forward_plain(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward without recomputation (what :meth:`forward` runs in eval, without gradients, compiled)."""
         if self.split_parts is not None:
             return self._forward_split(x)
         p0, q = torch.split(self.proj_in(x), [self.widths[0], sum(self.widths)], dim=1)

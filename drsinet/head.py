@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from posecommon.layers import ConvNormAct
+from posecommon.layers import ConvNormAct, checkpoint_sequential, recomputation_applies
 
 __all__ = ["HEAD_LAYOUTS", "DRSIHead"]
 
@@ -46,6 +46,8 @@ class DRSIHead(nn.Module):
     objectness and class. The keypoint convolutions keep PyTorch's default initialisation, as official (the
     official ``m_kpt`` is not touched by ``_initialize_biases``, which iterates ``m.m`` only, line 216).
 
+    With :attr:`grad_checkpointing` every layer of the keypoint branches is a checkpointing segment in training.
+
     Args:
         in_channels: Width of each level.
         num_anchors: Anchors per level A.
@@ -79,6 +81,8 @@ class DRSIHead(nn.Module):
         self.kpt = nn.ModuleList(self._keypoint_branch(c, act) for c in in_channels)
         self.kpt_out = nn.ModuleList(nn.Conv2d(c, num_anchors * 3 * num_joints, 1) for c in in_channels)
         self._init_biases(strides)
+        self.grad_checkpointing = False
+        """Checkpoint each keypoint-branch layer in training (set by ``set_grad_checkpointing``)."""
 
     @staticmethod
     def _keypoint_branch(channels: int, act: str) -> nn.Sequential:
@@ -101,7 +105,8 @@ class DRSIHead(nn.Module):
         per_anchor = 6 + 3 * self.num_joints
         for x, box, kpt, kpt_out in zip(features, self.box, self.kpt, self.kpt_out, strict=True):
             b, _, h, w = x.shape
-            det, joints = box(x), kpt_out(kpt(x))
+            checkpointed = self.grad_checkpointing and recomputation_applies(self)
+            det, joints = box(x), kpt_out(checkpoint_sequential(kpt, x) if checkpointed else kpt(x))
             if self.layout == "official":
                 raw = torch.cat((det, joints), dim=1).view(b, self.num_anchors, per_anchor, h, w)
             else:

@@ -207,6 +207,34 @@ class PoseModel(nn.Module):
             "preprocess": self.preprocess.to_dict(),
         }
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Gradient checkpointing in training (timm's name): the family's segments keep only their inputs for
+        backward and run their forward again there, trading about one more forward pass for activation memory.
+
+        Each family chooses its segments by giving modules a ``grad_checkpointing`` attribute that their
+        ``forward`` reads (DRSI-Net: the Focus stem, every C3 as a whole, each block of every C3DR and each
+        keypoint-branch layer; VTTransPose: the HRNet modules and the encoder layers); this sets all of them.
+        BatchNorm statistics are updated once per step (:func:`~posecommon.layers.checkpoint_module`), so
+        gradients and buffers equal those without it.
+
+        Raises:
+            NotImplementedError: the model has no checkpointing segments.
+        """
+        segments = [m for m in self.modules() if m is not self and hasattr(m, "grad_checkpointing")]
+        if not segments:
+            raise NotImplementedError(f"{type(self).__name__} defines no gradient checkpointing segments")
+        for module in segments:
+            module.grad_checkpointing = enable
+
+    def set_memory_lean(self, enable: bool = True) -> None:
+        """Switch the memory-lean training forward of every block that has one (``memory_lean`` attributes, on by
+        default; DRSI-Net's gated blocks): with it, such a block keeps only its input and its dense convolutions'
+        outputs for backward (:func:`~posecommon.layers.checkpoint_dense_convolutions`). Off, autograd keeps every
+        intermediate, as before; outputs and gradients are the same either way."""
+        for module in self.modules():
+            if hasattr(module, "memory_lean"):
+                module.memory_lean = enable
+
     def fuse(self) -> PoseModel:
         """Fold BatchNorm into convolutions (and merge re-parameterisable convs) in place for inference.
 

@@ -473,6 +473,53 @@ def test_ddp_two_processes_match_single_process(tmp_path):
         torch.testing.assert_close(rank0[key], value, atol=1e-6, rtol=1e-5)
 
 
+class _CheckpointedMLP(torch.nn.Module):
+    """The tiny model with one gradient-checkpointing segment, as a PoseModel family provides them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = tiny_model(dropout=0.2, batch_norm=True)
+        self.grad_checkpointing = False
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from posecommon.layers import checkpoint_module, recomputation_applies
+
+        if self.grad_checkpointing and recomputation_applies(self):
+            return checkpoint_module(self.body, x)
+        return self.body(x)
+
+
+def test_gradient_checkpointing_trains_exactly_as_without(tmp_path):
+    runs = []
+    for flag in (False, True):
+        model = _CheckpointedMLP()
+        trainer = Trainer(
+            model, NoisyRegression(), RegressionTask(), _config(8, grad_checkpointing=flag), tmp_path / str(flag)
+        )
+        runs.append((trainer.fit(), trainer))
+        assert model.grad_checkpointing is flag
+    (plain, a), (checkpointed, b) = runs
+    assert checkpointed.losses == plain.losses  # same dropout masks, BatchNorm statistics updated once
+    _assert_same_state(a, b)
+
+
+def test_grad_checkpointing_needs_a_model_that_supports_it_and_channels_last_converts_weights(tmp_path):
+    with pytest.raises(InvalidInputError, match="cannot checkpoint gradients"):
+        _trainer(tmp_path / "a", _config(2, grad_checkpointing=True))
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten())
+    trainer = Trainer(conv, NoisyRegression(), RegressionTask(), _config(2, channels_last=True), tmp_path / "b")
+    assert trainer.model[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_checkpointing_layout_and_compile_may_change_on_resume(tmp_path):
+    _trainer(tmp_path, _config(3)).fit(stop_step=2)
+    changed = _config(3, channels_last=True, grad_checkpointing=False, compile=False)
+    assert _trainer(tmp_path, changed).resume()  # no RunMismatchError: operational settings
+
+
 class _SavableSequential(torch.nn.Sequential):
     """The tiny model with a ``save_pretrained`` (what the trainer exports as ``final/``)."""
 

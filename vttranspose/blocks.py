@@ -14,7 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from posecommon.layers import DepthwiseSeparableConv, LayerNorm2d, fold_bn_into_conv
+from posecommon.layers import (
+    DepthwiseSeparableConv,
+    LayerNorm2d,
+    checkpoint_module,
+    fold_bn_into_conv,
+    recomputation_applies,
+)
 
 __all__ = [
     "AsymmetricConv",
@@ -297,7 +303,8 @@ class TwinEncoderLayer(nn.Module):
 
 
 class TwinEncoder(nn.Module):
-    """A stack of :class:`TwinEncoderLayer` (no final norm, as in TransPose).
+    """A stack of :class:`TwinEncoderLayer` (no final norm, as in TransPose). With :attr:`grad_checkpointing` each
+    layer is a checkpointing segment in training (dropout masks are replayed in the recomputation).
 
     Args:
         layers: The encoder layers, applied in order.
@@ -310,10 +317,13 @@ class TwinEncoder(nn.Module):
     def __init__(self, layers: list[nn.Module]) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
+        self.grad_checkpointing = False
+        """Checkpoint each layer in training (set by ``set_grad_checkpointing``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        checkpointed = self.grad_checkpointing and recomputation_applies(self)
         for layer in self.layers:
-            x = layer(x)
+            x = checkpoint_module(layer, x) if checkpointed else layer(x)
         return x
 
 
@@ -449,7 +459,8 @@ class TransformerEncoderLayer(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    """Stack of :class:`TransformerEncoderLayer` sharing one position table, no final norm (official layout).
+    """Stack of :class:`TransformerEncoderLayer` sharing one position table, no final norm (official layout). With
+    :attr:`grad_checkpointing` each layer is a checkpointing segment in training.
 
     Args:
         layers: The encoder layers, applied in order.
@@ -462,8 +473,11 @@ class TransformerEncoder(nn.Module):
     def __init__(self, layers: list[nn.Module]) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
+        self.grad_checkpointing = False
+        """Checkpoint each layer in training (set by ``set_grad_checkpointing``)."""
 
     def forward(self, src: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
+        checkpointed = self.grad_checkpointing and recomputation_applies(self)
         for layer in self.layers:
-            src = layer(src, pos)
+            src = checkpoint_module(layer, src, pos) if checkpointed else layer(src, pos)
         return src

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from posecommon.layers import FeatureInfo, fold_bn_into_conv, take_indices
+from posecommon.layers import FeatureInfo, checkpoint_module, fold_bn_into_conv, recomputation_applies, take_indices
 
 from .blocks import BN_MOMENTUM, VBlock
 
@@ -152,6 +152,9 @@ class HRModule(nn.Module):
         multi_scale_output: Output every branch (``True``) or only the fused first branch.
         vblock_scales: Channel groups of the V blocks.
 
+    With :attr:`grad_checkpointing` the module is one checkpointing segment in training (its input list is kept,
+    its forward runs again in backward; :func:`~posecommon.layers.checkpoint_module`).
+
     Shape:
         - Input: list of ``(B, channels[i], H / 2^i, W / 2^i)``
         - Output: the same list after fusion, or only its first element (in a list) when
@@ -192,8 +195,16 @@ class HRModule(nn.Module):
                         row.append(nn.Sequential(*chain))
                 self.fuse_layers.append(row)
         self.relu = nn.ReLU()
+        self.grad_checkpointing = False
+        """Checkpoint the whole module in training (set by ``set_grad_checkpointing``)."""
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self.grad_checkpointing and recomputation_applies(self):
+            return checkpoint_module(self, xs, function=self.forward_plain)
+        return self.forward_plain(xs)
+
+    def forward_plain(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The forward without checkpointing: :meth:`fuse` of :meth:`run_branches`."""
         return self.fuse(self.run_branches(xs))
 
     def run_branches(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:

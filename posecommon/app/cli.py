@@ -115,6 +115,9 @@ def train_options(args: argparse.Namespace) -> TrainRunOptions:
         resume_anyway=args.resume_anyway,
         augmentation=dict(args.augment),
         backbone_weights=args.backbone_weights,
+        grad_checkpointing=args.grad_checkpointing,
+        channels_last=args.channels_last,
+        compile=args.compile,
     )
 
 
@@ -494,6 +497,11 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="start from these weights, loading what matches by name and shape (safetensors or save_pretrained dir)",
     )
+    train.add_argument(
+        "--grad-checkpointing", action="store_true", help="recompute activations in backward: less memory, slower"
+    )
+    train.add_argument("--channels-last", action="store_true", help="channels-last weights and activations")
+    train.add_argument("--compile", action="store_true", help="train through torch.compile of the model")
     train.add_argument(
         "--workers", type=int, default=None, help="DataLoader workers (default: from the CPUs this process may use)"
     )

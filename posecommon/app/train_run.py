@@ -138,6 +138,10 @@ class TrainRunOptions:
         augmentation: Overrides of the recipe's augmentation (keyword arguments of the model's
             ``training_dataset``: the fields of :class:`~posecommon.data.TopDownAugmentation` for top-down; ``mosaic``,
             ``translate``, ``flip``, ``hsv_h``, ... for multi-person).
+        grad_checkpointing: Gradient checkpointing (``model.set_grad_checkpointing``): less activation memory for
+            about one more forward pass per step.
+        channels_last: Train with channels-last weights and activations.
+        compile: Train through ``torch.compile`` of the model.
         backbone_weights: Backbone initialisation of models that have one (``model.init_backbone``, the
             VTTransPose family): ``"imagenet"``, ``"none"`` or a safetensors path; ``None`` picks
             :func:`backbone_choice`'s default.
@@ -173,6 +177,9 @@ class TrainRunOptions:
     augmentation: dict[str, Any] = field(default_factory=dict)
     recipe: TrainRecipe | None = None
     backbone_weights: str | None = None
+    grad_checkpointing: bool = False
+    channels_last: bool = False
+    compile: bool = False
 
 
 def backbone_choice(model: PoseModel, data: str | Path, requested: str | None) -> str:
@@ -250,6 +257,9 @@ def train_config_from_recipe(
         keep_best=recipe.keep_best,
         num_workers=num_workers,
         seed=options.seed,
+        grad_checkpointing=options.grad_checkpointing,
+        channels_last=options.channels_last,
+        compile=options.compile,
     )
 
 
@@ -298,6 +308,15 @@ def describe_plan(config: TrainConfig, steps_per_epoch: int) -> str:
         f"epochs of {steps_per_epoch} steps), schedule {config.schedule}, warm-up {config.warmup_steps} steps, "
         f"{accumulate} batch(es) per optimiser step, amp {config.amp}, checkpoint every {config.checkpoint_every} "
         f"steps{', final/ = best AP' if config.keep_best else ''}, {config.num_workers} data worker(s)"
+        + "".join(
+            f", {flag}"
+            for flag, on in (
+                ("gradient checkpointing", config.grad_checkpointing),
+                ("channels-last", config.channels_last),
+                ("torch.compile", config.compile),
+            )
+            if on
+        )
     )
 
 

@@ -68,6 +68,10 @@ class TrainConfig:
         num_workers: DataLoader worker processes.
         prefetch_factor: Batches each worker keeps ready.
         seed: Seed of data order, augmentation and initial randomness.
+        grad_checkpointing: ``model.set_grad_checkpointing(True)``: less activation memory for about one more
+            forward pass per step.
+        channels_last: Weights (and so activations) in channels-last memory.
+        compile: Train through ``torch.compile(model)`` (forward and backward compiled; loss and optimiser eager).
     """
 
     total_steps: int
@@ -93,6 +97,9 @@ class TrainConfig:
     num_workers: int = 0
     prefetch_factor: int = 2
     seed: int = 0
+    grad_checkpointing: bool = False
+    channels_last: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
         problems = []

@@ -20,9 +20,21 @@ if TYPE_CHECKING:
 __all__ = ["OPERATIONAL_FIELDS", "describe_model", "describe_run", "diff_runs"]
 
 OPERATIONAL_FIELDS = frozenset(
-    {"eval_every", "checkpoint_every", "keep_checkpoints", "keep_best", "num_workers", "prefetch_factor"}
+    {
+        "eval_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "keep_best",
+        "num_workers",
+        "prefetch_factor",
+        "grad_checkpointing",
+        "channels_last",
+        "compile",
+    }
 )
-"""TrainConfig fields that may change between a run and its resumption (they change no trained weight)."""
+"""TrainConfig fields that may change between a run and its resumption (they change how, not what, is computed:
+no trained weight changes, except that channels-last memory and compilation may round differently; gradient
+checkpointing recomputes the same values)."""
 
 
 def describe_model(model: nn.Module) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 from ..config import check_device
-from ..errors import CheckpointError, RunMismatchError, TrainingDivergedError, TrainingInterrupted
+from ..errors import CheckpointError, InvalidInputError, RunMismatchError, TrainingDivergedError, TrainingInterrupted
 from ..measure.progress import Progress
 from .checkpoint import CheckpointStore
 from .config import BEST_METRIC, TrainConfig, TrainTask
@@ -116,6 +116,13 @@ class Trainer:
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())  # torchrun: set by LOCAL_RANK
         self.model = model.to(self.device)
+        if config.grad_checkpointing:
+            set_checkpointing = getattr(model, "set_grad_checkpointing", None)
+            if set_checkpointing is None:
+                raise InvalidInputError(f"{type(model).__name__} cannot checkpoint gradients; drop grad_checkpointing")
+            set_checkpointing(True)
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.dataset = dataset
         self.task = task
         self.config = config
@@ -494,6 +501,8 @@ class Trainer:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             model = DistributedDataParallel(self.model, device_ids=device_ids)
         model.train()
+        if cfg.compile:
+            model = torch.compile(model)
         result = TrainResult(step=self.step)
         loader = build_loader(
             self.dataset,

@@ -25,6 +25,8 @@ One run measures, on one machine, and writes ``bench.json`` plus ``bench.md`` (a
 - **Data pipelines** (``--data``; alone unless ``--models`` is given): training samples per second of one
   single-threaded worker for the top-down and multi-person datasets (:mod:`posecommon.app.bench.data`).
 - **Box NMS** at 1k / 10k / 30k candidates: time and peak memory (:mod:`posecommon.app.bench.nms`).
+- **Training steps** (``--train``, instead of the rest): time and peak memory of one training step per model and
+  variant, with the official code side by side when given its checkout (:mod:`posecommon.app.bench.train`).
 
 Timing: ``--warmup`` untimed rounds, then the median of ``--repeats`` timed rounds (``--batch-repeats`` timed rounds
 at the throughput batch, where one round of a large model can take minutes on a small CPU). Two clocks are recorded,
@@ -609,6 +611,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--data-images", default=None, help="image directory of --data-ann")
     data.add_argument("--data-samples", type=int, default=None, help="samples per timed round (default 40)")
     data.add_argument("--data-rounds", type=int, default=None, help="timed rounds (default 5)")
+    from .train import add_train_bench_arguments
+
+    add_train_bench_arguments(parser)
 
 
 def _data_settings(args: argparse.Namespace) -> DataBenchSettings:
@@ -622,6 +627,10 @@ def _data_settings(args: argparse.Namespace) -> DataBenchSettings:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the suite from parsed :func:`add_bench_arguments` options, print the markdown, write the files."""
+    if args.train:
+        from .train import run_train_from_args
+
+        return run_train_from_args(args, QUICK_SIZES)
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides: dict[str, Any] = {"clock": args.clock}
