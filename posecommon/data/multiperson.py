@@ -9,59 +9,12 @@ Evaluation (``train=False``): the image is letterboxed (:func:`posecommon.ops.le
 sample carries the :class:`~posecommon.ops.letterbox.LetterboxInfo` so that predictions map back to original-image
 pixels with :func:`~posecommon.ops.letterbox.unletterbox_points` / :func:`~posecommon.ops.letterbox.unletterbox_boxes`.
 
-Training, as YOLO-Pose (branch ``yolo-pose`` of edgeai-yolov5; ``utils/datasets.py`` there, cited by line):
-
-1. *Mosaic* (probability ``mosaic``; ``load_mosaic``, ``:724-778``): the image and three others drawn at random
-   are each resized so their long side is ``S`` (``load_image``, ``:680-694``) and placed on a ``2S x 2S``
-   canvas filled with ``pad_value``, around a centre ``(int(u), int(v))`` with ``u, v`` uniform in
-   ``[S/2, 3S/2]`` (``:729``; top-left image touching the centre with its bottom-right corner, and so on,
-   ``:736-750``). Otherwise the letterboxed image (top-left aligned, padded bottom/right) is the ``S x S``
-   canvas.
-2. *Scale and translate* (``random_perspective``, ``:906-1006``, with ``degrees = shear = perspective = 0`` as
-   in ``data/hyp.scratch.yaml:27-31``): the canvas centre is mapped to the output centre, scaled by a factor
-   uniform in ``scale`` and shifted by a uniform ``[-translate, translate] * S`` pixels per axis. Output pixel
-   ``p`` shows canvas point ``(W_c - 1) / 2 + (p - shift - (S - 1) / 2) / factor`` (``W_c`` the canvas side).
-3. *HSV* (``augment_hsv``, ``:699-710``, applied at ``:595``): gains ``uniform(-1, 1) * (hsv_h, hsv_s, hsv_v)
-   + 1`` on OpenCV's 8-bit HSV channels (:mod:`posecommon.data.hsv`); all three gains 0 skips it.
-4. *Flip* (probability ``flip``; ``:619-627``): mirror ``x -> S - 1 - x``, with left/right joints swapped through
-   ``keypoint_spec.flip_indices``.
-
-Steps 1-2 compose to one axis-aligned map per source image (``x_out = x_src * a + b``), so the pixels are
-rendered without any canvas: each visible source image is decoded (with OpenCV, in BGR, as the official code:
-:mod:`posecommon.data.decode`) and resampled once, in uint8, straight into the output pixels it covers
-(:mod:`posecommon.data.tiles`; bilinear, antialiased when shrinking), and a source that covers no output pixel is
-not even decoded. The canvas above defines the geometry only. Each image's map is moved onto the resampling
-kernel's grid (:meth:`~posecommon.data.tiles.TilePlacement.on_source_grid`), by at most half an output pixel per
-axis; the targets use the moved map, so pixels and targets agree exactly. The HSV step runs in BGR with OpenCV's
-own conversions (:mod:`posecommon.data.hsv`), and the flip happens when the BGR pixels become RGB planes.
-
-Targets after each step: boxes are clipped to the visible image region (the pasted image, then the output);
-keypoints outside it become unlabelled ``(0, 0, 0)``; in training a person is dropped when its clipped box is
-narrower or lower than ``min_box_size`` pixels or keeps less than ``min_area_ratio`` of its unclipped area (YOLOv5's
-``box_candidates``, ``:1009-1014``, without its aspect-ratio limit); in evaluation only empty boxes are dropped.
-Which persons are targets (``min_keypoints``): in training, those with at least one labelled keypoint (``v > 0``)
-by default, as YOLO-Pose, whose label files hold the "person instances in COCO dataset having keypoint annotation"
-(``README.md:66``); ``min_keypoints=0`` keeps every non-crowd person as a box target (its keypoint loss masked). In
-evaluation (``train=False``) every non-crowd person is kept by default, as pycocotools keeps them.
-
-Where this differs from the official code (kept on purpose; none changes a random draw's distribution):
-
-- Geometry in the pixel-centre convention throughout; the official warp maps canvas point ``W_c / 2`` (not
-  ``(W_c - 1) / 2``) to ``S / 2`` (``:915-940``) while its labels use pixel edges, a half-pixel mismatch.
-- One antialiased resample per source image; the official code resizes with ``INTER_LINEAR`` (no antialiasing
-  in training, ``:692``) and then warps the canvas bilinearly.
-- Keypoints outside the pasted image or the output become unlabelled. The official mosaic clips keypoints, like
-  boxes, to the canvas (``:764-765``: a joint outside is moved onto the border and stays labelled), treats a
-  coordinate of exactly 0 as unlabelled (``:990``) and, for a joint outside the output in x only, zeroes x but
-  keeps y (``:994-995`` test the already zeroed x).
-- ``box_candidates``: the area ratio is taken against the whole annotated box (official: the box clipped to the
-  canvas, ``:1000``), and there is no aspect-ratio limit (official: below 20, ``:1013``).
-- Without mosaic the letterboxed image is padded bottom/right (as at inference); the official ``letterbox``
-  centres it (``:895-902``).
-- All three HSV gains 0 skip the conversion; the official code always round-trips through 8-bit HSV (lossy).
-
-Randomness: torch's global RNG, in this order: mosaic, mosaic centre x and y, the three other images, scale,
-shift x and y, flip, then the three HSV gains (see :mod:`posecommon.data.augment` for seeding).
+Training, as YOLO-Pose (branch ``yolo-pose`` of edgeai-yolov5, ``utils/datasets.py``): mosaic, scale and
+translate, HSV gains on OpenCV's 8-bit HSV channels, flip; the geometry composes to one axis-aligned map per source
+image, rendered in one antialiased resample (:mod:`posecommon.data.tiles`). Training keeps persons with at least one
+labelled keypoint (``min_keypoints``), evaluation every non-crowd person. The steps with the official line numbers,
+the target rules, the order of random draws and where posezoo differs from the official code on purpose are in
+docs/design/drsinet.md ("Multi-person training data").
 
 Images are **not normalised**: ``image`` is ``uint8`` ``(3, S, S)``; the model's
 :class:`~posecommon.preprocess.PreprocessConfig` normalises. ``pad_value`` should equal that config's
