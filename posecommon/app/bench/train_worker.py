@@ -146,6 +146,9 @@ def peak_tensor_bytes(fn: Callable[[], Any]) -> int:
     ``fn`` should free nothing that was allocated before it: the profiler reports the release of a block it saw
     allocated in an earlier profiling session but not of one it never saw, so such frees would shift the baseline
     by an amount that depends on what was profiled before (drop gradients before the call, not inside it).
+
+    The same measurement as :func:`posecommon.measure.memory.peak_memory_bytes`, kept here because official arms run
+    this file as a script under the official checkout's interpreter, where posecommon is not importable.
     """
     from torch.profiler import ProfilerActivity, profile
 
@@ -411,7 +414,7 @@ def serve(spec: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m posecommon.train_worker SPEC_JSON``; returns the exit status."""
+    """``python train_worker.py SPEC_JSON`` (or ``-m posecommon.app.bench.train_worker``); returns the exit status."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: train_worker.py SPEC_JSON", file=sys.stderr)
