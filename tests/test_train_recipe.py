@@ -1,6 +1,8 @@
 """The published training recipes and how ``posezoo train`` turns them (and its flags) into a run."""
 
 import json
+import shlex
+from pathlib import Path
 
 import pytest
 
@@ -76,19 +78,20 @@ def test_one_command_trains_drsi_net_with_the_papers_schedule():
 
 
 def test_steps_make_a_short_per_step_cosine_run_and_flags_override_the_recipe():
-    argv = ["vttranspose_h_s", "--steps", "400", "--batch-size", "16", "--lr", "2e-3", "--lr-final", "2e-5"]
-    argv += ["--warmup-steps", "20", "--augment", "rotation=15", "half_body=0", "scale=0.25"]
+    # the README's main job, read from README.md
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    main_job = next(line for line in readme.splitlines() if "posezoo train vttranspose_h_s --out runs/synth" in line)
+    argv = shlex.split(main_job.split("posezoo train ", 1)[1])
     options = _options(argv)
     recipe = effective_recipe(VTTRANSPOSE_RECIPE, options)
     config = train_config_from_recipe(recipe, options, steps_per_epoch=25, num_workers=1)
-    # the README's main job: what it ran before the recipes existed
-    assert (config.total_steps, config.batch_size, config.schedule, config.warmup_steps) == (400, 16, "cosine", 20)
+    assert (config.total_steps, config.batch_size, config.schedule, config.warmup_steps) == (800, 8, "cosine", 20)
     assert (config.optimizer, config.lr, config.lr_final, config.momentum, config.weight_decay) == (
         "adam", 2e-3, 2e-5, 0.9, 0.0
     )  # fmt: skip
     assert (config.nominal_batch_size, config.ema_decay, config.grad_clip) == (None, None, None)
     assert recipe.augmentation_kwargs() == {
-        "flip": 0.5, "rotation": 15.0, "rotation_prob": 0.6, "scale": 0.25, "half_body": 0.0
+        "flip": 0.5, "rotation": 0.0, "rotation_prob": 0.6, "scale": 0.0, "half_body": 0.0
     }  # fmt: skip
     assert dict(recipe.sources)["lr"] == "command line" and "TransPose" in dict(recipe.sources)["epochs"]
 
@@ -140,3 +143,19 @@ def test_top_down_recipes_train_in_float32_keep_the_best_ap_and_transpose_uses_i
     asked = _options(["vttranspose_h_s", "--keep-best"])
     assert effective_recipe(VTTRANSPOSE_RECIPE, asked, "synthetic").keep_best
     assert "keep_best" in VTTRANSPOSE_RECIPE.format() and "amp" in VTTRANSPOSE_RECIPE.format()
+
+
+def test_the_printed_initialisation_is_how_this_run_starts():
+    # The recipes' words say how the official runs started (TransPose from ImageNet HRNet-W32, YOLO-Pose from a
+    # person detector); a run that starts otherwise must not print them as its own start.
+    vtt = VTTRANSPOSE_RECIPE
+    assert effective_recipe(vtt, TrainRunOptions(), "COCO", "imagenet").initialisation == vtt.initialisation
+    synthetic = effective_recipe(vtt, TrainRunOptions(), "synthetic", "none").initialisation
+    assert synthetic.startswith("from scratch; the recipe's: ImageNet")
+    yolo = drsi_recipe("yolo_pose_s6")
+    assert effective_recipe(yolo, TrainRunOptions(), "COCO", "none").initialisation.startswith("from scratch;")
+    given = effective_recipe(yolo, TrainRunOptions(init_weights="det.safetensors"), "COCO", "none")
+    assert "then the tensors of det.safetensors" in given.initialisation
+    assert dict(given.sources)["initialisation"] == "command line"
+    drsi = drsi_recipe("drsi_net_s")
+    assert effective_recipe(drsi, TrainRunOptions(), "synthetic", "none").initialisation == drsi.initialisation

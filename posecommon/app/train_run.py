@@ -200,8 +200,14 @@ def backbone_choice(model: PoseModel, data: str | Path, requested: str | None) -
     return "imagenet" if supported and str(data) != "synthetic" else "none"
 
 
-def effective_recipe(recipe: TrainRecipe, options: TrainRunOptions, data: str | Path | None = None) -> TrainRecipe:
+def effective_recipe(
+    recipe: TrainRecipe, options: TrainRunOptions, data: str | Path | None = None, backbone: str | None = None
+) -> TrainRecipe:
     """``recipe`` with the values ``options`` set (their sources become ``"command line"``).
+
+    With ``backbone`` (the run's :func:`backbone_choice`), ``initialisation`` says how this run starts where the
+    recipe's words (how the official run started) would not: e.g. from scratch on synthetic data, or without the
+    ``--init-weights`` a YOLO-Pose recipe names.
 
     ``keep_best`` stays off on ``data="synthetic"`` unless ``options.keep_best`` asks for it: a synthetic run is a
     demonstration whose ``final/`` is its last step (the recipes' ``keep_best`` is for COCO-format data).
@@ -226,7 +232,26 @@ def effective_recipe(recipe: TrainRecipe, options: TrainRunOptions, data: str | 
     if options.keep_best is None and str(data) == "synthetic" and recipe.keep_best:
         changes["keep_best"] = False
         sources["keep_best"] = "off on synthetic data (--keep-best turns it on)"
+    initialisation = None if backbone is None else _run_initialisation(recipe, options, backbone)
+    if initialisation is not None:
+        changes["initialisation"] = initialisation
+        if options.backbone_weights is not None or options.init_weights is not None:
+            sources["initialisation"] = "command line"
     return recipe.replace(**changes, sources=tuple(sources.items()))
+
+
+def _run_initialisation(recipe: TrainRecipe, options: TrainRunOptions, backbone: str) -> str | None:
+    """How a run with ``backbone`` (:func:`backbone_choice`) and ``options.init_weights`` starts, followed by the
+    recipe's words, where the recipe's words alone would not say it; None where they do."""
+    start = {"none": "from scratch", "imagenet": "ImageNet backbone weights"}.get(
+        backbone, f"backbone weights from {backbone}"
+    )
+    if options.init_weights is not None:
+        start += f", then the tensors of {options.init_weights} whose name and shape match (--init-weights)"
+        return f"{start}; the recipe's: {recipe.initialisation}"
+    both_from_scratch = start == "from scratch" and recipe.initialisation.startswith("from scratch")
+    both_imagenet = backbone == "imagenet" and "ImageNet" in recipe.initialisation
+    return None if both_from_scratch or both_imagenet else f"{start}; the recipe's: {recipe.initialisation}"
 
 
 def train_config_from_recipe(
@@ -287,7 +312,9 @@ def recipe_help(model_name: str, options: TrainRunOptions, data: str | Path | No
     :class:`~posecommon.train.TrainConfig` (:func:`train_config_from_recipe`), followed by the run's length as far
     as it is known without the data (the steps per epoch come from the dataset and are printed when a run starts).
     """
-    recipe = effective_recipe(_base_recipe(model_name, _build_model(model_name, options), options), options, data)
+    model = _build_model(model_name, options)
+    backbone = backbone_choice(model, "synthetic" if data is None else data, options.backbone_weights)
+    recipe = effective_recipe(_base_recipe(model_name, model, options), options, data, backbone)
     if recipe.steps is not None:
         length = f"run: {recipe.steps} steps of batch {recipe.batch_size}"
     else:
@@ -549,7 +576,8 @@ def run_training(
     torch.manual_seed(options.seed)  # the initial weights: the same run twice starts from the same model
     model = _build_model(model_name, options)  # checks the model settings; writes nothing
     with RunLock(out_dir) if rank == 0 else nullcontext():
-        recipe = effective_recipe(_base_recipe(model_name, model, options), options, data)
+        backbone = backbone_choice(model, data, options.backbone_weights)
+        recipe = effective_recipe(_base_recipe(model_name, model, options), options, data, backbone)
         augmentation = recipe.augmentation_kwargs()
         run_info: dict[str, Any] = {"data": str(data), "splits": [train_split, val_split], "augmentation": augmentation}
         if synthetic:

@@ -44,8 +44,9 @@ class TrainRecipe:
             official code trained with autocast, ``"none"`` (float32) where it did not.
         keep_best: Export the checkpoint with the best validation AP as ``final/`` instead of the last one, as the
             official code's published weights were chosen (on COCO-format data; see ``posezoo train --keep-best``).
-        initialisation: How the official run initialised the weights, in words (printed; ``posezoo train``
-            initialises from scratch unless ``--init-weights`` or ``--backbone-weights`` is given).
+        initialisation: How the official run initialised the weights, in words. ``posezoo train`` prints how its
+            run starts instead where that differs (from scratch on synthetic data, ``--backbone-weights``,
+            ``--init-weights``), followed by these words.
         augmentation: Keyword arguments of the family's ``training_dataset`` (name, value) pairs.
         steps: Batches of the run instead of ``epochs`` (a short run, ``posezoo train --steps``); None: ``epochs``
             decide.
