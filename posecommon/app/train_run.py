@@ -304,7 +304,7 @@ def _base_recipe(model_name: str, model: PoseModel, options: TrainRunOptions) ->
     return base_recipe
 
 
-def recipe_help(model_name: str, options: TrainRunOptions, data: str | Path | None = None) -> str:
+def recipe_help(model_name: str, options: TrainRunOptions, data: str | Path = "synthetic") -> str:
     """The recipe a run of ``model_name`` with ``options`` on ``data`` uses, formatted as the run prints it, without
     reading data or training (``posezoo train MODEL [flags] --help``).
 
@@ -313,7 +313,7 @@ def recipe_help(model_name: str, options: TrainRunOptions, data: str | Path | No
     as it is known without the data (the steps per epoch come from the dataset and are printed when a run starts).
     """
     model = _build_model(model_name, options)
-    backbone = backbone_choice(model, "synthetic" if data is None else data, options.backbone_weights)
+    backbone = backbone_choice(model, data, options.backbone_weights)
     recipe = effective_recipe(_base_recipe(model_name, model, options), options, data, backbone)
     if recipe.steps is not None:
         length = f"run: {recipe.steps} steps of batch {recipe.batch_size}"
