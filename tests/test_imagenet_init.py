@@ -129,7 +129,7 @@ def test_corrupted_download_is_a_checksum_error(hub, reference):
 
 def test_offline_without_a_cached_copy_says_how_to_train_without_it(hub, monkeypatch):
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(HubUnavailableError, match=r"offline mode.*--backbone-weights none"):
+    with pytest.raises(HubUnavailableError, match=r"offline mode.*--backbone-weights kaiming.*'none'"):
         load_backbone_weights(vttranspose.transpose_h_s(input_size=(64, 48)), "imagenet")
     assert hub.requests == []
 
@@ -160,8 +160,9 @@ def test_backbone_option_choices(small_model):
     with pytest.raises(InvalidInputError, match="not both"):
         vttranspose.transpose_h_s(pretrained="x.safetensors", backbone_weights="imagenet")
     assert backbone_choice(small_model, "/data/coco", None) == "imagenet"  # the official recipe on COCO data
-    assert backbone_choice(small_model, "synthetic", None) == "none"  # the main job stays offline
+    assert backbone_choice(small_model, "synthetic", None) == "kaiming"  # the main job stays offline
     assert backbone_choice(small_model, "/data/coco", "none") == "none"
+    assert backbone_choice(small_model, "/data/coco", "kaiming") == "kaiming"
     with pytest.raises(InvalidInputError, match="no backbone initialisation"):
         backbone_choice(torch.nn.Linear(1, 1), "/data/coco", "imagenet")
     assert backbone_choice(torch.nn.Linear(1, 1), "/data/coco", None) == "none"

@@ -150,8 +150,10 @@ def test_the_printed_initialisation_is_how_this_run_starts():
     # person detector); a run that starts otherwise must not print them as its own start.
     vtt = VTTRANSPOSE_RECIPE
     assert effective_recipe(vtt, TrainRunOptions(), "COCO", "imagenet").initialisation == vtt.initialisation
-    synthetic = effective_recipe(vtt, TrainRunOptions(), "synthetic", "none").initialisation
-    assert synthetic.startswith("from scratch; the recipe's: ImageNet")
+    synthetic = effective_recipe(vtt, TrainRunOptions(), "synthetic", "kaiming").initialisation
+    assert synthetic.startswith("from scratch, He-normal backbone (--backbone-weights kaiming); the recipe's: ImageNet")
+    official_init = effective_recipe(vtt, TrainRunOptions(backbone_weights="none"), "synthetic", "none")
+    assert official_init.initialisation.startswith("from scratch; the recipe's: ImageNet")
     yolo = drsi_recipe("yolo_pose_s6")
     assert effective_recipe(yolo, TrainRunOptions(), "COCO", "none").initialisation.startswith("from scratch;")
     given = effective_recipe(yolo, TrainRunOptions(init_weights="det.safetensors"), "COCO", "none")

@@ -20,9 +20,11 @@ from .hrnet import BasicBlock, Bottleneck, ConvBN, HRModule, HRNetS, HRNetSLayer
 from .imagenet import IMAGENET_HRNET_W32, BackboneLoadReport, load_backbone_weights
 from .model import MODELS, VTTransPose, feature_size, transpose_h_s, transpose_h_s_twin, vttranspose_h_s
 from .predict import TopDownKernel
+from .scratch_init import KAIMING, init_backbone_kaiming
 
 __all__ = [
     "IMAGENET_HRNET_W32",
+    "KAIMING",
     "MODELS",
     "VARIANTS",
     "AsymmetricConv",
@@ -50,6 +52,7 @@ __all__ = [
     "convert_official_checkpoint",
     "convert_official_transpose",
     "feature_size",
+    "init_backbone_kaiming",
     "load_backbone_weights",
     "sine_position_table",
     "transpose_h_s",

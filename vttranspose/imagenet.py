@@ -160,7 +160,7 @@ def plan_backbone_load(
             f"{source} is not an HRNet-W32 ImageNet backbone for this model: "
             + "; ".join(parts)
             + ". Pass backbone_weights='imagenet' (timm/hrnet_w32.ms_in1k), a safetensors file in the same layout, "
-            "or 'none'."
+            "'kaiming' or 'none'."
         )
     return loaded, skipped, ignored, kept
 
@@ -181,8 +181,9 @@ def download_imagenet_backbone(hub_file: HubFile = IMAGENET_HRNET_W32) -> tuple[
         path = download_file(hub_file.repo_id, hub_file.filename, hub_file.revision)
     except (HubUnavailableError, WeightsNotFoundError) as err:
         raise type(err)(
-            f"{err} To train without the ImageNet initialisation, pass backbone_weights='none' (posezoo train "
-            "--backbone-weights none); or download the file elsewhere and pass its path."
+            f"{err} To train without the ImageNet initialisation, pass backbone_weights='kaiming' (posezoo train "
+            "--backbone-weights kaiming: He-normal, as HRNet trains from scratch) or 'none' (the official N(0, 0.001)); "
+            "or download the file elsewhere and pass its path."
         ) from err
     blob = path.resolve()
     what = f"{hub_file.filename} of {hub_file.repo_id}@{hub_file.revision}"

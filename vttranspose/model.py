@@ -42,6 +42,7 @@ from .hrnet import HRNetSLayers
 from .imagenet import BackboneLoadReport, load_backbone_weights
 from .predict import TopDownKernel
 from .recipe import vttranspose_recipe
+from .scratch_init import KAIMING, init_backbone_kaiming
 
 __all__ = ["MODELS", "VTTransPose", "feature_size", "transpose_h_s", "transpose_h_s_twin", "vttranspose_h_s"]
 
@@ -67,7 +68,8 @@ class VTTransPose(HRNetSLayers, PoseModel):
 
     Build option (a keyword of the entrypoints beside the config fields): ``backbone_weights``, ``"none"`` (the
     default), ``"imagenet"`` (the official training start: ImageNet HRNet-W32 in the stem and stages 1-3,
-    :meth:`init_backbone`) or the path of a safetensors file in that layout; not together with ``pretrained=``.
+    :meth:`init_backbone`), the path of a safetensors file in that layout, or ``"kaiming"`` (He-normal stem and
+    stages 1-3, how HRNet trains from scratch: :mod:`vttranspose.scratch_init`); not together with ``pretrained=``.
 
     Reuse in other networks (timm's interface, :mod:`posecommon.layers.features`): ``feature_info`` lists four
     maps, HRNet's three branches after stage 3 (strides 4, 8, 16, with the V blocks in the 1/16 one,
@@ -281,17 +283,23 @@ class VTTransPose(HRNetSLayers, PoseModel):
             )
         self.init_backbone(backbone_weights)
 
-    def init_backbone(self, weights: str | Path = "imagenet") -> BackboneLoadReport:
-        """Initialise the stem and stages 1-3 from ImageNet HRNet-W32, as the official recipe does.
+    def init_backbone(self, weights: str | Path = "imagenet") -> BackboneLoadReport | None:
+        """Initialise the stem and stages 1-3 from ImageNet HRNet-W32, as the official recipe does, or He-normal.
 
         Args:
             weights: ``"imagenet"`` (``timm/hrnet_w32.ms_in1k`` at a pinned commit, through huggingface_hub) or a
-                safetensors file in the same layout; see :func:`~vttranspose.imagenet.load_backbone_weights`.
+                safetensors file in the same layout (see :func:`~vttranspose.imagenet.load_backbone_weights`);
+                ``"kaiming"``: no file, the start of HRNet's own training from scratch
+                (:func:`~vttranspose.scratch_init.init_backbone_kaiming`).
 
         Returns:
-            The report, also kept as ``self.backbone_report``.
+            The load report, also kept as ``self.backbone_report``; None for ``"kaiming"`` (nothing is loaded).
         """
-        self.backbone_report = load_backbone_weights(self, weights)
+        if str(weights) == KAIMING:
+            init_backbone_kaiming(self)
+            self.backbone_report = None
+        else:
+            self.backbone_report = load_backbone_weights(self, weights)
         return self.backbone_report
 
     def training_task(self, global_batch_size: int) -> TopDownTask:

@@ -532,8 +532,9 @@ def _add_train_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--backbone-weights",
         default=None,
-        metavar="imagenet|none|PATH",
-        help="backbone initialisation of the VTTransPose family (default: imagenet on COCO data, none on synthetic)",
+        metavar="imagenet|kaiming|none|PATH",
+        help="backbone initialisation of the VTTransPose family: ImageNet weights, He-normal from scratch, the "
+        "official N(0, 0.001), or a safetensors file (default: imagenet on COCO data, kaiming on synthetic)",
     )
 
 

@@ -143,7 +143,7 @@ class TrainRunOptions:
         channels_last: Train with channels-last weights and activations.
         compile: Train through ``torch.compile`` of the model.
         backbone_weights: Backbone initialisation of models that have one (``model.init_backbone``, the
-            VTTransPose family): ``"imagenet"``, ``"none"`` or a safetensors path; ``None`` picks
+            VTTransPose family): ``"imagenet"``, ``"kaiming"``, ``"none"`` or a safetensors path; ``None`` picks
             :func:`backbone_choice`'s default.
         recipe: Replaces the model's :attr:`~posecommon.PoseModel.train_recipe`.
     """
@@ -184,8 +184,9 @@ class TrainRunOptions:
 
 def backbone_choice(model: PoseModel, data: str | Path, requested: str | None) -> str:
     """The backbone initialisation a run uses: ``requested``, else ``"imagenet"`` on COCO-format data (the
-    official TransPose recipe, ``MODEL.PRETRAINED`` in the TP-H-S yaml) and ``"none"`` on synthetic data (which
-    stays offline), for models with an ``init_backbone`` method; ``"none"`` for the others.
+    official TransPose recipe, ``MODEL.PRETRAINED`` in the TP-H-S yaml) and ``"kaiming"`` on synthetic data (which
+    stays offline, so it starts the backbone as HRNet's own from-scratch training does:
+    ``vttranspose.scratch_init``), for models with an ``init_backbone`` method; ``"none"`` for the others.
 
     Raises:
         InvalidInputError: a backbone initialisation is requested for a model that has none.
@@ -197,7 +198,9 @@ def backbone_choice(model: PoseModel, data: str | Path, requested: str | None) -
         )
     if requested is not None:
         return requested
-    return "imagenet" if supported and str(data) != "synthetic" else "none"
+    if not supported:
+        return "none"
+    return "kaiming" if str(data) == "synthetic" else "imagenet"
 
 
 def effective_recipe(
@@ -243,13 +246,15 @@ def effective_recipe(
 def _run_initialisation(recipe: TrainRecipe, options: TrainRunOptions, backbone: str) -> str | None:
     """How a run with ``backbone`` (:func:`backbone_choice`) and ``options.init_weights`` starts, followed by the
     recipe's words, where the recipe's words alone would not say it; None where they do."""
-    start = {"none": "from scratch", "imagenet": "ImageNet backbone weights"}.get(
-        backbone, f"backbone weights from {backbone}"
-    )
+    start = {
+        "none": "from scratch",
+        "kaiming": "from scratch, He-normal backbone (--backbone-weights kaiming)",
+        "imagenet": "ImageNet backbone weights",
+    }.get(backbone, f"backbone weights from {backbone}")
     if options.init_weights is not None:
         start += f", then the tensors of {options.init_weights} whose name and shape match (--init-weights)"
         return f"{start}; the recipe's: {recipe.initialisation}"
-    both_from_scratch = start == "from scratch" and recipe.initialisation.startswith("from scratch")
+    both_from_scratch = backbone == "none" and recipe.initialisation.startswith("from scratch")
     both_imagenet = backbone == "imagenet" and "ImageNet" in recipe.initialisation
     return None if both_from_scratch or both_imagenet else f"{start}; the recipe's: {recipe.initialisation}"
 
@@ -460,7 +465,8 @@ def check_train_options(options: TrainRunOptions) -> None:
         raise InvalidInputError(f"unknown optimizer {options.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if options.schedule not in (None, "recipe", "cosine"):
         raise InvalidInputError(f"unknown schedule {options.schedule!r}; choose 'recipe' or 'cosine'")
-    if options.backbone_weights not in (None, "imagenet", "none") and not Path(options.backbone_weights).is_file():
+    named = (None, "imagenet", "kaiming", "none")
+    if options.backbone_weights not in named and not Path(options.backbone_weights).is_file():
         raise WeightsNotFoundError(f"--backbone-weights {options.backbone_weights}: no such file")
     if options.init_weights is not None:
         init_weights_file(options.init_weights)
