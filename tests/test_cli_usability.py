@@ -87,6 +87,7 @@ def test_train_help_prints_the_recipe_the_run_uses_without_training(tmp_path, mo
     class Trainer(train_run.Trainer):
         def fit(self, *args, **kwargs):
             built["config"] = self.config
+            built["conv1_std"] = float(self.model.conv1.weight.std())
             raise TrainingStartedError
 
     monkeypatch.setattr("posecommon.app.train_run.Trainer", Trainer)
@@ -98,6 +99,8 @@ def test_train_help_prints_the_recipe_the_run_uses_without_training(tmp_path, mo
     recipe = printed[printed.index("recipe: ") : printed.index("\n", printed.index("  steps "))]
     assert recipe in help_text  # the recipe printed at the start of the run, line for line
     assert built["config"].total_steps == 3 and built["config"].batch_size == 2 and built["config"].lr == 0.002
+    # synthetic data: the backbone starts He-normal (sqrt(2 / fan_out) = 0.059 for conv1), as the recipe says
+    assert "from scratch, He-normal backbone" in recipe and 0.05 < built["conv1_std"] < 0.07
     saved = json.loads((tmp_path / "run" / "recipe.json").read_text())
     assert (saved["steps"], saved["run"]["steps"]) == (3, 3)
 
