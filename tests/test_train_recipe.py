@@ -85,7 +85,7 @@ def test_steps_make_a_short_per_step_cosine_run_and_flags_override_the_recipe():
     options = _options(argv)
     recipe = effective_recipe(VTTRANSPOSE_RECIPE, options)
     config = train_config_from_recipe(recipe, options, steps_per_epoch=25, num_workers=1)
-    assert (config.total_steps, config.batch_size, config.schedule, config.warmup_steps) == (800, 8, "cosine", 20)
+    assert (config.total_steps, config.batch_size, config.schedule, config.warmup_steps) == (600, 8, "cosine", 20)
     assert (config.optimizer, config.lr, config.lr_final, config.momentum, config.weight_decay) == (
         "adam", 2e-3, 2e-5, 0.9, 0.0
     )  # fmt: skip

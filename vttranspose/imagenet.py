@@ -182,8 +182,8 @@ def download_imagenet_backbone(hub_file: HubFile = IMAGENET_HRNET_W32) -> tuple[
     except (HubUnavailableError, WeightsNotFoundError) as err:
         raise type(err)(
             f"{err} To train without the ImageNet initialisation, pass backbone_weights='kaiming' (posezoo train "
-            "--backbone-weights kaiming: He-normal, as HRNet trains from scratch) or 'none' (the official N(0, 0.001)); "
-            "or download the file elsewhere and pass its path."
+            "--backbone-weights kaiming: He-normal, as HRNet trains from scratch) or 'none' (the official "
+            "N(0, 0.001)); or download the file elsewhere and pass its path."
         ) from err
     blob = path.resolve()
     what = f"{hub_file.filename} of {hub_file.repo_id}@{hub_file.revision}"
