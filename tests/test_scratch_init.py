@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 from torch import nn
 
 import vttranspose
-from vttranspose.imagenet import PRETRAINED_LAYERS
+from vttranspose.imagenet import PRETRAINED_LAYERS, in_backbone
 
 SIZE = (64, 48)
 
@@ -18,7 +19,7 @@ def _backbone_convs(model: nn.Module) -> dict[str, nn.Conv2d]:
     return {
         name: module
         for name, module in model.named_modules()
-        if isinstance(module, nn.Conv2d) and name.split(".", 1)[0] in PRETRAINED_LAYERS
+        if isinstance(module, nn.Conv2d) and in_backbone(name)
     }
 
 
@@ -34,7 +35,7 @@ def pair() -> tuple[nn.Module, nn.Module]:
 def test_kaiming_start_draws_every_backbone_conv_he_normal_fan_out(pair):
     _, model = pair
     convs = _backbone_convs(model)
-    assert vttranspose.init_backbone_kaiming(model) == tuple(convs)  # the same layers, in module order
+    assert vttranspose.init_backbone_kaiming(copy.deepcopy(model)) == tuple(convs)  # the same layers, in order
     standardised = []
     for conv in convs.values():
         fan_out = conv.weight.shape[0] * conv.weight[0, 0].numel()

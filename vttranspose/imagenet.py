@@ -48,6 +48,7 @@ __all__ = [
     "BackboneLoadReport",
     "HubFile",
     "download_imagenet_backbone",
+    "in_backbone",
     "load_backbone_weights",
     "plan_backbone_load",
 ]
@@ -112,8 +113,9 @@ class BackboneLoadReport:
         )
 
 
-def _in_backbone(key: str) -> bool:
-    return key.split(".", 1)[0] in PRETRAINED_LAYERS
+def in_backbone(name: str) -> bool:
+    """Whether a state-dict key or module name lies in :data:`PRETRAINED_LAYERS` (the stem and stages 1-3)."""
+    return name.split(".", 1)[0] in PRETRAINED_LAYERS
 
 
 def plan_backbone_load(
@@ -137,14 +139,14 @@ def plan_backbone_load(
         IncompatibleWeightsError: a shape differs, a backbone entry other than a V block or ``num_batches_tracked``
             is missing from the file, or nothing loads.
     """
-    ignored = tuple(k for k in file_shapes if not _in_backbone(k))
-    skipped = tuple(k for k in file_shapes if _in_backbone(k) and k not in model_shapes)
+    ignored = tuple(k for k in file_shapes if not in_backbone(k))
+    skipped = tuple(k for k in file_shapes if in_backbone(k) and k not in model_shapes)
     mismatched = [
         f"{k}: file {tuple(file_shapes[k])} vs model {tuple(model_shapes[k])}"
         for k in file_shapes
-        if _in_backbone(k) and k in model_shapes and tuple(file_shapes[k]) != tuple(model_shapes[k])
+        if in_backbone(k) and k in model_shapes and tuple(file_shapes[k]) != tuple(model_shapes[k])
     ]
-    backbone = [k for k in model_shapes if _in_backbone(k)]
+    backbone = [k for k in model_shapes if in_backbone(k)]
     loaded = tuple(k for k in backbone if k in file_shapes)
     kept = tuple(k for k in backbone if k not in file_shapes)
     missing = [k for k in kept if not k.startswith(replaced_prefixes) and not k.endswith("num_batches_tracked")]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .imagenet import PRETRAINED_LAYERS
+from .imagenet import in_backbone
 
 __all__ = ["KAIMING", "init_backbone_kaiming"]
 
@@ -46,7 +46,7 @@ def init_backbone_kaiming(model: nn.Module) -> tuple[str, ...]:
     """
     convs = []
     for name, module in model.named_modules():
-        if name.split(".", 1)[0] not in PRETRAINED_LAYERS:
+        if not in_backbone(name):
             continue
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
